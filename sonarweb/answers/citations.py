@@ -1,0 +1,111 @@
+"""A markdown-it plugin that turns ``[n]`` citation markers into links to source cards.
+
+It is an inline rule, so it sees only prose: code spans and code blocks never reach it, and
+neither does text inside a link's label (a link cannot contain another link). Each bracket
+group of a run such as ``[1][2]`` or ``[1, 2, 3]`` is checked on its own; a group with a
+number outside the citable sources (or 0) stays literal text, because a marker that points
+nowhere is more honest as text than as a dead link.
+
+The marker links to its card ``#source-n`` in the page rather than to the web page itself:
+following a marker keeps the reader in the answer, the card (and the hover card that
+answer.js clones from it) carries the outbound link that opens in a new tab, and the snippet
+is written once per source instead of once per marker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+
+from sonarweb.answers.sources import Source
+
+ENV_SOURCES = "answer_sources"
+ENV_COUNT = "answer_citable"
+ENV_CITED = "answer_cited"
+ENV_LINKS = "answer_cite_links"
+
+_GROUP = re.compile(r"\[ ?(\d{1,4}(?: ?, ?\d{1,4})*) ?\]")
+
+
+def _groups(state: StateInline, count: int) -> tuple[list[int], int]:
+    """Numbers of the run of valid bracket groups at ``state.pos`` and where the run ends."""
+    src, pos = state.src, state.pos
+    numbers: list[int] = []
+    while True:
+        match = _GROUP.match(src, pos)
+        if match is None:
+            break
+        end = match.end()
+        # `[1](https://...)` is an ordinary markdown link whose text happens to be a number.
+        if src.startswith("(", end):
+            break
+        group = [int(n) for n in match.group(1).split(",")]
+        if not all(0 < n <= count for n in group):
+            break
+        numbers.extend(group)
+        pos = end
+    return numbers, pos
+
+
+def citation_rule(state: StateInline, silent: bool) -> bool:
+    # Silent mode only serves link-label scanning, which would take a consumed `[2]` for a
+    # nested link and give up on `[see [2]](https://...)`; as plain text it scans fine.
+    if silent or state.linkLevel > 0 or state.src[state.pos] != "[":
+        return False
+    count: int = state.env.get(ENV_COUNT, 0)
+    if not count:
+        return False
+    numbers, end = _groups(state, count)
+    if not numbers:
+        return False
+    token = state.push("citation", "sup", 0)
+    token.meta = {"numbers": numbers}
+    token.markup = state.src[state.pos : end]
+    state.env.setdefault(ENV_CITED, set()).update(numbers)
+    state.pos = end
+    return True
+
+
+def _marker_link(source: Source) -> str:
+    label = escape(source.label)
+    n = source.number
+    return (
+        f'<a class="cite" href="#source-{n}" data-source="{n}" '
+        f'aria-label="Source {n}: {label}" title="{label}">{n}</a>'
+    )
+
+
+def render_citation(
+    self: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    # Long answers repeat the same few markers hundreds of times: build each link once.
+    links: dict[int, str] = env.setdefault(ENV_LINKS, {})
+    sources: Sequence[Source] = env[ENV_SOURCES]
+    parts = []
+    for n in tokens[idx].meta["numbers"]:
+        link = links.get(n)
+        if link is None:
+            link = links[n] = _marker_link(sources[n - 1])
+        parts.append(link)
+    return f'<sup class="cites">{"".join(parts)}</sup>'
+
+
+def citations_plugin(md: MarkdownIt) -> None:
+    # Before "link" so that `[1]` wins over a shortcut reference link to a `[1]: url` definition.
+    md.inline.ruler.before("link", "citation", citation_rule)
+    md.add_render_rule("citation", render_citation)
+
+
+def citation_env(sources: Sequence[Source]) -> dict[str, Any]:
+    """The markdown-it env that lets markers reach ``sources`` (citable ones come first)."""
+    return {ENV_SOURCES: sources, ENV_COUNT: sum(1 for s in sources if s.citable)}
+
+
+def cited_numbers(env: dict[str, Any]) -> set[int]:
+    return set(env.get(ENV_CITED, ()))

@@ -1,0 +1,300 @@
+"""The only code that speaks HTTP to Perplexity's async Sonar API.
+
+Every call has explicit connect and read timeouts, and every failure becomes one
+of the typed errors below, each with a sentence a person understands. The API
+key travels only in the Authorization header: it is never put in a URL, an
+exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .payload import Job, JobPage, JobSummary, PayloadError, parse_job, parse_page, parse_summary
+
+log = logging.getLogger("sonarweb.upstream")
+
+USER_AGENT = "sonarweb/0.1 (+https://github.com/sonarweb)"
+
+
+class UpstreamError(Exception):
+    """Base of every failure talking to upstream. ``transient`` ones are retried."""
+
+    transient = True
+    message = "Perplexity could not be reached."
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message or self.message)
+        self.status = status
+
+    @property
+    def note(self) -> str:
+        return str(self)
+
+
+class NetworkError(UpstreamError):
+    message = "Perplexity could not be reached (network error)."
+
+
+class UpstreamTimeout(UpstreamError):
+    message = "Perplexity did not answer in time."
+
+
+class ServerError(UpstreamError):
+    message = "Perplexity had a server error."
+
+
+class BadPayload(UpstreamError):
+    message = "Perplexity sent an answer that could not be read."
+
+
+class WrongJob(BadPayload):
+    message = "Perplexity answered with a different job than the one asked for."
+
+
+class RateLimited(UpstreamError):
+    message = "Perplexity is rate-limiting this API key."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class Unauthorized(UpstreamError):
+    transient = False
+    message = "Perplexity rejected the API key."
+
+
+class NotFound(UpstreamError):
+    transient = False
+    message = "Perplexity does not know this request id."
+
+
+class Rejected(UpstreamError):
+    """422 and other 4xx: the request itself is wrong; retrying will not help."""
+
+    transient = False
+    message = "Perplexity rejected the request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status)
+        self.details = details or []
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds to wait: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What one upstream call did, for logs and the staff call log. Never holds the key."""
+
+    method: str
+    endpoint: str
+    request_id: str
+    status: int | None
+    duration_ms: int
+    error: str
+
+
+def _validation_details(body: Any) -> list[str]:
+    details = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(details, str):
+        return [details]
+    out: list[str] = []
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict):
+            loc = ".".join(str(p) for p in item.get("loc", []) if p not in ("body", "request"))
+            msg = str(item.get("msg", "invalid"))
+            out.append(f"{loc}: {msg}" if loc else msg)
+    return out
+
+
+class PerplexityClient:
+    """A small synchronous client; one instance per API key and unit of work."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 20.0,
+        transport: httpx.BaseTransport | None = None,
+        on_call: Callable[[CallRecord], None] | None = None,
+    ) -> None:
+        self._on_call = on_call
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __enter__(self) -> PerplexityClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # The three calls -----------------------------------------------------
+
+    def get_job(self, request_id: str) -> tuple[Job, str]:
+        """One job and its JSON text as received. Raises WrongJob for any other document."""
+        path = f"/v1/async/sonar/{quote(request_id, safe='')}"
+        raw, text = self._call("GET", path, endpoint="get", request_id=request_id)
+        try:
+            job = parse_job(raw)
+        except PayloadError as exc:
+            raise WrongJob(str(exc)) from exc
+        if job.id != request_id:
+            raise WrongJob()
+        return job, text
+
+    def list_jobs(self, next_token: str | None = None) -> JobPage:
+        params = {"next_token": next_token} if next_token else None
+        raw, _ = self._call("GET", "/v1/async/sonar", endpoint="list", params=params)
+        try:
+            return parse_page(raw)
+        except PayloadError as exc:
+            raise BadPayload(str(exc)) from exc
+
+    def create_job(
+        self, request: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> tuple[JobSummary, Any]:
+        body: dict[str, Any] = {"request": request}
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        raw, _ = self._call("POST", "/v1/async/sonar", endpoint="create", json_body=body)
+        try:
+            return parse_summary(raw), raw
+        except PayloadError as exc:
+            raise BadPayload(str(exc)) from exc
+
+    # Plumbing --------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        request_id: str = "",
+        params: dict[str, str] | None = None,
+        json_body: Any = None,
+    ) -> tuple[Any, str]:
+        """The decoded JSON body and its text."""
+        started = time.monotonic()
+        status: int | None = None
+        error = ""
+        try:
+            try:
+                response = self._http.request(method, path, params=params, json=json_body)
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout() from exc
+            except httpx.HTTPError as exc:
+                raise NetworkError() from exc
+            status = response.status_code
+            return self._decode(response), response.text
+        except UpstreamError as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            record = CallRecord(
+                method=method,
+                endpoint=endpoint,
+                request_id=request_id,
+                status=status,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                error=error,
+            )
+            log.info(
+                "upstream %s %s request_id=%s status=%s duration_ms=%d%s",
+                method,
+                endpoint,
+                request_id or "-",
+                status if status is not None else "-",
+                record.duration_ms,
+                f" error={error}" if error else "",
+            )
+            if self._on_call is not None:
+                self._on_call(record)
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            body = None
+        if status == 401 or status == 403:
+            raise Unauthorized(status=status)
+        if status == 404:
+            raise NotFound(status=status)
+        if status == 429:
+            raise RateLimited(retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise ServerError(f"Perplexity had a server error (HTTP {status}).", status=status)
+        if status == 422 or 400 <= status < 500:
+            details = _validation_details(body)
+            text = "Perplexity rejected the request"
+            raise Rejected(
+                f"{text}: {'; '.join(details)}" if details else f"{text} (HTTP {status}).",
+                status=status,
+                details=details,
+            )
+        if not 200 <= status < 300:
+            raise BadPayload(f"Perplexity answered HTTP {status}.", status=status)
+        if body is None:
+            raise BadPayload("Perplexity sent an answer that is not JSON.", status=status)
+        return body
+
+
+def client_for_key(api_key: str, **kwargs: Any) -> PerplexityClient:
+    """A client configured from settings."""
+    from django.conf import settings
+
+    return PerplexityClient(
+        api_key,
+        base_url=settings.PERPLEXITY_API_BASE,
+        connect_timeout=settings.PERPLEXITY_CONNECT_TIMEOUT,
+        read_timeout=settings.PERPLEXITY_READ_TIMEOUT,
+        **kwargs,
+    )

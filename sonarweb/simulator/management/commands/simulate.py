@@ -1,0 +1,110 @@
+"""Serve the Sonar API simulator in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from sonarweb.simulator.app import Simulator
+from sonarweb.simulator.demo import DEMO_KEY, DEMO_UNTRACKED, seed_demo_jobs
+from sonarweb.simulator.server import serve
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Command(BaseCommand):
+    help = "Run a stand-in for Perplexity's async Sonar API (for the demo and manual testing)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8001, help="0 picks a free port.")
+        parser.add_argument(
+            "--demo", action="store_true", help=f"Accept {DEMO_KEY} and create the demo jobs."
+        )
+        parser.add_argument(
+            "--key",
+            action="append",
+            default=[],
+            dest="keys",
+            help="Accept this API key (repeatable). Without --key or --demo, any pplx- key works.",
+        )
+        parser.add_argument("--queue-seconds", type=float, default=2.0)
+        parser.add_argument("--run-seconds", type=float, default=20.0)
+        parser.add_argument("--page-size", type=int, default=20)
+        parser.add_argument(
+            "--create-limit",
+            type=int,
+            default=None,
+            help="Job creations allowed per key per minute (default: unlimited).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host: str = options["host"]
+        keys: list[str] = list(options["keys"])
+        if options["demo"]:
+            keys.append(DEMO_KEY)
+        # The /_sim/ control endpoints have no authentication, so they only exist when nothing
+        # but this machine can reach them.
+        control = _is_loopback(host)
+        sim = Simulator(
+            keys or None,
+            queue_seconds=options["queue_seconds"],
+            run_seconds=options["run_seconds"],
+            page_size=options["page_size"],
+            create_limit_per_minute=options["create_limit"],
+            control=control,
+        )
+        tracked = seed_demo_jobs(sim) if options["demo"] else []
+        try:
+            server = serve(sim, host=host, port=options["port"])
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{options['port']}: {exc}") from exc
+
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: Any) -> None:
+            stop.set()
+
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self._announce(server.url, keys, tracked, control)
+            # A timed wait keeps the main thread responsive to signals on every platform.
+            while not stop.wait(0.5):
+                pass
+        finally:
+            server.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stdout.write("Simulator stopped.")
+
+    def _announce(self, url: str, keys: list[str], tracked: list[Any], control: bool) -> None:
+        out = self.stdout
+        out.write(f"Sonar API simulator listening on {url}")
+        if keys:
+            # Only the last four characters: the terminal may be shared or recorded.
+            out.write("Accepted keys: " + ", ".join(f"…{k[-4:]}" for k in keys))
+        else:
+            out.write("Accepting any key that looks like pplx-XXXXXXXX.")
+        if tracked:
+            out.write(f"Demo key: {DEMO_KEY}")
+            for job, label in zip(tracked, ("completed", "running", "failed"), strict=False):
+                out.write(f"  {label:<10} {job.id}  {job.model}  {job.question}")
+            for job in DEMO_UNTRACKED:
+                out.write(f"  {'untracked':<10} {job.id}  {job.model}  {job.question}")
+        if not control:
+            out.write("Control endpoints (/_sim/) are off: the host is not a loopback address.")
+        out.write("Press Ctrl-C to stop.")
+        out.flush()

@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from sonarweb.perplexity.payload import FINISHED_STATUSES
+
+from . import crypto
+
+
+class ApiKey(models.Model):
+    """A member's Perplexity API key, encrypted at rest; only its last four characters show."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_key"
+    )
+    encrypted = models.TextField()
+    last4 = models.CharField(max_length=4)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    # Set when upstream answers 401: polling with this key stops until it is replaced.
+    invalid_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.mask} ({self.user})"
+
+    def __repr__(self) -> str:
+        return f"<ApiKey {self.mask} user={self.user_id}>"
+
+    @property
+    def mask(self) -> str:
+        return f"pplx-…{self.last4}"
+
+    @property
+    def is_invalid(self) -> bool:
+        return self.invalid_since is not None
+
+    def set_secret(self, plaintext: str) -> None:
+        self.encrypted = crypto.encrypt(plaintext)
+        self.last4 = plaintext[-4:]
+        self.invalid_since = None
+
+    def reveal(self) -> str:
+        return crypto.decrypt(self.encrypted)
+
+
+class AppState(models.TextChoices):
+    """The app's own state, shown while upstream has given no status."""
+
+    PENDING = "PENDING", "Pending"
+    NOT_FOUND = "NOT_FOUND", "Not found upstream"
+    KEY_INVALID = "KEY_INVALID", "API key rejected"
+    ERROR = "ERROR", "Error"
+
+
+class UpstreamStatus(models.TextChoices):
+    CREATED = "CREATED", "Queued"
+    IN_PROGRESS = "IN_PROGRESS", "In progress"
+    COMPLETED = "COMPLETED", "Completed"
+    FAILED = "FAILED", "Failed"
+
+
+STATUS_SENTENCES = {
+    AppState.PENDING: "Waiting for the first answer from Perplexity.",
+    UpstreamStatus.CREATED: "Queued at Perplexity; the research has not started yet.",
+    UpstreamStatus.IN_PROGRESS: "Perplexity is researching; deep research takes minutes.",
+    UpstreamStatus.COMPLETED: "Finished. The answer is archived here.",
+    UpstreamStatus.FAILED: "Perplexity reported that the job failed.",
+    AppState.NOT_FOUND: (
+        "Perplexity does not know this request id. It may be mistyped, belong to another "
+        "account, or be older than the 7 days upstream keeps jobs."
+    ),
+    AppState.KEY_INVALID: "The API key used for this request was rejected or removed.",
+    AppState.ERROR: "Perplexity could not be asked about this request; retrying with backoff.",
+}
+STATUS_LABELS = {**dict(AppState.choices), **dict(UpstreamStatus.choices)}
+
+
+class TrackedRequestQuerySet(models.QuerySet["TrackedRequest"]):
+    def unfinished(self) -> TrackedRequestQuerySet:
+        return self.filter(next_poll_at__isnull=False)
+
+    def due(self, now: datetime | None = None) -> TrackedRequestQuerySet:
+        return self.filter(next_poll_at__lte=now or timezone.now())
+
+    def completed(self) -> TrackedRequestQuerySet:
+        return self.filter(status=UpstreamStatus.COMPLETED)
+
+    def for_key_owner(self, user_id: int) -> TrackedRequestQuerySet:
+        return self.filter(added_by_id=user_id)
+
+    def listing(self) -> TrackedRequestQuerySet:
+        """Rows for tables: without the large stored answer columns."""
+        return self.select_related("added_by").defer("raw_json", "rendered_html")
+
+
+def new_slug() -> str:
+    return secrets.token_urlsafe(9)
+
+
+class TrackedRequest(models.Model):
+    request_id = models.CharField(max_length=128, unique=True)
+    slug = models.CharField(max_length=16, unique=True, default=new_slug, editable=False)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="tracked_requests",
+    )
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+    question = models.TextField(blank=True)
+    title = models.CharField(max_length=200, blank=True)
+
+    # What upstream said last. ``status`` stays empty until the first answer.
+    status = models.CharField(max_length=16, choices=UpstreamStatus.choices, blank=True)
+    state = models.CharField(max_length=16, choices=AppState.choices, default=AppState.PENDING)
+    model = models.CharField(max_length=64, blank=True)
+    upstream_created_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    total_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+
+    # The archive: the COMPLETED (or FAILED) document exactly as received, and its rendering.
+    raw_json = models.TextField(blank=True)
+    rendered_html = models.TextField(blank=True)
+    render_version = models.PositiveIntegerField(default=0)
+
+    # Polling. ``next_poll_at`` is null once nothing is left to ask upstream.
+    next_poll_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveIntegerField(default=0)
+    not_found_strikes = models.PositiveSmallIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True)
+
+    objects = TrackedRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["next_poll_at"], name="tracked_next_poll")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(request_id=""), name="tracked_request_id_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+    def get_absolute_url(self) -> str:
+        return f"/r/{self.slug}/"
+
+    @property
+    def badge_status(self) -> str:
+        return self.status or self.state
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.badge_status, self.badge_status)
+
+    @property
+    def status_sentence(self) -> str:
+        return STATUS_SENTENCES.get(self.badge_status, "")
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def is_polling(self) -> bool:
+        return self.next_poll_at is not None
+
+    @property
+    def has_answer(self) -> bool:
+        return self.status == UpstreamStatus.COMPLETED and bool(self.raw_json)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.question or self.request_id
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        start = self.started_at or self.upstream_created_at
+        if start is None:
+            return None
+        end = self.completed_at or self.failed_at or timezone.now()
+        return max(end - start, timedelta(0))
+
+    @property
+    def elapsed_text(self) -> str:
+        elapsed = self.elapsed
+        if elapsed is None:
+            return ""
+        total = int(elapsed.total_seconds())
+        hours, rest = divmod(total, 3600)
+        minutes, seconds = divmod(rest, 60)
+        if hours:
+            return f"{hours} h {minutes} min"
+        if minutes:
+            return f"{minutes} min {seconds} s"
+        return f"{seconds} s"
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """Upstream forgets a job about a week after it was created."""
+        if self.upstream_created_at is None:
+            return None
+        return self.upstream_created_at + timedelta(days=7)

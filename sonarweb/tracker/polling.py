@@ -1,0 +1,174 @@
+"""Coalesced polling of one tracked request.
+
+``refresh_if_due`` may be called by every open badge in every process: an atomic
+``UPDATE ... WHERE next_poll_at <= now`` claims the row, so at most one upstream
+call is made per request per interval and the others read what it stored. All
+writes after the call are conditional on the row not being COMPLETED already, so
+an archived answer is never overwritten or lost by a later failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from sonarweb.perplexity import client as upstream
+from sonarweb.perplexity.payload import Job
+
+from .archive import render_stored
+from .models import ApiKey, AppState, TrackedRequest, UpstreamStatus
+from .scheduler import LEASE_SECONDS, NOT_FOUND_CONFIRM_SECONDS, backoff, poll_interval
+
+log = logging.getLogger("sonarweb.polling")
+
+# After this many failures in a row with no status at all, the badge says ERROR.
+ERROR_AFTER_FAILURES = 3
+
+
+def claim(tracked: TrackedRequest, now: datetime) -> bool:
+    """Take the right to call upstream for this row now. True for exactly one caller."""
+    claimed = TrackedRequest.objects.filter(pk=tracked.pk, next_poll_at__lte=now).update(
+        next_poll_at=now + timedelta(seconds=LEASE_SECONDS)
+    )
+    return claimed == 1
+
+
+def store(tracked: TrackedRequest, **fields: Any) -> None:
+    """Write fields unless the row is already archived as COMPLETED, then reload."""
+    fields["updated"] = timezone.now()
+    TrackedRequest.objects.filter(pk=tracked.pk).filter(
+        ~Q(status=UpstreamStatus.COMPLETED) | Q(raw_json="")
+    ).update(**fields)
+    tracked.refresh_from_db()
+
+
+def _cost(job: Job) -> Decimal | None:
+    cost = job.response.total_cost if job.response else None
+    if cost is None:
+        return None
+    try:
+        return Decimal(str(cost)).quantize(Decimal("0.000001"))
+    except InvalidOperation:
+        return None
+
+
+def job_fields(job: Job, raw_text: str, now: datetime, created: datetime) -> dict[str, Any]:
+    """What a successful answer changes on the row."""
+    fields: dict[str, Any] = {
+        "status": job.status if job.status in UpstreamStatus.values else "",
+        "model": job.model,
+        "upstream_created_at": job.created_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "failed_at": job.failed_at,
+        "error_message": job.error_message,
+        "last_polled_at": now,
+        "last_success_at": now,
+        "poll_failures": 0,
+        "not_found_strikes": 0,
+        "note": "",
+    }
+    if job.status not in UpstreamStatus.values:
+        fields["state"] = AppState.ERROR
+        fields["note"] = f"Perplexity reported an unknown status: {job.status[:40]}."
+    if job.finished:
+        fields["raw_json"] = raw_text
+        fields["next_poll_at"] = None
+        fields["total_cost"] = _cost(job)
+    else:
+        age = now - (job.created_at or created)
+        fields["next_poll_at"] = now + timedelta(seconds=poll_interval(age))
+    return fields
+
+
+def failure_fields(
+    tracked: TrackedRequest, exc: upstream.UpstreamError, now: datetime
+) -> dict[str, Any]:
+    """What a failed call changes on the row: never the last known status or answer."""
+    failures = tracked.poll_failures + 1
+    fields: dict[str, Any] = {"last_polled_at": now, "poll_failures": failures, "note": exc.note}
+    if isinstance(exc, upstream.NotFound):
+        strikes = tracked.not_found_strikes + 1
+        fields["not_found_strikes"] = strikes
+        if strikes >= 2:
+            fields["state"] = AppState.NOT_FOUND
+            fields["next_poll_at"] = None
+            fields["note"] = "Perplexity does not know this request id (checked twice)."
+        else:
+            fields["next_poll_at"] = now + timedelta(seconds=NOT_FOUND_CONFIRM_SECONDS)
+        return fields
+    if isinstance(exc, upstream.Unauthorized):
+        fields["state"] = AppState.KEY_INVALID
+        fields["next_poll_at"] = None
+        return fields
+    retry_after = exc.retry_after if isinstance(exc, upstream.RateLimited) else None
+    fields["next_poll_at"] = now + timedelta(seconds=backoff(failures, retry_after=retry_after))
+    if not exc.transient:
+        fields["state"] = AppState.ERROR
+    elif not tracked.status and failures >= ERROR_AFTER_FAILURES:
+        fields["state"] = AppState.ERROR
+    return fields
+
+
+def _key_for(tracked: TrackedRequest) -> ApiKey | None:
+    if tracked.added_by_id is None:
+        return None
+    return ApiKey.objects.filter(user_id=tracked.added_by_id).first()
+
+
+def stop_for_missing_key(tracked: TrackedRequest, key: ApiKey | None, now: datetime) -> None:
+    note = (
+        "The API key of the member who added this request was rejected by Perplexity; "
+        "it must be replaced in Settings."
+        if key is not None
+        else "The member who added this request has no API key saved."
+    )
+    store(tracked, state=AppState.KEY_INVALID, next_poll_at=None, note=note, last_polled_at=now)
+
+
+def refresh(tracked: TrackedRequest, now: datetime) -> None:
+    """Call upstream for a row this caller has claimed, and store the outcome."""
+    key = _key_for(tracked)
+    if key is None or key.is_invalid:
+        stop_for_missing_key(tracked, key, now)
+        return
+    try:
+        with upstream.client_for_key(key.reveal()) as api:
+            job, raw_text = api.get_job(tracked.request_id)
+    except upstream.UpstreamError as exc:
+        if isinstance(exc, upstream.Unauthorized):
+            ApiKey.objects.filter(pk=key.pk, invalid_since__isnull=True).update(invalid_since=now)
+        if isinstance(exc, upstream.WrongJob):
+            log.warning("upstream answered another document for request_id=%s", tracked.request_id)
+        store(tracked, **failure_fields(tracked, exc, now))
+        return
+    store(tracked, **job_fields(job, raw_text, now, tracked.created))
+    if tracked.has_answer:
+        render_stored(tracked)
+
+
+def refresh_if_due(tracked: TrackedRequest, now: datetime | None = None) -> TrackedRequest:
+    """Poll upstream for this request if it is due and nobody else is doing it."""
+    now = now or timezone.now()
+    if tracked.next_poll_at is None or tracked.next_poll_at > now:
+        return tracked
+    if claim(tracked, now):
+        refresh(tracked, now)
+    else:
+        tracked.refresh_from_db()
+    return tracked
+
+
+def resume_for_user(user_id: int) -> int:
+    """After a key is saved: poll again every unfinished request it stopped."""
+    return (
+        TrackedRequest.objects.filter(added_by_id=user_id, next_poll_at__isnull=True)
+        .exclude(status__in=[UpstreamStatus.COMPLETED, UpstreamStatus.FAILED])
+        .exclude(state=AppState.NOT_FOUND)
+        .update(next_poll_at=timezone.now(), state=AppState.PENDING, note="", poll_failures=0)
+    )

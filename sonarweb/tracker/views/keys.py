@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_http_methods, require_POST
+
+from sonarweb.perplexity import client as upstream
+
+from ..forms import ApiKeyForm
+from ..models import ApiKey
+from ..polling import resume_for_user
+from .access import key_of
+
+log = logging.getLogger("sonarweb.keys")
+
+
+@sensitive_variables("secret")
+def _check_with_upstream(secret: str) -> str | None:
+    """One list call. Returns a warning for network trouble; raises Unauthorized for 401."""
+    try:
+        with upstream.client_for_key(secret) as api:
+            api.list_jobs()
+    except upstream.Unauthorized:
+        raise
+    except upstream.UpstreamError as exc:
+        return f"The key was saved, but it could not be checked: {exc.note}"
+    return None
+
+
+@sensitive_post_parameters("api_key")
+@sensitive_variables("secret")
+@require_http_methods(["GET", "HEAD", "POST"])
+def settings_view(request: HttpRequest) -> HttpResponse:
+    key = key_of(request)
+    form = ApiKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        secret = form.cleaned_data["api_key"]
+        try:
+            warning = _check_with_upstream(secret)
+        except upstream.Unauthorized:
+            form.add_error("api_key", "Perplexity rejected this key (401). Check it and try again.")
+        else:
+            key = key or ApiKey(user=request.user)
+            key.set_secret(secret)
+            key.save()
+            resumed = resume_for_user(request.user.pk)
+            log.info("user_id=%s saved an API key (resumed %d requests)", request.user.pk, resumed)
+            if warning:
+                messages.warning(request, warning)
+            else:
+                messages.success(request, f"API key {key.mask} saved and checked.")
+            return HttpResponseRedirect("/settings/", status=303)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "tracker/settings.html", {"form": form, "key": key}, status=status)
+
+
+@require_POST
+def delete_key(request: HttpRequest) -> HttpResponse:
+    deleted, _ = ApiKey.objects.filter(user_id=request.user.pk).delete()
+    if deleted:
+        messages.success(request, "Your API key was removed.")
+    return HttpResponseRedirect("/settings/", status=303)

@@ -1,0 +1,548 @@
+"""render_completion: the answer, markers, sources, reasoning, gallery, related, usage."""
+
+from __future__ import annotations
+
+import time
+from html.parser import HTMLParser
+from random import Random
+from typing import Any
+
+import pytest
+
+from sonarweb.answers import RENDER_VERSION, render_completion
+from sonarweb.answers.sections import usd
+from sonarweb.perplexity.payload import Completion, parse_completion
+
+
+class Element:
+    def __init__(self, tag: str, attrs: dict[str, str | None]) -> None:
+        self.tag = tag
+        self.attrs = attrs
+        self.text = ""
+
+    @property
+    def classes(self) -> set[str]:
+        return set((self.attrs.get("class") or "").split())
+
+    def __repr__(self) -> str:
+        return f"<{self.tag} {self.attrs}>{self.text[:40]}"
+
+
+class Dom(HTMLParser):
+    """Just enough DOM for assertions: every element with its attributes and text content."""
+
+    VOID = {"br", "img", "hr", "input", "meta", "link", "source", "wbr", "col"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[Element] = []
+        self._open: list[Element] = []
+        self.text = ""
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = Element(tag, dict(attrs))
+        self.elements.append(element)
+        if tag not in self.VOID:
+            self._open.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i].tag == tag:
+                del self._open[i:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+        for element in self._open:
+            element.text += data
+
+    def find(self, tag: str = "", cls: str = "", **attrs: str) -> list[Element]:
+        found = []
+        for e in self.elements:
+            if tag and e.tag != tag:
+                continue
+            if cls and cls not in e.classes:
+                continue
+            if any(e.attrs.get(k.replace("_", "-")) != v for k, v in attrs.items()):
+                continue
+            found.append(e)
+        return found
+
+    def one(self, tag: str = "", cls: str = "", **attrs: str) -> Element:
+        found = self.find(tag, cls, **attrs)
+        assert len(found) == 1, found
+        return found[0]
+
+
+def raw(content: Any = "", **fields: Any) -> Completion:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if "reasoning_steps" in fields:
+        message["reasoning_steps"] = fields.pop("reasoning_steps")
+    finish = fields.pop("finish_reason", "stop")
+    doc = {"id": "c1", "model": "sonar-pro", "created": 1_750_000_000}
+    doc["choices"] = [{"index": 0, "finish_reason": finish, "message": message}]
+    doc.update(fields)
+    completion = parse_completion(doc)
+    assert completion is not None
+    return completion
+
+
+SOURCES = {
+    "citations": ["https://www.alpha.com/a", "https://beta.org/b/", "https://gamma.net/c"],
+    "search_results": [
+        {"url": "https://gamma.net/c", "title": "Gamma report", "date": "2024-03-01",
+         "snippet": "Gamma snippet text."},
+        {"url": "https://www.alpha.com/a", "title": "Alpha study", "date": "2023-11-20",
+         "last_updated": "2024-01-01", "snippet": "Alpha snippet text."},
+        {"url": "https://beta.org/b", "title": "Beta post", "snippet": "Beta snippet."},
+    ],
+}  # fmt: skip
+
+
+def render(content: Any = "", **fields: Any) -> Dom:
+    return Dom(render_completion(raw(content, **fields)))
+
+
+def cite_targets(dom: Dom) -> list[str]:
+    return [a.attrs["data-source"] or "" for a in dom.find("a", "cite")]
+
+
+# --- citation markers ------------------------------------------------------------------------
+
+
+def test_single_marker_links_to_its_source_card() -> None:
+    dom = render("Batteries got cheaper [1].", **SOURCES)
+    sup = dom.one("sup", "cites")
+    link = dom.one("a", "cite")
+    assert sup.text == "1"
+    assert link.attrs["href"] == "#source-1"
+    assert link.attrs["data-source"] == "1"
+    # Citation 1 is alpha.com: its card data comes from the search result with that URL.
+    assert link.attrs["title"] == "Alpha study (alpha.com)"
+    assert link.attrs["aria-label"] == "Source 1: Alpha study (alpha.com)"
+    assert dom.one("li", "source-card", id="source-1")
+
+
+def test_runs_and_comma_lists_become_one_group_each() -> None:
+    dom = render("Run [1][2]. List [1, 3]. Tight [1,2,3].", **SOURCES)
+    groups = dom.find("sup", "cites")
+    assert [g.text for g in groups] == ["12", "13", "123"]
+    assert cite_targets(dom) == ["1", "2", "1", "3", "1", "2", "3"]
+    assert "[" not in "".join(g.text for g in groups)
+
+
+def test_out_of_range_and_zero_markers_stay_text() -> None:
+    dom = render("Too far [4]. Zero [0]. Mixed [1, 9]. Good [2][7].", **SOURCES)
+    assert cite_targets(dom) == ["2"]
+    body = dom.one("div", "answer-body").text
+    assert "Too far [4]" in body
+    assert "Zero [0]" in body
+    assert "Mixed [1, 9]" in body
+    assert "[7]" in body
+    assert not dom.find("a", href="#source-4")
+
+
+def test_markers_in_code_stay_literal() -> None:
+    dom = render("Inline `x[1]` here.\n\n```python\nitems[2]\n```\n\n    indented[3]\n", **SOURCES)
+    assert cite_targets(dom) == []
+    codes = [c.text for c in dom.find("code")]
+    assert "x[1]" in codes
+    assert "items[2]\n" in codes
+    assert dom.one("code", "language-python")
+
+
+def test_markers_do_not_break_real_links() -> None:
+    dom = render("[1](https://example.com/one) and [see [2]](https://example.com/two)", **SOURCES)
+    assert cite_targets(dom) == []
+    links = {a.attrs["href"]: a.text for a in dom.find("a") if "cite" not in a.classes}
+    assert links["https://example.com/one"] == "1"
+    assert links["https://example.com/two"] == "see [2]"
+
+
+def test_without_citations_markers_use_search_results_in_order() -> None:
+    dom = render("First [1], third [3].", search_results=SOURCES["search_results"])
+    assert dom.one("a", "cite", data_source="1").attrs["title"] == "Gamma report (gamma.net)"
+    assert dom.one("a", "cite", data_source="3").attrs["title"] == "Beta post (beta.org)"
+
+
+def test_no_sources_means_no_markers() -> None:
+    dom = render("Nothing to cite [1].")
+    assert cite_targets(dom) == []
+    assert "Nothing to cite [1]." in dom.text
+
+
+# --- sources panel ---------------------------------------------------------------------------
+
+
+def test_source_cards_show_title_domain_date_snippet_and_cited_mark() -> None:
+    fields = dict(SOURCES)
+    fields["search_results"] = [
+        *SOURCES["search_results"],
+        {"url": "https://delta.io/d", "title": "Delta, never cited", "snippet": "Delta."},
+    ]
+    dom = render("Only [1] and [3].", **fields)
+    cards = dom.find("li", "source-card")
+    assert [c.attrs["id"] for c in cards] == ["source-1", "source-2", "source-3", "source-4"]
+    assert [("cited" in c.classes) for c in cards] == [True, False, True, False]
+    first = cards[0]
+    assert "Alpha study" in first.text
+    assert "alpha.com" in first.text
+    assert "2023-11-20" in first.text
+    assert "Alpha snippet text." in first.text
+    title = dom.find("a", "source-title")[0]
+    assert title.attrs["href"] == "https://www.alpha.com/a"
+    assert title.attrs["target"] == "_blank"
+    assert title.attrs["rel"] == "noopener noreferrer"
+    # Beta's citation has a trailing slash its search result lacks; they still match.
+    assert "Beta snippet." in cards[1].text
+    assert "Delta, never cited" in cards[3].text
+    assert dom.one(id="answer-sources")
+    # An appended search result is shown but is not citable.
+    assert cite_targets(render("Delta [4].", **fields)) == []
+
+
+def test_citation_without_search_result_gets_card_from_url() -> None:
+    dom = render("See [1].", citations=["https://www.lonely.example.com/page?x=1"])
+    card = dom.one("li", "source-card", id="source-1")
+    assert dom.one("a", "source-title").text == "lonely.example.com"
+    assert "cited" in card.classes
+    assert dom.one("a", "cite").attrs["title"] == "lonely.example.com"
+
+
+# --- markdown and headings -------------------------------------------------------------------
+
+
+def test_markdown_features() -> None:
+    text = (
+        "Some ~~old~~ *new* text.\n\n"
+        "| Name | Value |\n|:-----|------:|\n| a<br>b | 1 |\n\n"
+        "- [x] done\n- [ ] todo\n\n"
+        "Note[^n].\n\n[^n]: The footnote.\n\n"
+        "```js\nlet a = 1;\n```\n"
+    )
+    dom = render(text)
+    assert dom.one("s").text == "old"
+    assert dom.one("td", "align-right").text == "1"
+    assert dom.one("th", "align-left").text == "Name"
+    assert all("style" not in e.attrs for e in dom.elements)
+    assert dom.find("br")
+    boxes = dom.find("span", "task-box")
+    assert [b.attrs["aria-label"] for b in boxes] == ["Done", "Not done"]
+    assert not dom.find("input")
+    assert "The footnote." in dom.one("section", "footnotes").text
+    assert dom.one("code", "language-js").text == "let a = 1;\n"
+
+
+def test_links_open_in_a_new_tab_and_bare_urls_are_linked() -> None:
+    text = "[Doc](https://docs.example.com/x) and https://bare.example.com/p and [rel](/admin/)."
+    dom = render(text)
+    links = {a.attrs["href"]: a for a in dom.find("a")}
+    assert set(links) == {"https://docs.example.com/x", "https://bare.example.com/p"}
+    for link in links.values():
+        assert link.attrs["target"] == "_blank"
+        assert link.attrs["rel"] == "noopener noreferrer"
+    # A relative link leads nowhere useful from our page: its text stays, the link goes.
+    assert "and rel." in dom.text
+
+
+def test_headings_get_ids_anchors_and_a_contents_list() -> None:
+    text = "# Overview\n\nx\n\n## Costs\n\ny\n\n## Costs\n\nz\n\n### Source 1\n\nw\n"
+    dom = render(text, **SOURCES)
+    headings = [e for e in dom.elements if e.tag in ("h2", "h3", "h4") and "id" in e.attrs]
+    body_headings = [h for h in headings if not h.attrs["id"].startswith("answer-")]
+    assert [h.tag for h in body_headings] == ["h2", "h3", "h3", "h4"]
+    ids = [h.attrs["id"] for h in body_headings]
+    assert ids == ["overview", "costs", "costs-1", "source-1-section"]
+    assert len(dom.find(id="source-1")) == 1
+    anchors = dom.find("a", "heading-anchor")
+    assert [a.attrs["href"] for a in anchors] == [f"#{i}" for i in ids]
+    toc = dom.one("nav", "answer-toc")
+    assert "Contents" in toc.text
+    toc_links = [a.attrs["href"] for a in dom.find("a") if a.attrs.get("href", "").startswith("#")]
+    assert toc_links[:4] == [f"#{i}" for i in ids]
+
+
+def test_no_contents_list_below_three_headings() -> None:
+    dom = render("# One\n\n## Two\n\ntext")
+    assert not dom.find("nav")
+    assert dom.one("h2", id="one")
+
+
+# --- reasoning -------------------------------------------------------------------------------
+
+
+def test_think_blocks_move_into_closed_reasoning_section() -> None:
+    dom = render("<think>Planning the *answer*.</think>\n\nThe answer.\n\n<THINK>more</THINK> end")
+    body = dom.one("div", "answer-body").text
+    assert "Planning" not in body
+    assert "more" not in body
+    assert "The answer." in body
+    details = dom.one("details", "answer-reasoning")
+    assert "open" not in details.attrs
+    assert "Reasoning" in dom.one("summary").text
+    assert "Planning the answer." in details.text
+    assert dom.find("em")[0].text == "answer"
+
+
+def test_unclosed_and_orphan_think_blocks() -> None:
+    cut = render("Intro.\n<think>ran out of tokens while thinking")
+    assert "ran out" not in cut.one("div", "answer-body").text
+    assert "ran out" in cut.one("details").text
+    orphan = render("thinking without an opening tag</think>\n\nReal answer.")
+    assert orphan.one("div", "answer-body").text.strip() == "Real answer."
+    assert "thinking without" in orphan.one("details").text
+
+
+def test_reasoning_steps() -> None:
+    steps = [
+        {"thought": "Look for prices.", "type": "web_search",
+         "web_search": {"search_keywords": ["battery prices 2024", "lcoe storage"]}},
+        {"thought": "Read two pages.", "type": "fetch_url_content",
+         "fetch_url_content": {"contents": [{"url": "https://a.example.com/x"}]}},
+        {"thought": "Compute.", "type": "execute_python",
+         "execute_python": {"code": "print(6 * 7)", "result": "42"}},
+    ]  # fmt: skip
+    dom = render("Answer.", reasoning_steps=steps)
+    details = dom.one("details", "answer-reasoning")
+    assert "3 steps" in details.text
+    items = dom.find("li", "reasoning-step")
+    assert len(items) == 3
+    assert "step-web_search" in items[0].classes
+    assert dom.one("ul", "step-keywords").text == "battery prices 2024lcoe storage"
+    assert "battery prices 2024" in items[0].text and "lcoe storage" in items[0].text
+    fetched = [a for a in dom.find("a") if a.attrs.get("href") == "https://a.example.com/x"]
+    assert fetched and fetched[0].attrs["target"] == "_blank"
+    assert dom.one("pre", "step-code").text == "print(6 * 7)"
+    assert dom.one("pre", "step-result").text == "42"
+    assert "Look for prices." in items[0].text
+
+
+def test_no_reasoning_section_without_reasoning() -> None:
+    assert not render("Plain answer.").find("details")
+
+
+# --- content shapes --------------------------------------------------------------------------
+
+
+def test_structured_chunks() -> None:
+    content = [
+        {"type": "text", "text": "Part one [1], "},
+        {"type": "text", "text": "part two."},
+        {"type": "pdf_url", "pdf_url": {"url": "https://docs.example.com/r.pdf"}},
+        {"type": "image_url", "image_url": "https://img.example.com/p.png"},
+        {
+            "type": "file_url",
+            "file_url": {"url": "https://f.example.com/d.csv"},
+            "file_name": "d.csv",
+        },
+        {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}},
+    ]
+    dom = render(content, **SOURCES)
+    assert "Part one 1, part two." in dom.one("div", "answer-body").text
+    section = dom.one("section", "answer-attachments")
+    hrefs = [a.attrs.get("href") for a in dom.find("a")]
+    assert "https://docs.example.com/r.pdf" in hrefs
+    assert "https://img.example.com/p.png" in hrefs
+    csv = [a for a in dom.find("a") if a.attrs.get("href") == "https://f.example.com/d.csv"]
+    assert csv[0].text == "d.csv"
+    assert "PDF" in section.text and "Video" in section.text
+    assert "data:" not in render_completion(raw(content))
+
+
+def test_json_answer_is_pretty_printed() -> None:
+    dom = render('{"name": "Ada", "tags": ["a", "b"], "n": 1}')
+    code = dom.one("code", "language-json")
+    assert code.text == '{\n  "name": "Ada",\n  "tags": [\n    "a",\n    "b"\n  ],\n  "n": 1\n}'
+    assert dom.one("pre", "answer-json")
+
+
+def test_text_that_only_looks_like_json_is_markdown() -> None:
+    dom = render("{not json} but **bold**")
+    assert not dom.find("pre")
+    assert dom.one("strong").text == "bold"
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        Completion(),
+        raw(None),
+        raw("   "),
+        raw("<think>only thinking</think>"),
+        raw([{"type": "text"}, {"type": "unknown"}, "x"[:0]]),
+    ],
+)
+def test_empty_answers_say_so(completion: Completion) -> None:
+    dom = Dom(render_completion(completion))
+    assert dom.one("p", "answer-empty").text == "The answer is empty."
+
+
+def test_missing_fields_everywhere_do_not_raise() -> None:
+    doc = {
+        "choices": [{"message": {"content": "Hi [1]", "reasoning_steps": [None, {}, {"type": 3}]}}],
+        "citations": None,
+        "search_results": [None, {"title": "no url"}, {"url": "https://x.example.com"}],
+        "images": [None, {"title": "no url"}, {"image_url": "https://i.example.com/a.png"}],
+        "related_questions": None,
+        "usage": {"cost": None},
+    }
+    completion = parse_completion(doc)
+    assert completion is not None
+    dom = Dom(render_completion(completion))
+    assert dom.one("a", "cite").attrs["href"] == "#source-1"
+    img = dom.one("img")
+    assert "width" not in img.attrs
+    assert not dom.find("section", "answer-usage")
+
+
+def test_length_limit_note() -> None:
+    dom = render("Cut off mid", finish_reason="length")
+    assert "length limit" in dom.one("p", "answer-note").text
+
+
+# --- gallery, related, usage -----------------------------------------------------------------
+
+
+def test_gallery_thumbnails() -> None:
+    images = [
+        {"image_url": "https://img.example.com/1.jpg", "origin_url": "https://www.news.example.com/s",
+         "title": "Battery farm", "width": 1200, "height": 800},
+        {"image_url": "javascript:alert(1)", "origin_url": "https://x.example.com", "title": "bad"},
+        {"image_url": "data:image/png;base64,iVBORw0KGgo=", "title": "inline"},
+        {"image_url": "https://img.example.com/2.jpg", "origin_url": "javascript:alert(2)",
+         "title": ""},
+    ]  # fmt: skip
+    dom = render("Answer.", images=images)
+    thumbs = dom.find("a", "gallery-thumb")
+    assert len(thumbs) == 2
+    first, second = thumbs
+    assert first.attrs["href"] == "https://www.news.example.com/s"
+    assert first.attrs["target"] == "_blank"
+    assert first.attrs["rel"] == "noopener noreferrer"
+    assert first.attrs["data-index"] == "0" and second.attrs["data-index"] == "1"
+    imgs = dom.find("img")
+    assert imgs[0].attrs == {
+        "src": "https://img.example.com/1.jpg",
+        "alt": "Battery farm",
+        "width": "1200",
+        "height": "800",
+        "loading": "lazy",
+        "referrerpolicy": "no-referrer",
+    }
+    # A non-http origin falls back to the image itself; an untitled image still has alt text.
+    assert second.attrs["href"] == "https://img.example.com/2.jpg"
+    assert imgs[1].attrs["alt"] == "Image from img.example.com"
+    assert "width" not in imgs[1].attrs
+    assert dom.one("ul", "gallery")
+
+
+def test_related_questions_link_to_follow_up() -> None:
+    questions = ["What about cost & safety?", "Who builds them?"]
+    dom = render("Answer.", related_questions=questions)
+    links = dom.find("a", "followup")
+    assert [a.attrs["href"] for a in links] == [
+        "/new/?q=What+about+cost+%26+safety%3F",
+        "/new/?q=Who+builds+them%3F",
+    ]
+    assert links[0].text == "What about cost & safety?"
+    assert "target" not in links[0].attrs
+    custom = Dom(
+        render_completion(raw("A", related_questions=questions), followup_url="/r/new?x=1")
+    )
+    assert custom.find("a", "followup")[0].attrs["href"].startswith("/r/new?x=1&q=What")
+    plain = Dom(render_completion(raw("A", related_questions=questions), followup_url=None))
+    assert not plain.find("a", "followup")
+    assert "Who builds them?" in plain.one("ul", "related-list").text
+
+
+def test_usage_table() -> None:
+    usage = {
+        "prompt_tokens": 1234, "completion_tokens": 56789, "total_tokens": 58023,
+        "reasoning_tokens": 100000, "citation_tokens": 5000, "num_search_queries": 28,
+        "search_context_size": "high",
+        "cost": {"input_tokens_cost": 0.002468, "output_tokens_cost": 0.45431,
+                 "reasoning_tokens_cost": 0.3, "request_cost": 0.005,
+                 "search_queries_cost": 0.14, "total_cost": 1.90178, "new_fee_cost": 0.25},
+    }  # fmt: skip
+    dom = render("Answer.", usage=usage)
+    rows = {}
+    for tr in dom.find("tr"):
+        rows[tr.text.split("$")[0]] = tr.text
+    table = dom.one("table", "usage-table")
+    assert "Search context size: high" in table.text
+    assert "Prompt1,234$0.002468" in table.text
+    assert "Completion56,789$0.4543" in table.text
+    assert "Reasoning100,000$0.30" in table.text
+    assert "Citations5,000—" in table.text
+    assert "Search queries28$0.14" in table.text
+    assert "Requests—$0.005" in table.text
+    assert "New fee—$0.25" in table.text
+    assert table.text.endswith("Total58,023$1.90")
+    assert dom.one("tr", "total")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0, "$0.00"), (1.90178, "$1.90"), (1234.5, "$1,234.50"), (0.45431, "$0.4543"),
+     (0.1, "$0.10"), (0.005, "$0.005"), (0.0000123, "$0.000012"), (1e-9, "<$0.000001"),
+     (-0.5, "-$0.50"), (float("nan"), "n/a"), (float("inf"), "n/a")],
+)  # fmt: skip
+def test_usd(value: float, text: str) -> None:
+    assert usd(value) == text
+
+
+def test_render_version_is_an_int() -> None:
+    assert isinstance(RENDER_VERSION, int) and RENDER_VERSION >= 1
+
+
+# --- size and speed --------------------------------------------------------------------------
+
+
+def big_completion(words: int = 40_000, sources: int = 150, images: int = 30) -> Completion:
+    rng = Random(7)
+    vocab = ["grid", "storage", "price", "market", "demand", "solar", "policy", "evidence"]
+    urls = [f"https://s{i}.example.org/r/{i}" for i in range(1, sources + 1)]
+    parts, count = ["<think>plan</think>\n# Report\n\n"], 0
+    while count < words:
+        if rng.random() < 0.01:
+            parts.append(f"\n\n## Part {count}\n\n")
+        sentence = " ".join(rng.choice(vocab) for _ in range(15))
+        parts.append(f"{sentence} **{rng.choice(vocab)}** [{rng.randint(1, sources)}][2]. ")
+        count += 16
+        if rng.random() < 0.2:
+            parts.append("\n\n")
+    return raw(
+        "".join(parts),
+        citations=urls,
+        search_results=[{"url": u, "title": u[8:12], "snippet": "s " * 80} for u in urls],
+        images=[{"image_url": f"https://i.example.org/{i}.jpg", "title": f"I{i}", "width": 4,
+                 "height": 3} for i in range(images)],
+    )  # fmt: skip
+
+
+def test_big_answer_renders_fast() -> None:
+    completion = big_completion()
+    render_completion(completion)  # warm caches: imports, compiled regexes
+    start = time.perf_counter()
+    html = render_completion(completion)
+    elapsed = time.perf_counter() - start
+    dom = Dom(html)
+    assert len(dom.find("li", "source-card")) == 150
+    assert len(dom.find("a", "gallery-thumb")) == 30
+    assert len(dom.find("a", "cite")) > 4000
+    assert elapsed < 1.0, f"{elapsed:.2f}s"
+
+
+def test_simulator_answers_render() -> None:
+    corpus = pytest.importorskip("sonarweb.simulator.corpus")
+    doc = corpus.generate_completion("How do heat pumps work in cold climates?", sources=20, seed=3)
+    completion = parse_completion(doc)
+    assert completion is not None
+    dom = Dom(render_completion(completion))
+    assert len(dom.find("li", "source-card")) == 20
+    # The simulator cites every source; each card must know it was cited.
+    assert all("cited" in c.classes for c in dom.find("li", "source-card"))
+    assert "<think>" not in dom.one("div", "answer-body").text
+    assert dom.find("details", "answer-reasoning")
