@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from sonarweb.answers.export import render_plain_markdown
 from sonarweb.answers.render import RENDER_VERSION, render_completion
 from sonarweb.perplexity.payload import Completion, Job, PayloadError, loads_job
 
@@ -45,13 +46,15 @@ def render_stored(tracked: TrackedRequest) -> None:
     completion = stored_completion(tracked)
     try:
         html = render_completion(completion or Completion(), followup_url=FOLLOWUP_URL)
+        text = render_plain_markdown(completion or Completion())
     except Exception:
         # The raw JSON stays archived and downloadable; the page says the answer
         # could not be displayed instead of failing.
         log.exception("rendering the answer of request_id=%s failed", tracked.request_id)
         return
     TrackedRequest.objects.filter(pk=tracked.pk).update(
-        rendered_html=html, render_version=RENDER_VERSION
+        rendered_html=html, render_version=RENDER_VERSION, answer_text=text
     )
+    tracked.answer_text = text
     tracked.rendered_html = html
     tracked.render_version = RENDER_VERSION

@@ -25,6 +25,13 @@ class ApiKey(models.Model):
     updated = models.DateTimeField(auto_now=True)
     # Set when upstream answers 401: polling with this key stops until it is replaced.
     invalid_since = models.DateTimeField(null=True, blank=True)
+    # Set from a 429's Retry-After: no process calls upstream with this key before then.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # The per-key call budget, shared by every process through atomic updates.
+    budget_window_start = models.DateTimeField(null=True, blank=True)
+    budget_calls = models.PositiveIntegerField(default=0)
+    # One refresher at a time works a key's list calls; others skip it until the lease ends.
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "API key"
@@ -66,6 +73,12 @@ class UpstreamStatus(models.TextChoices):
     IN_PROGRESS = "IN_PROGRESS", "In progress"
     COMPLETED = "COMPLETED", "Completed"
     FAILED = "FAILED", "Failed"
+
+
+class Origin(models.TextChoices):
+    PASTED = "pasted", "Pasted id"
+    STARTED = "started", "Started here"
+    IMPORTED = "imported", "Imported"
 
 
 STATUS_SENTENCES = {
@@ -119,6 +132,9 @@ class TrackedRequest(models.Model):
     updated = models.DateTimeField(auto_now=True)
     question = models.TextField(blank=True)
     title = models.CharField(max_length=200, blank=True)
+    # How the request came to be tracked, and what was asked when it was started here.
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.PASTED)
+    options = models.JSONField(default=dict, blank=True)
 
     # What upstream said last. ``status`` stays empty until the first answer.
     status = models.CharField(max_length=16, choices=UpstreamStatus.choices, blank=True)
@@ -135,6 +151,8 @@ class TrackedRequest(models.Model):
     raw_json = models.TextField(blank=True)
     rendered_html = models.TextField(blank=True)
     render_version = models.PositiveIntegerField(default=0)
+    # Plain text of the answer, for search.
+    answer_text = models.TextField(blank=True)
 
     # Polling. ``next_poll_at`` is null once nothing is left to ask upstream.
     next_poll_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
@@ -217,3 +235,68 @@ class TrackedRequest(models.Model):
         if self.upstream_created_at is None:
             return None
         return self.upstream_created_at + timedelta(days=7)
+
+
+class UpstreamCall(models.Model):
+    """One call to Perplexity, for the staff call log. Never holds the key itself."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    key_last4 = models.CharField(max_length=4, blank=True)
+    method = models.CharField(max_length=8)
+    endpoint = models.CharField(max_length=16)
+    request_id = models.CharField(max_length=128, blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.endpoint} {self.request_id} {self.status}"
+
+
+def new_share_token() -> str:
+    # 32 random bytes: 256 bits, far beyond guessing.
+    return secrets.token_urlsafe(32)
+
+
+class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
+    def active(self, now: datetime | None = None) -> ShareLinkQuerySet:
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ShareLink(models.Model):
+    """A revocable public, read-only link to one completed answer."""
+
+    tracked = models.ForeignKey(TrackedRequest, on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="share_links"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"share link for {self.tracked_id}"
+
+    def get_absolute_url(self) -> str:
+        return f"/s/{self.token}/"
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
