@@ -275,7 +275,9 @@ class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
 class ShareLink(models.Model):
     """A revocable public, read-only link to one completed answer."""
 
-    tracked = models.ForeignKey(TrackedRequest, on_delete=models.CASCADE, related_name="share_links")
+    tracked = models.ForeignKey(
+        TrackedRequest, on_delete=models.CASCADE, related_name="share_links"
+    )
     token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="share_links"
