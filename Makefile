@@ -21,6 +21,11 @@ test: $(STAMP)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
+# The same suite against PostgreSQL (installed from Debian's packages and started if needed).
+test-postgres: $(STAMP)
+	@bash scripts/ensure-chromium.sh
+	DATABASE_URL="$$(bash scripts/postgres.sh)" $(BIN)/pytest
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,9 +1,10 @@
-"""Time render_completion on a deep-research sized answer.
+"""Time rendering a deep-research sized answer, as the archive does once at completion.
 
     .venv/bin/python bench/render_bench.py [--words 40000] [--sources 150] [--images 30]
 
-Uses the simulator's corpus when it is importable (the same answers the demo shows), else a
-small generator of its own, and prints the median of five renders.
+"Render" is the whole archive step (tracker/archive.py): parse the stored JSON, render the
+sanitized HTML fragment and the plain markdown kept for search. Prints the median of a few
+runs after one warm-up run.
 """
 
 from __future__ import annotations
@@ -13,69 +14,27 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from random import Random
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sonarweb.answers import render_completion
-from sonarweb.perplexity.payload import Completion, parse_completion
+from bench.fixture import job_text
+from bench.results import Result, record
+from sonarweb.answers import render_completion, render_plain_markdown
+from sonarweb.perplexity.payload import loads_job
 
-QUESTION = "How do grid-scale batteries change electricity markets?"
-_WORDS = [
-    "battery", "storage", "market", "price", "grid", "capacity", "demand", "solar", "wind",
-    "policy", "evidence", "study", "operators", "revenue", "frequency", "lithium", "cost",
-]  # fmt: skip
+TARGET_SECONDS = 1.0
 
 
-def _fallback(words: int, sources: int, images: int, seed: int) -> dict[str, Any]:
-    rng = Random(seed)
-    urls = [f"https://site{i % 40}.example.org/report/{i}" for i in range(1, sources + 1)]
-    parts, count, section = ["<think>Plan the report. [1]</think>\n\n# Report\n\n"], 0, 0
-    while count < words:
-        if count // 900 > section:
-            section = count // 900
-            parts.append(f"\n\n## Part {section}\n\n")
-        sentence = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(10, 24)))
-        marks = "".join(f"[{rng.randint(1, sources)}]" for _ in range(rng.randint(0, 2)))
-        parts.append(f"{sentence.capitalize()} **{rng.choice(_WORDS)}**{marks}. ")
-        count += len(sentence.split()) + 1
-        if rng.random() < 0.15:
-            parts.append("\n\n")
-    return {
-        "id": "bench",
-        "model": "sonar-deep-research",
-        "choices": [{"message": {"content": "".join(parts)}, "finish_reason": "stop"}],
-        "citations": urls,
-        "search_results": [
-            {"url": u, "title": f"Report {i}", "date": "2025-01-02", "snippet": "text " * 60}
-            for i, u in enumerate(urls, 1)
-        ],
-        "images": [
-            {
-                "image_url": f"https://img.example.org/{i}.jpg",
-                "origin_url": urls[i % sources],
-                "title": f"Figure {i}",
-                "width": 800,
-                "height": 600,
-            }
-            for i in range(images)
-        ],
-        "related_questions": ["What next?"],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 60000, "cost": {"total_cost": 1.2}},
-    }
-
-
-def build(words: int, sources: int, images: int, seed: int = 1) -> Completion:
-    try:
-        from sonarweb.simulator.corpus import generate_completion
-    except ImportError:
-        raw = _fallback(words, sources, images, seed)
-    else:
-        raw = generate_completion(QUESTION, words=words, sources=sources, images=images, seed=seed)
-    completion = parse_completion(raw)
+def render_once(text: str) -> tuple[float, float, int]:
+    """(seconds for the whole step, seconds for the HTML alone, bytes of HTML)."""
+    start = time.perf_counter()
+    completion = loads_job(text).response
     assert completion is not None
-    return completion
+    html_start = time.perf_counter()
+    html = render_completion(completion, followup_url="/new/")
+    html_seconds = time.perf_counter() - html_start
+    render_plain_markdown(completion)
+    return time.perf_counter() - start, html_seconds, len(html.encode())
 
 
 def main() -> None:
@@ -85,17 +44,19 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=30)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    completion = build(args.words, args.sources, args.images)
-    times = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        html = render_completion(completion)
-        times.append(time.perf_counter() - start)
+    text = job_text(args.words, args.sources, args.images)
+    render_once(text)
+    runs = [render_once(text) for _ in range(args.runs)]
+    total = statistics.median(r[0] for r in runs)
+    html_only = statistics.median(r[1] for r in runs)
+    size = runs[0][2]
     print(
-        f"{len(completion.content.split()):,} words, {len(completion.citations)} citations, "
-        f"{len(completion.images)} images -> {len(html):,} bytes of HTML"
+        f"render: {args.words:,} words, {args.sources} sources, {args.images} images; "
+        f"{len(text):,} bytes of JSON -> {size:,} bytes of HTML; median of {args.runs} runs"
     )
-    print(f"render_completion: median {statistics.median(times) * 1000:.0f} ms of {args.runs} runs")
+    record(Result("render: parse + HTML + text", total * 1000, "ms", "< 1000 ms", total < 1))
+    record(Result("render: HTML fragment alone", html_only * 1000, "ms", "", None))
+    record(Result("render: HTML size", size / 1024, "KB", "", None))
 
 
 if __name__ == "__main__":

@@ -24,10 +24,9 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 $PY manage.py demo_setup
-if $PY manage.py help refresh_requests >/dev/null 2>&1; then
-  $PY manage.py refresh_requests &
-  pids+=($!)
-fi
+# Archives answers even when no page is open.
+$PY manage.py refresh_requests &
+pids+=($!)
 echo "  Serving sonarweb at http://127.0.0.1:8000 (Ctrl-C stops everything)"
 $PY manage.py runserver 127.0.0.1:8000 --noreload &
 pids+=($!)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -159,6 +160,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0 if TESTING else DATABASES["default"]["CONN_MAX_AGE"]
+    # A file, not memory, so that tests can run refresher processes against it.
+    # One file per test run, so that runs at the same time do not share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"sonarweb-test-{os.getpid()}.sqlite3")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -232,6 +238,13 @@ PERPLEXITY_CONNECT_TIMEOUT = float(os.environ.get("PERPLEXITY_CONNECT_TIMEOUT", 
 PERPLEXITY_READ_TIMEOUT = float(os.environ.get("PERPLEXITY_READ_TIMEOUT", "20"))
 # How often an open badge asks the server; the server decides whether upstream is due.
 SONARWEB_BADGE_POLL_SECONDS = env_int("SONARWEB_BADGE_POLL_SECONDS", 3)
+
+# Calls one API key may make per minute, shared by every process and machine.
+SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 120)
+# An IN_PROGRESS job older than this is flagged as running unusually long.
+SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
+# How often the background refresher looks for due requests.
+SONARWEB_REFRESH_SECONDS = float(os.environ.get("SONARWEB_REFRESH_SECONDS", "2"))
 
 LOGGING = {
     "version": 1,

@@ -106,7 +106,7 @@ def render(content: Any = "", **fields: Any) -> Dom:
 
 
 def cite_targets(dom: Dom) -> list[str]:
-    return [a.attrs["data-source"] or "" for a in dom.find("a", "cite")]
+    return [(a.attrs["href"] or "").removeprefix("#source-") for a in dom.find("a", "cite")]
 
 
 # --- citation markers ------------------------------------------------------------------------
@@ -118,10 +118,12 @@ def test_single_marker_links_to_its_source_card() -> None:
     link = dom.one("a", "cite")
     assert sup.text == "1"
     assert link.attrs["href"] == "#source-1"
-    assert link.attrs["data-source"] == "1"
     # Citation 1 is alpha.com: its card data comes from the search result with that URL.
-    assert link.attrs["title"] == "Alpha study (alpha.com)"
-    assert link.attrs["aria-label"] == "Source 1: Alpha study (alpha.com)"
+    # The marker's accessible name is the card's hidden label, written once per source.
+    assert link.attrs["aria-labelledby"] == "source-1-label"
+    label = dom.one("span", id="source-1-label")
+    assert label.text == "Source 1: Alpha study (alpha.com)"
+    assert "hidden" in label.attrs
     assert dom.one("li", "source-card", id="source-1")
 
 
@@ -163,8 +165,8 @@ def test_markers_do_not_break_real_links() -> None:
 
 def test_without_citations_markers_use_search_results_in_order() -> None:
     dom = render("First [1], third [3].", search_results=SOURCES["search_results"])
-    assert dom.one("a", "cite", data_source="1").attrs["title"] == "Gamma report (gamma.net)"
-    assert dom.one("a", "cite", data_source="3").attrs["title"] == "Beta post (beta.org)"
+    assert dom.one("span", id="source-1-label").text == "Source 1: Gamma report (gamma.net)"
+    assert dom.one("span", id="source-3-label").text == "Source 3: Beta post (beta.org)"
 
 
 def test_no_sources_means_no_markers() -> None:
@@ -208,7 +210,7 @@ def test_citation_without_search_result_gets_card_from_url() -> None:
     card = dom.one("li", "source-card", id="source-1")
     assert dom.one("a", "source-title").text == "lonely.example.com"
     assert "cited" in card.classes
-    assert dom.one("a", "cite").attrs["title"] == "lonely.example.com"
+    assert dom.one("span", id="source-1-label").text == "Source 1: lonely.example.com"
 
 
 # --- markdown and headings -------------------------------------------------------------------

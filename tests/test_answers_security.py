@@ -140,7 +140,7 @@ def test_hostile_text_in_every_field(payload: str) -> None:
     )  # fmt: skip
     dom = assert_safe(render_completion(completion))
     # Titles are escaped text, not markup: the marker's accessible name still has the payload.
-    assert payload.strip() in dom.one("a", "cite").attrs["title"]
+    assert payload.strip() in dom.one("span", id="source-1-label").text
     assert payload in dom.one("img").attrs["alt"]
 
 
@@ -197,7 +197,8 @@ def test_sanitizer_backstop(html: str) -> None:
 
 def test_sanitizer_keeps_what_the_fragment_needs() -> None:
     html = (
-        '<a class="cite" href="#source-1" data-source="1" aria-label="Source 1" title="t">1</a>'
+        '<a class="cite" href="#source-1" aria-labelledby="source-1-label" title="t">1</a>'
+        '<span id="source-1-label" hidden>Source 1</span>'
         '<a href="/new/?q=x">q</a><a href="https://ok.example.com" target="_blank">o</a>'
         '<img src="https://ok.example.com/a.png" alt="a" width="2" height="1">'
         '<details class="answer-reasoning"><summary>R</summary></details>'
@@ -206,7 +207,8 @@ def test_sanitizer_keeps_what_the_fragment_needs() -> None:
     )
     cleaned = sanitize(html)
     for kept in (
-        'href="#source-1"', 'data-source="1"', 'aria-label="Source 1"', 'href="/new/?q=x"',
+        'href="#source-1"', 'aria-labelledby="source-1-label"', 'hidden="">Source 1<',
+        'href="/new/?q=x"',
         'target="_blank"', 'width="2"', 'loading="lazy"', 'referrerpolicy="no-referrer"',
         "<details", 'datetime="2024-01-01"', 'role="img"',
     ):  # fmt: skip

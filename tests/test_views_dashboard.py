@@ -3,6 +3,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from sonarweb.tracker.models import TrackedRequest
 
@@ -100,3 +103,236 @@ def test_pages_send_csp_without_inline_scripts(owner_client):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert "<script>" not in response.content.decode()
     assert 'hx-headers=\'{"X-CSRFToken": "' in response.content.decode()
+
+
+# Filters, search, pagination, counts -----------------------------------------------------
+
+
+def _rows(html: str) -> list[str]:
+    """The request ids of the table's rows, in order."""
+    table = html.split('<table class="requests">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<div class="muted mono small">([^<]+)</div>', table)
+
+
+@pytest.fixture
+def spread(owner, member) -> dict[str, TrackedRequest]:
+    make = TrackedRequest.objects.create
+    return {
+        "done": make(
+            request_id="job-done",
+            question="Heat pumps in Oslo?",
+            added_by=owner,
+            model="sonar-deep-research",
+            status="COMPLETED",
+            next_poll_at=None,
+            answer_text="Ground-source systems keep a COP above three in January.",
+        ),
+        "failed": make(
+            request_id="job-failed",
+            question="Failed one",
+            added_by=member,
+            model="sonar-pro",
+            status="FAILED",
+            next_poll_at=None,
+        ),
+        "running": make(
+            request_id="job-running",
+            question="Still running",
+            added_by=owner,
+            model="sonar-pro",
+            status="IN_PROGRESS",
+        ),
+        "lost": make(
+            request_id="job-lost",
+            title="Lost job",
+            added_by=member,
+            state="NOT_FOUND",
+            next_poll_at=None,
+        ),
+        "pending": make(request_id="job-pending", question="Pending one", added_by=owner),
+    }
+
+
+def test_filter_controls_are_labelled_get_controls(owner_client, spread):
+    html = owner_client.get("/").content.decode()
+    form = re.search(r'<form method="get" action="/"[^>]*>.*?</form>', html, re.S).group(0)
+    for field, label in [("q", "Search"), ("status", "Status"), ("member", "Added by")]:
+        assert f'<label for="id_filter_{field}">{label}</label>' in form
+    assert '<label for="id_filter_model">Model</label>' in form
+    assert '<option value="mateo">mateo</option>' in form
+    assert '<option value="sonar-reasoning-pro">' in form
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=COMPLETED", ["job-done"]),
+        ("status=FAILED", ["job-failed"]),
+        ("status=IN_PROGRESS", ["job-running"]),
+        ("status=NOT_FOUND", ["job-lost"]),
+        ("status=PENDING", ["job-pending"]),
+        ("member=mateo", ["job-lost", "job-failed"]),
+        ("model=sonar-pro", ["job-running", "job-failed"]),
+        ("member=olivia&model=sonar-pro", ["job-running"]),
+        ("q=cop+above+three", ["job-done"]),
+        ("q=lost", ["job-lost"]),
+        ("q=running", ["job-running"]),
+        ("q=nothing+like+this", []),
+        ("status=BOGUS&member=mateo", ["job-lost", "job-failed"]),
+    ],
+)
+def test_filters_and_search(owner_client, spread, query, expected):
+    response = owner_client.get(f"/?{query}")
+    html = response.content.decode()
+    assert response.status_code == 200
+    if expected:
+        assert _rows(html) == expected
+    else:
+        assert "No requests match these filters." in html
+
+
+def test_a_pending_row_with_an_upstream_status_counts_by_that_status(owner_client, spread):
+    # state stays PENDING once upstream answered; the badge shows status, so must the filter.
+    assert TrackedRequest.objects.get(request_id="job-done").state == "PENDING"
+    assert _rows(owner_client.get("/?status=PENDING").content.decode()) == ["job-pending"]
+
+
+def test_counts_per_status_in_one_query_and_follow_other_filters(owner_client, spread):
+    with CaptureQueriesContext(connection) as queries:
+        html = owner_client.get("/").content.decode()
+    counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', html))
+    assert counts == {
+        "all": "5",
+        "COMPLETED": "1",
+        "FAILED": "1",
+        "IN_PROGRESS": "1",
+        "PENDING": "1",
+        "NOT_FOUND": "1",
+    }
+    aggregates = [q["sql"] for q in queries if "COUNT(" in q["sql"] and "FILTER" in q["sql"]]
+    assert len(aggregates) == 1
+    html = owner_client.get("/?member=mateo").content.decode()
+    counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', html))
+    assert counts == {"all": "2", "FAILED": "1", "NOT_FOUND": "1"}
+    assert 'href="?member=mateo&amp;status=FAILED"' in html
+
+
+def test_pagination_keeps_filters_and_polls_only_the_visible_page(owner_client, owner):
+    for i in range(30):
+        TrackedRequest.objects.create(
+            request_id=f"job-{i:02d}", added_by=owner, model="sonar", question=f"q{i}"
+        )
+    first = owner_client.get("/?model=sonar").content.decode()
+    assert _rows(first) == [f"job-{i:02d}" for i in range(29, 4, -1)]
+    assert "Page 1 of 2" in first
+    assert '<a rel="next" href="?model=sonar&amp;page=2">' in first
+    poller = re.search(r'<div id="badge-poller"[^>]*>', first).group(0)
+    assert poller.count("s=") == 25
+    second = owner_client.get("/?model=sonar&page=2").content.decode()
+    assert _rows(second) == [f"job-{i:02d}" for i in range(4, -1, -1)]
+    assert '<a rel="prev" href="?model=sonar&amp;page=1">' in second
+    assert 'rel="next"' not in second
+    assert _rows(owner_client.get("/?page=99").content.decode()) == _rows(second)
+
+
+def test_table_rows_do_not_load_answers(owner_client, spread):
+    with CaptureQueriesContext(connection) as queries:
+        owner_client.get("/")
+    listing = [q["sql"] for q in queries if 'FROM "tracker_trackedrequest" LEFT OUTER' in q["sql"]]
+    assert listing and all(
+        '"answer_text"' not in sql and '"raw_json"' not in sql for sql in listing
+    )
+
+
+# Inline titles ---------------------------------------------------------------------------
+
+
+def test_edit_title_with_htmx_swaps_form_then_title(owner_client, member, spread):
+    tracked = spread["done"]
+    url = f"/r/{tracked.slug}/title/"
+    form = owner_client.get(f"{url}?next=/%3Fstatus%3DCOMPLETED", HTTP_HX_REQUEST="true")
+    html = form.content.decode()
+    assert form.status_code == 200 and "<html" not in html
+    assert f'<label for="title-input-{tracked.slug}">Title</label>' in html
+    assert f'hx-post="{url}"' in html and 'maxlength="200"' in html and "autofocus" in html
+    assert "?cancel=1" in html
+    saved = owner_client.post(
+        url, {"title": "  Oslo   heat\tpumps  ", "next": "/"}, HTTP_HX_REQUEST="true"
+    )
+    html = saved.content.decode()
+    assert saved.status_code == 200
+    assert 'class="title-cell"' in html and ">Oslo heat pumps</a>" in html
+    tracked.refresh_from_db()
+    assert tracked.title == "Oslo heat pumps"
+    cancel = owner_client.get(f"{url}?cancel=1", HTTP_HX_REQUEST="true").content.decode()
+    assert ">Oslo heat pumps</a>" in cancel and "<form" not in cancel
+
+
+def test_any_member_may_edit_and_blank_restores_the_question(member_client, spread):
+    tracked = spread["done"]
+    member_client.post(f"/r/{tracked.slug}/title/", {"title": "x"}, HTTP_HX_REQUEST="true")
+    response = member_client.post(
+        f"/r/{tracked.slug}/title/", {"title": "   "}, HTTP_HX_REQUEST="true"
+    )
+    tracked.refresh_from_db()
+    assert tracked.title == ""
+    assert ">Heat pumps in Oslo?</a>" in response.content.decode()
+
+
+def test_too_long_title_is_refused_with_a_sentence(owner_client, spread):
+    tracked = spread["done"]
+    response = owner_client.post(
+        f"/r/{tracked.slug}/title/", {"title": "x" * 201}, HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "A title has at most 200 characters" in html and "<form" in html
+    response = owner_client.post(f"/r/{tracked.slug}/title/", {"title": "x" * 201}, follow=True)
+    assert "A title has at most 200 characters" in response.content.decode()
+    tracked.refresh_from_db()
+    assert tracked.title == ""
+
+
+def test_edit_title_without_js(owner_client, spread):
+    tracked = spread["done"]
+    page = owner_client.get("/?status=COMPLETED").content.decode()
+    link = re.search(r'<a class="edit-title small" href="([^"]+)"', page).group(1)
+    link = link.replace("&amp;", "&")
+    response = owner_client.get(link)
+    assert response.status_code == 302
+    assert response["Location"] == f"/?status=COMPLETED&edit={tracked.slug}#title-{tracked.slug}"
+    html = owner_client.get(response["Location"]).content.decode()
+    form = re.search(r'<form id="title-[^"]+" class="title-cell title-form".*?</form>', html, re.S)
+    assert form and 'method="post"' in form.group(0)
+    assert 'name="csrfmiddlewaretoken"' in form.group(0)
+    assert 'name="next" value="/?status=COMPLETED"' in form.group(0)
+    saved = owner_client.post(
+        f"/r/{tracked.slug}/title/", {"title": "Plain form", "next": "/?status=COMPLETED"}
+    )
+    assert saved.status_code == 303 and saved["Location"] == "/?status=COMPLETED"
+    tracked.refresh_from_db()
+    assert tracked.title == "Plain form"
+
+
+def test_edit_title_never_redirects_offsite_and_needs_csrf(owner, spread):
+    tracked = spread["done"]
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    assert client.post(f"/r/{tracked.slug}/title/", {"title": "x"}).status_code == 403
+    client = Client()
+    client.force_login(owner)
+    response = client.post(
+        f"/r/{tracked.slug}/title/", {"title": "x", "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/"
+    assert client.get("/r/nope/title/").status_code == 404
+
+
+def test_title_edit_escapes_html(owner_client, spread):
+    tracked = spread["done"]
+    html = owner_client.post(
+        f"/r/{tracked.slug}/title/",
+        {"title": "<img src=x onerror=alert(1)>"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "<img" not in html and "&lt;img" in html

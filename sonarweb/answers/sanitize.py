@@ -26,7 +26,8 @@ CLEAN_CONTENT_TAGS = {
 
 ATTRIBUTES = {
     "*": {"class", "id", "title", "aria-label", "aria-labelledby", "aria-hidden", "lang"},
-    "a": {"href", "data-source", "data-index"},
+    "a": {"href", "data-index"},
+    "span": {"hidden"},
     "img": {"src", "alt", "width", "height"},
     "ol": {"start"},
     "li": {"value"},

@@ -76,6 +76,8 @@ def _source_card(source: Source, cited: bool) -> str:
     return (
         f'<li class="{classes}" id="source-{source.number}" value="{source.number}">'
         f'<span class="source-number" aria-hidden="true">{source.number}</span>'
+        f'<span id="source-{source.number}-label" hidden>'
+        f"Source {source.number}: {escape(source.label)}</span>"
         f"{_outbound(source.url, source.title, 'source-title')}"
         f'<span class="source-meta">{"".join(meta)}</span>{snippet}</li>'
     )

@@ -236,6 +236,22 @@ class TrackedRequest(models.Model):
             return None
         return self.upstream_created_at + timedelta(days=7)
 
+    @property
+    def upstream_forgot(self) -> bool:
+        """Upstream no longer has the job (it said so, or its retention is over)."""
+        if self.state == AppState.NOT_FOUND:
+            return True
+        expires = self.expires_at
+        return expires is not None and expires <= timezone.now()
+
+    @property
+    def is_running_long(self) -> bool:
+        if self.status != UpstreamStatus.IN_PROGRESS:
+            return False
+        since = self.started_at or self.upstream_created_at
+        limit = timedelta(minutes=settings.SONARWEB_STUCK_AFTER_MINUTES)
+        return since is not None and timezone.now() - since > limit
+
 
 class UpstreamCall(models.Model):
     """One call to Perplexity, for the staff call log. Never holds the key itself."""

@@ -18,11 +18,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
-from sonarweb.perplexity.payload import Job
+from sonarweb.perplexity.payload import Job, JobSummary
 
+from . import budget
 from .archive import render_stored
 from .models import ApiKey, AppState, TrackedRequest, UpstreamStatus
 from .scheduler import LEASE_SECONDS, NOT_FOUND_CONFIRM_SECONDS, backoff, poll_interval
+from .upstream import client_for, note_failure
 
 log = logging.getLogger("sonarweb.polling")
 
@@ -38,17 +40,42 @@ def claim(tracked: TrackedRequest, now: datetime) -> bool:
     return claimed == 1
 
 
+# Fields that make up the archive of a completed answer. Once a row holds a
+# COMPLETED answer these are never written again; notes and states still are.
+ARCHIVE_FIELDS = frozenset(
+    {
+        "status",
+        "model",
+        "upstream_created_at",
+        "started_at",
+        "completed_at",
+        "failed_at",
+        "error_message",
+        "raw_json",
+        "total_cost",
+        "next_poll_at",
+    }
+)
+
+
 def store(tracked: TrackedRequest, **fields: Any) -> None:
-    """Write fields unless the row is already archived as COMPLETED, then reload."""
-    fields["updated"] = timezone.now()
-    TrackedRequest.objects.filter(pk=tracked.pk).filter(
-        ~Q(status=UpstreamStatus.COMPLETED) | Q(raw_json="")
-    ).update(**fields)
+    """Write what a poll learned, never touching a COMPLETED archive; then reload."""
+    now = timezone.now()
+    archive = {k: v for k, v in fields.items() if k in ARCHIVE_FIELDS}
+    other = {k: v for k, v in fields.items() if k not in ARCHIVE_FIELDS}
+    rows = TrackedRequest.objects.filter(pk=tracked.pk)
+    if archive:
+        rows.filter(~Q(status=UpstreamStatus.COMPLETED) | Q(raw_json="")).update(
+            **archive, updated=now
+        )
+    if other:
+        rows.update(**other, updated=now)
     tracked.refresh_from_db()
 
 
-def _cost(job: Job) -> Decimal | None:
-    cost = job.response.total_cost if job.response else None
+def _cost(job: JobSummary) -> Decimal | None:
+    response = job.response if isinstance(job, Job) else None
+    cost = response.total_cost if response else None
     if cost is None:
         return None
     try:
@@ -57,8 +84,8 @@ def _cost(job: Job) -> Decimal | None:
         return None
 
 
-def job_fields(job: Job, raw_text: str, now: datetime, created: datetime) -> dict[str, Any]:
-    """What a successful answer changes on the row."""
+def job_fields(job: JobSummary, raw_text: str, now: datetime, created: datetime) -> dict[str, Any]:
+    """What a successful answer (a full job, or a summary from the list) changes on the row."""
     fields: dict[str, Any] = {
         "status": job.status if job.status in UpstreamStatus.values else "",
         "model": job.model,
@@ -66,17 +93,18 @@ def job_fields(job: Job, raw_text: str, now: datetime, created: datetime) -> dic
         "started_at": job.started_at,
         "completed_at": job.completed_at,
         "failed_at": job.failed_at,
-        "error_message": job.error_message,
         "last_polled_at": now,
         "last_success_at": now,
         "poll_failures": 0,
         "not_found_strikes": 0,
         "note": "",
     }
+    if isinstance(job, Job):
+        fields["error_message"] = job.error_message
     if job.status not in UpstreamStatus.values:
         fields["state"] = AppState.ERROR
         fields["note"] = f"Perplexity reported an unknown status: {job.status[:40]}."
-    if job.finished:
+    if job.finished and isinstance(job, Job):
         fields["raw_json"] = raw_text
         fields["next_poll_at"] = None
         fields["total_cost"] = _cost(job)
@@ -90,6 +118,10 @@ def failure_fields(
     tracked: TrackedRequest, exc: upstream.UpstreamError, now: datetime
 ) -> dict[str, Any]:
     """What a failed call changes on the row: never the last known status or answer."""
+    if isinstance(exc, budget.BudgetExhausted | budget.KeyPaused):
+        # Nothing was sent: not a failure of upstream, just a wait.
+        wait = max(exc.retry_after or 1.0, 1.0)
+        return {"next_poll_at": now + timedelta(seconds=wait), "note": exc.note}
     failures = tracked.poll_failures + 1
     fields: dict[str, Any] = {"last_polled_at": now, "poll_failures": failures, "note": exc.note}
     if isinstance(exc, upstream.NotFound):
@@ -131,25 +163,37 @@ def stop_for_missing_key(tracked: TrackedRequest, key: ApiKey | None, now: datet
     store(tracked, state=AppState.KEY_INVALID, next_poll_at=None, note=note, last_polled_at=now)
 
 
+def fetch_job(
+    tracked: TrackedRequest, key: ApiKey, api: upstream.PerplexityClient, now: datetime
+) -> None:
+    """One GET of the job with an open client, and store the outcome."""
+    try:
+        job, raw_text = api.get_job(tracked.request_id)
+    except upstream.UpstreamError as exc:
+        record_failure(tracked, key, exc, now)
+        return
+    store(tracked, **job_fields(job, raw_text, now, tracked.created))
+    if tracked.has_answer:
+        render_stored(tracked)
+
+
+def record_failure(
+    tracked: TrackedRequest, key: ApiKey, exc: upstream.UpstreamError, now: datetime
+) -> None:
+    note_failure(key, exc)
+    if isinstance(exc, upstream.WrongJob):
+        log.warning("upstream answered another document for request_id=%s", tracked.request_id)
+    store(tracked, **failure_fields(tracked, exc, now))
+
+
 def refresh(tracked: TrackedRequest, now: datetime) -> None:
     """Call upstream for a row this caller has claimed, and store the outcome."""
     key = _key_for(tracked)
     if key is None or key.is_invalid:
         stop_for_missing_key(tracked, key, now)
         return
-    try:
-        with upstream.client_for_key(key.reveal()) as api:
-            job, raw_text = api.get_job(tracked.request_id)
-    except upstream.UpstreamError as exc:
-        if isinstance(exc, upstream.Unauthorized):
-            ApiKey.objects.filter(pk=key.pk, invalid_since__isnull=True).update(invalid_since=now)
-        if isinstance(exc, upstream.WrongJob):
-            log.warning("upstream answered another document for request_id=%s", tracked.request_id)
-        store(tracked, **failure_fields(tracked, exc, now))
-        return
-    store(tracked, **job_fields(job, raw_text, now, tracked.created))
-    if tracked.has_answer:
-        render_stored(tracked)
+    with client_for(key) as api:
+        fetch_job(tracked, key, api, now)
 
 
 def refresh_if_due(tracked: TrackedRequest, now: datetime | None = None) -> TrackedRequest:

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from .views import dashboard, health, keys, requests
+from .views import (
+    costs,
+    dashboard,
+    downloads,
+    health,
+    importing,
+    keys,
+    requests,
+    research,
+    sharing,
+    staff,
+)
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -9,5 +20,16 @@ urlpatterns = [
     path("settings/key/delete/", keys.delete_key, name="delete_key"),
     path("r/<str:slug>/", requests.request_detail, name="request_detail"),
     path("r/<str:slug>/status/", requests.request_status, name="request_status"),
+    path("r/<str:slug>/answer.md", downloads.answer_markdown, name="answer_markdown"),
+    path("r/<str:slug>/answer.json", downloads.answer_json, name="answer_json"),
     path("badges/", requests.badges, name="badges"),
+    path("new/", research.new_research, name="new_research"),
+    path("import/", importing.import_jobs, name="import_jobs"),
+    path("r/<str:slug>/title/", dashboard.edit_title, name="edit_title"),
+    path("r/<str:slug>/share/", sharing.create_share, name="create_share"),
+    path("s/<str:token>/", sharing.shared_answer, name="shared_answer"),
+    path("links/", sharing.links, name="links"),
+    path("links/<int:pk>/revoke/", sharing.revoke_share, name="revoke_share"),
+    path("costs/", costs.costs, name="costs"),
+    path("staff/calls/", staff.upstream_calls, name="upstream_calls"),
 ]

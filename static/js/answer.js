@@ -18,13 +18,15 @@
   function showCard(marker) {
     if (owner === marker) return;
     hideCard();
-    var source = document.getElementById("source-" + marker.dataset.source);
+    var source = document.getElementById(marker.hash.slice(1));
     if (!source) return;
     card = document.createElement("div");
     card.className = "cite-card";
     card.id = "cite-card";
     card.setAttribute("role", "tooltip");
     card.append(...source.cloneNode(true).childNodes);
+    // The clone must not repeat ids (the hidden label is what markers are named by).
+    card.querySelectorAll("[id]").forEach(function (el) { el.removeAttribute("id"); });
     marker.parentNode.append(card);
     marker.setAttribute("aria-describedby", "cite-card");
     owner = marker;
@@ -39,7 +41,7 @@
   }
 
   function markerOf(node) {
-    return node instanceof Element ? node.closest("a.cite[data-source]") : null;
+    return node instanceof Element ? node.closest('a.cite[href^="#source-"]') : null;
   }
 
   function leaving(event) {
@@ -132,4 +134,18 @@
     show(thumbs.indexOf(thumb));
     if (!dialog.open) dialog.showModal();
   });
+
+  // --- print ------------------------------------------------------------------------------
+  // The button is hidden in the markup so that it only shows where it can work.
+  function enablePrint() {
+    document.querySelectorAll("[data-print][hidden]").forEach(function (button) {
+      button.hidden = false;
+    });
+  }
+  document.addEventListener("click", function (e) {
+    if (e.target instanceof Element && e.target.closest("[data-print]")) window.print();
+  });
+  // Answers swapped in by the status poll bring their own button.
+  document.addEventListener("htmx:afterSettle", enablePrint);
+  enablePrint();
 })();

@@ -1,0 +1,323 @@
+"""Serve a 40,000-word archived answer from gunicorn and measure the permalink page.
+
+    .venv/bin/python bench/page_bench.py [--rounds 6] [--seconds 2.5] [--threads 4]
+
+One gunicorn, production settings (debug off, manifest static files, SQLite in a temporary
+data directory), bound to a free loopback port. The permalink of a COMPLETED request whose
+archive is the benchmark answer is compared with ``/healthz`` on that same server: bursts of
+each alternate in rounds (ABBA order) so that noise from other work on the machine hits both
+alike, and the medians are compared. Also sums the gzip-compressed size of the JavaScript and
+CSS the permalink links to, as WhiteNoise serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fixture import CREATED_AT, MODEL, QUESTION, REQUEST_ID, job_text
+from bench.results import Result, record
+
+PASSWORD = "bench-password-not-secret-7f3a"
+THROUGHPUT_RATIO_TARGET = 0.5
+ASSET_TARGET_KB = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_environment(data_dir: Path) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_DEBUG", "DATABASE_URL", "SONARWEB_TESTING")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="sonarweb.settings",
+        SONARWEB_DATA_DIR=str(data_dir / "data"),
+        SONARWEB_STATIC_ROOT=str(data_dir / "static"),
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        SONARWEB_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        SONARWEB_INSECURE_HTTP="1",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        SONARWEB_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def prepare(env: dict[str, str], words: int, sources: int, images: int) -> str:
+    """Migrate, collect static files, add a user and the archived answer; returns its slug."""
+    os.environ.clear()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from datetime import UTC, datetime
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connections
+
+    from sonarweb.tracker.archive import render_stored
+    from sonarweb.tracker.models import TrackedRequest
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("collectstatic", verbosity=0, interactive=False)
+    user = User.objects.create_user("bench", "bench@example.com", PASSWORD)
+
+    def at(offset: int) -> datetime:
+        return datetime.fromtimestamp(CREATED_AT + offset, tz=UTC)
+
+    tracked = TrackedRequest.objects.create(
+        request_id=REQUEST_ID,
+        added_by=user,
+        question=QUESTION,
+        status="COMPLETED",
+        model=MODEL,
+        upstream_created_at=at(0),
+        started_at=at(5),
+        completed_at=at(605),
+        total_cost="1.234500",
+        raw_json=job_text(words, sources, images),
+        next_poll_at=None,
+    )
+    render_stored(tracked)
+    tracked.refresh_from_db()
+    assert tracked.rendered_html, "the benchmark answer did not render"
+    connections.close_all()
+    return tracked.slug
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[str]:
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "sonarweb.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
+    with log.open("wb") as errors:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=errors, stderr=errors)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"gunicorn exited:\n{log.read_text()}")
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"gunicorn did not answer /healthz:\n{log.read_text()}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def sign_in(base: str) -> httpx.Cookies:
+    with httpx.Client(base_url=base, timeout=10) as client:
+        page = client.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token, "no CSRF token on the login page"
+        response = client.post(
+            "/accounts/login/",
+            data={
+                "username": "bench",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": token.group(1),
+            },
+        )
+        assert response.status_code == 302, f"sign-in failed with {response.status_code}"
+        return client.cookies
+
+
+@dataclass
+class Burst:
+    requests: int
+    seconds: float
+    bytes: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def burst(
+    base: str, path: str, cookies: httpx.Cookies, threads: int, max_requests: int, seconds: float
+) -> Burst:
+    """Requests from ``threads`` clients until ``max_requests`` are done or time is up."""
+    lock = threading.Lock()
+    state = {"started": 0, "done": 0, "bytes": 0}
+    failures: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        with httpx.Client(base_url=base, cookies=cookies, timeout=30) as client:
+            while time.perf_counter() < deadline:
+                with lock:
+                    if state["started"] >= max_requests:
+                        return
+                    state["started"] += 1
+                response = client.get(path)
+                with lock:
+                    if response.status_code != 200:
+                        failures.append(f"{path}: {response.status_code}")
+                        return
+                    state["done"] += 1
+                    state["bytes"] += len(response.content)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    start = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise SystemExit(f"requests failed: {failures[:3]}")
+    return Burst(requests=state["done"], seconds=elapsed, bytes=state["bytes"])
+
+
+def linked_assets(html: str) -> list[str]:
+    """The JavaScript and stylesheets a page loads, in document order."""
+    scripts = re.findall(r"<script\b[^>]*\bsrc=\"([^\"]+)\"", html)
+    styles = [
+        m.group(2)
+        for m in re.finditer(r"<link\b([^>]*)\bhref=\"([^\"]+)\"[^>]*>", html)
+        if re.search(r"rel=\"stylesheet\"", m.group(0))
+    ]
+    return styles + scripts
+
+
+def compressed_size(client: httpx.Client, url: str) -> tuple[int, str]:
+    """Bytes on the wire with gzip accepted; compresses itself if the server would not."""
+    with client.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
+        assert response.status_code == 200, f"{url}: {response.status_code}"
+        raw = b"".join(response.iter_raw())
+        encoding = response.headers.get("content-encoding", "")
+    if encoding == "gzip":
+        return len(raw), "served gzip"
+    return len(gzip.compress(raw, compresslevel=9)), "gzipped here"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=40_000)
+    parser.add_argument("--sources", type=int, default=150)
+    parser.add_argument("--images", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="concurrent load clients")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.5, help="per burst, at most")
+    parser.add_argument("--max-requests", type=int, default=5000, help="per burst, at most")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="sonarweb-bench-"))
+    try:
+        env = server_environment(workdir)
+        started = time.perf_counter()
+        slug = prepare(env, args.words, args.sources, args.images)
+        print(f"page: set up in {time.perf_counter() - started:.1f} s", flush=True)
+        port = free_port()
+        with gunicorn(env, port, args.workers, workdir / "gunicorn.log") as base:
+            cookies = sign_in(base)
+            permalink = f"/r/{slug}/"
+            with httpx.Client(base_url=base, cookies=cookies, timeout=30) as client:
+                page = client.get(permalink)
+                assert page.status_code == 200, f"permalink answered {page.status_code}"
+                assert f'id="source-{args.sources}"' in page.text, "the answer is not on the page"
+                assets = linked_assets(page.text)
+                sizes = [compressed_size(client, urljoin(base, url)) for url in assets]
+            for url, (size, how) in zip(assets, sizes, strict=True):
+                print(f"  {url}: {size / 1024:.1f} KB ({how})")
+            print(
+                f"page: {len(page.content) / 1024:,.0f} KB permalink; {args.workers} gunicorn "
+                f"workers, {args.threads} client threads, {args.rounds} rounds of "
+                f"<= {args.seconds} s / <= {args.max_requests} requests per endpoint",
+                flush=True,
+            )
+
+            endpoints = ("/healthz", permalink)
+            for path in endpoints:  # warm both workers' connections and caches
+                burst(base, path, cookies, args.threads, 40, 5)
+            rates: dict[str, list[float]] = {path: [] for path in endpoints}
+            for i in range(args.rounds):
+                order = endpoints if i % 2 == 0 else endpoints[::-1]
+                for path in order:
+                    result = burst(
+                        base, path, cookies, args.threads, args.max_requests, args.seconds
+                    )
+                    rates[path].append(result.rate)
+                line = ", ".join(f"{p} {rates[p][-1]:,.0f}/s" for p in endpoints)
+                print(f"  round {i + 1}: {line}", flush=True)
+
+        health = statistics.median(rates["/healthz"])
+        page_rate = statistics.median(rates[permalink])
+        ratio = page_rate / health
+        total_kb = sum(size for size, _ in sizes) / 1024
+        record(Result("healthz throughput (median)", health, "req/s", "", None))
+        record(Result("permalink throughput (median)", page_rate, "req/s", "", None))
+        record(
+            Result(
+                "permalink / healthz throughput",
+                ratio,
+                "x",
+                f">= {THROUGHPUT_RATIO_TARGET:.2f} x",
+                ratio >= THROUGHPUT_RATIO_TARGET,
+            )
+        )
+        record(Result("permalink page size", len(page.content) / 1024, "KB", "", None))
+        record(
+            Result(
+                "permalink JS + CSS, gzip",
+                total_kb,
+                "KB",
+                f"< {ASSET_TARGET_KB:.0f} KB",
+                total_kb < ASSET_TARGET_KB,
+            )
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

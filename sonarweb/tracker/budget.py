@@ -1,0 +1,74 @@
+"""A per-key call budget shared by every process, and pauses after a 429.
+
+Both live on the ApiKey row and change only through conditional UPDATEs, so
+gunicorn workers, refreshers and other machines on the same database agree on
+them without locks or a cache server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from sonarweb.perplexity.client import RateLimited
+
+from .models import ApiKey
+
+WINDOW = timedelta(minutes=1)
+DEFAULT_PAUSE_SECONDS = 30.0
+
+
+class BudgetExhausted(RateLimited):
+    """This key's share of calls for the current minute is used up; nothing was sent."""
+
+    message = "This API key's call budget for the minute is used up; waiting."
+
+
+class KeyPaused(RateLimited):
+    message = "Perplexity asked to slow down for this API key; waiting until it allows calls."
+
+
+def calls_per_minute() -> int:
+    return int(settings.SONARWEB_KEY_CALLS_PER_MINUTE)
+
+
+def take(key_id: int, now: datetime | None = None) -> None:
+    """Spend one call of the key's budget, or raise BudgetExhausted / KeyPaused."""
+    now = now or timezone.now()
+    rows = ApiKey.objects.filter(pk=key_id)
+    not_paused = Q(paused_until__isnull=True) | Q(paused_until__lte=now)
+    # A new window starts when the old one is over; only one process wins that reset.
+    fresh = (
+        rows.filter(not_paused)
+        .filter(Q(budget_window_start__isnull=True) | Q(budget_window_start__lte=now - WINDOW))
+        .update(budget_window_start=now, budget_calls=1)
+    )
+    if fresh:
+        return
+    spent = (
+        rows.filter(not_paused, budget_window_start__gt=now - WINDOW)
+        .filter(budget_calls__lt=calls_per_minute())
+        .update(budget_calls=F("budget_calls") + 1)
+    )
+    if spent:
+        return
+    key = rows.only("paused_until", "budget_window_start").first()
+    if key is None:
+        raise BudgetExhausted()
+    if key.paused_until and key.paused_until > now:
+        raise KeyPaused(retry_after=(key.paused_until - now).total_seconds())
+    window_end = (key.budget_window_start or now) + WINDOW
+    raise BudgetExhausted(retry_after=max((window_end - now).total_seconds(), 0.5))
+
+
+def pause(key_id: int, retry_after: float | None, now: datetime | None = None) -> datetime:
+    """After a 429: no call with this key until Retry-After has passed."""
+    now = now or timezone.now()
+    until = now + timedelta(seconds=retry_after if retry_after else DEFAULT_PAUSE_SECONDS)
+    ApiKey.objects.filter(pk=key_id).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+    ).update(paused_until=until)
+    return until

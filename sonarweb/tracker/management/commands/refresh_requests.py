@@ -1,0 +1,46 @@
+"""Keep unfinished requests moving in the background, so answers are archived
+even when nobody has a page open. Safe to run in several processes at once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from sonarweb.tracker.refresher import run_forever, run_once
+
+
+class Command(BaseCommand):
+    help = "Poll unfinished requests in a loop (or once with --once). Stops cleanly on SIGTERM."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--once", action="store_true", help="Make a single pass and exit.")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="Seconds between passes (default SONARWEB_REFRESH_SECONDS).",
+        )
+
+    def handle(self, *args: Any, once: bool, interval: float | None, **options: Any) -> None:
+        if once:
+            stats = run_once()
+            self.stdout.write(
+                f"keys={stats.keys} claimed={stats.claimed} list_calls={stats.list_calls} "
+                f"detail_calls={stats.detail_calls} errors={len(stats.errors)}"
+            )
+            return
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        every = interval if interval is not None else settings.SONARWEB_REFRESH_SECONDS
+        self.stdout.write(f"Refreshing unfinished requests every {every:g} s (SIGTERM stops).")
+        run_forever(stop, every)
+        self.stdout.write("Refresher stopped.")

@@ -1,0 +1,124 @@
+"""Public, read-only share links to completed answers, and the team's list of them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+
+from ..archive import render_stored
+from ..models import ShareLink, TrackedRequest, UpstreamStatus
+from .access import get_request_for_user
+
+log = logging.getLogger("sonarweb.sharing")
+
+LINKS_PER_PAGE = 50
+# Link rows never need the stored answer, which can run to megabytes.
+ANSWER_COLUMNS = ("tracked__raw_json", "tracked__rendered_html", "tracked__answer_text")
+EXPIRY_CHOICES = [("never", "Never"), ("1", "In 1 day"), ("7", "In 7 days"), ("30", "In 30 days")]
+
+
+class ShareForm(forms.Form):
+    expires = forms.ChoiceField(label="Link expires", choices=EXPIRY_CHOICES, initial="never")
+
+    def expires_at(self) -> datetime | None:
+        choice = self.cleaned_data["expires"]
+        if choice == "never":
+            return None
+        return timezone.now() + timedelta(days=int(choice))
+
+
+def content_hash(tracked: TrackedRequest) -> str:
+    """A short fingerprint of the archived JSON, so a reader can tell two copies apart."""
+    return hashlib.sha256(tracked.raw_json.encode()).hexdigest()[:12]
+
+
+def _panel(
+    request: HttpRequest, tracked: TrackedRequest, error: str = "", status: int = 200
+) -> HttpResponse:
+    context = {"tracked": tracked, "share_error": error}
+    return render(request, "tracker/_share_panel.html", context, status=status)
+
+
+@require_POST
+def create_share(request: HttpRequest, slug: str) -> HttpResponse:
+    tracked = get_request_for_user(request, slug)
+    if tracked.status != UpstreamStatus.COMPLETED:
+        # The button only shows on completed answers; this answers crafted posts.
+        return _panel(request, tracked, "Only a completed answer can be shared.", status=409)
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        return _panel(request, tracked, "Choose when the link expires.", status=422)
+    link = ShareLink.objects.create(
+        tracked=tracked, created_by=request.user, expires_at=form.expires_at()
+    )
+    log.info("user_id=%s created share link id=%s for %s", request.user.pk, link.pk, tracked.slug)
+    if request.htmx:
+        return _panel(request, tracked)
+    messages.success(request, "Public link created.")
+    return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
+
+
+@require_POST
+def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
+    """Any member may revoke any link: sharing is the team's decision, not one member's."""
+    rows = ShareLink.objects.select_related("tracked", "created_by").defer(*ANSWER_COLUMNS)
+    link = get_object_or_404(rows, pk=pk)
+    # Conditional, so a second click keeps the first revocation time.
+    if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        log.info("user_id=%s revoked share link id=%s", request.user.pk, pk)
+    link.refresh_from_db(fields=["revoked_at"])
+    from_panel = request.POST.get("from") == "panel"
+    if request.htmx:
+        if from_panel:
+            return _panel(request, link.tracked)
+        return render(request, "tracker/links.html#link_row", {"link": link})
+    messages.success(request, "Public link revoked.")
+    back = link.tracked.get_absolute_url() if from_panel else "/links/"
+    return HttpResponseRedirect(back, status=303)
+
+
+@require_safe
+def links(request: HttpRequest) -> HttpResponse:
+    rows = ShareLink.objects.select_related("tracked", "created_by").defer(*ANSWER_COLUMNS)
+    page = Paginator(rows, LINKS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "tracker/links.html", {"page": page})
+
+
+def _public(response: HttpResponse) -> HttpResponse:
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@login_not_required
+@never_cache
+@require_safe
+def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
+    """The public page: served from the archive only, so it never calls upstream.
+
+    never_cache keeps browsers and proxies from serving a copy after a revocation.
+    """
+    link = (
+        ShareLink.objects.active()
+        .select_related("tracked")
+        .filter(token=token, tracked__status=UpstreamStatus.COMPLETED)
+        .first()
+    )
+    if link is None:
+        return _public(render(request, "tracker/shared_answer.html", {}, status=404))
+    tracked = link.tracked
+    # Stored by an older renderer: render once now, as the permalink would.
+    render_stored(tracked)
+    context = {"tracked": tracked, "link": link, "content_hash": content_hash(tracked)}
+    return _public(render(request, "tracker/shared_answer.html", context))

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Avg, Count, Max, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from ..models import UpstreamCall
+
+RECENT_CALLS = 50
+
+
+def staff_only(view: Any) -> Any:
+    """403 for members who are not staff (they are signed in: a login page would not help)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can see the upstream call log.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_safe
+@staff_only
+def upstream_calls(request: HttpRequest) -> HttpResponse:
+    """Calls and errors per key over the last hour."""
+    since = timezone.now() - timedelta(hours=1)
+    recent = UpstreamCall.objects.filter(at__gte=since)
+    per_key = (
+        recent.values("key_last4", "api_key__user__username")
+        .annotate(
+            calls=Count("id"),
+            errors=Count("id", filter=~Q(error="")),
+            rate_limited=Count("id", filter=Q(status=429)),
+            unauthorized=Count("id", filter=Q(status=401)),
+            avg_ms=Avg("duration_ms"),
+            last=Max("at"),
+        )
+        .order_by("-calls")
+    )
+    context = {
+        "since": since,
+        "per_key": list(per_key),
+        "totals": recent.aggregate(calls=Count("id"), errors=Count("id", filter=~Q(error=""))),
+        "calls": list(recent.select_related("api_key__user")[:RECENT_CALLS]),
+    }
+    return render(request, "tracker/staff_calls.html", context)

@@ -1,0 +1,95 @@
+// Watching a running request: when the polled status badge turns COMPLETED or FAILED, the tab
+// title and favicon say so, and a browser notification appears if the user allowed them.
+// Loaded only while the request is unfinished; no inline scripts (CSP).
+(function () {
+  "use strict";
+
+  var FINISHED = {
+    COMPLETED: { prefix: "✓ Completed · ", icon: "iconCompleted", text: "The research is complete." },
+    FAILED: { prefix: "✗ Failed · ", icon: "iconFailed", text: "The research job failed." },
+  };
+  var script = document.currentScript;
+  var icons = script ? script.dataset : {};
+  var supported = "Notification" in window;
+  var baseTitle = document.title;
+  var announced = false;
+
+  function badgeStatus() {
+    var badge = document.querySelector("#status [data-status]");
+    return badge ? badge.getAttribute("data-status") : "";
+  }
+
+  function setFavicon(href) {
+    if (!href) return;
+    var link = document.querySelector('link[rel~="icon"]');
+    if (!link) {
+      link = document.createElement("link");
+      link.rel = "icon";
+      document.head.append(link);
+    }
+    link.type = "image/svg+xml";
+    link.href = href;
+  }
+
+  function notify(outcome) {
+    if (!supported || Notification.permission !== "granted") return;
+    try {
+      var note = new Notification(outcome.prefix + baseTitle, {
+        body: outcome.text,
+        icon: icons[outcome.icon] || undefined,
+        tag: location.pathname,
+      });
+      note.onclick = function () {
+        window.focus();
+        note.close();
+      };
+    } catch (err) {
+      // Some browsers (Android Chrome) only allow notifications from a service worker; the
+      // title and favicon still tell the news.
+    }
+  }
+
+  function finish(outcome) {
+    announced = true;
+    document.title = outcome.prefix + baseTitle;
+    setFavicon(icons[outcome.icon]);
+    updateButton();
+    notify(outcome);
+  }
+
+  function check() {
+    var outcome = FINISHED[badgeStatus()];
+    if (outcome && !announced) finish(outcome);
+  }
+
+  // --- "Notify me when it finishes" ------------------------------------------------------
+  var button = document.getElementById("notify-button");
+  var state = document.getElementById("notify-state");
+
+  function updateButton() {
+    if (!button) return;
+    var permission = supported ? Notification.permission : "unsupported";
+    button.hidden = announced || permission !== "default";
+    if (!state) return;
+    if (announced || permission === "unsupported") state.textContent = "";
+    else if (permission === "granted") state.textContent = "You will get a notification when it finishes.";
+    else if (permission === "denied") state.textContent = "Notifications are blocked for this site in your browser.";
+    else state.textContent = "";
+  }
+
+  if (button && supported) {
+    button.addEventListener("click", function () {
+      var asked = Notification.requestPermission(updateButton);
+      // Older Safari takes the callback; everything else returns a promise.
+      if (asked && asked.then) asked.then(updateButton);
+    });
+  }
+
+  // A page opened on a finished request has nothing to announce: only a change counts.
+  if (FINISHED[badgeStatus()]) announced = true;
+  updateButton();
+
+  // Watch the DOM rather than htmx events, so any way the badge gets replaced counts.
+  var root = document.querySelector(".request") || document.body;
+  new MutationObserver(check).observe(root, { childList: true, subtree: true });
+})();

@@ -1,0 +1,125 @@
+"""Start-up behaviour of the settings module, run as real processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SONARWEB_"))}
+    base.pop("DATABASE_URL", None)
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
+
+
+def production(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "DJANGO_SECRET_KEY": "x" * 60 + "-not-a-real-secret-but-long-and-random-enough-91f3",
+        "SONARWEB_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DJANGO_ALLOWED_HOSTS": "research.example.com",
+        "SONARWEB_DATA_DIR": str(tmp_path / "data"),
+        "SONARWEB_STATIC_ROOT": str(tmp_path / "static"),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "SONARWEB_ENCRYPTION_KEYS"])
+def test_missing_secret_stops_start_up_with_a_clear_message(tmp_path, missing):
+    env = production(tmp_path)
+    env.pop(missing)
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+
+
+def test_check_deploy_passes_with_production_settings(tmp_path):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("f" * 64 + "\n")
+    env = production(tmp_path, DJANGO_SECRET_KEY_FILE=str(secret_file))
+    env.pop("DJANGO_SECRET_KEY")
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    result = manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.stdout.strip() == "f" * 64, result.stderr
+
+
+def test_debug_generates_secrets_once_and_keeps_them(tmp_path):
+    env = {"DJANGO_DEBUG": "1", "SONARWEB_DATA_DIR": str(tmp_path / "data")}
+    code = (
+        "from django.conf import settings; print(settings.SECRET_KEY, settings.ENCRYPTION_KEYS[0])"
+    )
+    first = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout
+    second = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout
+    assert first == second and len(first.split()) == 2
+    kept = tmp_path / "data" / "encryption_keys"
+    assert kept.exists() and oct(kept.stat().st_mode & 0o777) == "0o600"
+    Fernet(first.split()[1].encode())
+
+
+def test_production_defaults_are_secure(tmp_path):
+    code = (
+        "from django.conf import settings as s; print(s.DEBUG, s.SESSION_COOKIE_SECURE, "
+        "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, "
+        "s.DATABASES['default']['ENGINE'])"
+    )
+    out = manage(
+        "shell", "--no-imports", "-c", code, env=production(tmp_path), check=True
+    ).stdout.split()
+    assert out == ["False", "True", "True", "True", "True", "django.db.backends.sqlite3"]
+    insecure = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        env=production(tmp_path, SONARWEB_INSECURE_HTTP="1"),
+        check=True,
+    ).stdout.split()
+    assert insecure[1:4] == ["False", "False", "False"]
+
+
+def test_database_url_selects_postgresql(tmp_path):
+    env = production(tmp_path, DATABASE_URL="postgres://u:p@db.internal:5433/sonar")
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'])"
+    )
+    out = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.split()
+    assert out == ["django.db.backends.postgresql", "db.internal", "5433", "sonar"]
+
+
+def test_dockerfile_build_steps_work(tmp_path):
+    """What the image does at build time, run here: collectstatic with the build-only values."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build_env = re.search(r"RUN (DJANGO_SECRET_KEY=\S+) (SONARWEB_ENCRYPTION_KEYS=\S+)", dockerfile)
+    assert build_env, "the Dockerfile collects static files with throwaway secrets"
+    env = dict(pair.split("=", 1) for pair in build_env.groups())
+    env["SONARWEB_STATIC_ROOT"] = str(tmp_path / "static")
+    env["SONARWEB_DATA_DIR"] = str(tmp_path / "data")
+    result = manage("collectstatic", "--noinput", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "static" / "staticfiles.json").exists()
+    assert list((tmp_path / "static").rglob("htmx-2.min*.js.gz"))
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
+    assert "HEALTHCHECK" in dockerfile and "gunicorn sonarweb.wsgi:application" in dockerfile
