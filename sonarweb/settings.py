@@ -240,7 +240,7 @@ PERPLEXITY_READ_TIMEOUT = float(os.environ.get("PERPLEXITY_READ_TIMEOUT", "20"))
 SONARWEB_BADGE_POLL_SECONDS = env_int("SONARWEB_BADGE_POLL_SECONDS", 3)
 
 # Calls one API key may make per minute, shared by every process and machine.
-SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 120)
+SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 300)
 # An IN_PROGRESS job older than this is flagged as running unusually long.
 SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
 # How often the background refresher looks for due requests.

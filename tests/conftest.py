@@ -70,3 +70,13 @@ def member_client(member: User) -> Client:
 @pytest.fixture
 def anon_client() -> Client:
     return Client()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_page_cache() -> Iterator[None]:
+    """Cached finished pages are per process; tests must not see each other's."""
+    from sonarweb.tracker.views.requests import FINISHED_PAGES
+
+    FINISHED_PAGES.clear()
+    yield
+    FINISHED_PAGES.clear()

@@ -448,7 +448,9 @@ def test_related_questions_link_to_follow_up() -> None:
         "/new/?q=What+about+cost+%26+safety%3F",
         "/new/?q=Who+builds+them%3F",
     ]
-    assert links[0].text == "What about cost & safety?"
+    assert links[0].text == "Research this"
+    assert links[0].attrs["aria-label"] == "Research this: What about cost & safety?"
+    assert [q.text for q in dom.find("span", "related-question")] == questions
     assert "target" not in links[0].attrs
     custom = Dom(
         render_completion(raw("A", related_questions=questions), followup_url="/r/new?x=1")

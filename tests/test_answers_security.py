@@ -158,7 +158,7 @@ def test_followup_url_is_escaped() -> None:
     dom = assert_safe(render_completion(completion, followup_url='/new/"onmouseover="x'))
     link = dom.one("a", "followup")
     assert link.attrs["href"].startswith('/new/"onmouseover="x?q=')
-    assert set(link.attrs) == {"class", "href", "rel"}
+    assert set(link.attrs) == {"class", "href", "rel", "aria-label"}
 
 
 @pytest.mark.parametrize("followup", ["javascript:alert(1)", "//evil.example/new/"])

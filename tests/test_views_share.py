@@ -271,3 +271,10 @@ def test_member_key_is_never_on_the_public_page(anon_client, member, sim_server,
     html = anon_client.get(f"/s/{link.token}/").content.decode()
     assert tracked.request_id in html
     assert MEMBER_KEY not in html and key.last4 not in html and "mateo" not in html
+
+
+def test_public_page_hides_follow_up_controls(anon_client, owner, sim_server, simulator):
+    link = share(completed(simulator, owner), owner)
+    html = anon_client.get(link.get_absolute_url()).content.decode()
+    assert '<body class="public">' in html
+    assert 'class="related-question"' in html

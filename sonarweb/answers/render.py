@@ -27,7 +27,7 @@ from sonarweb.answers.sources import Source, build_sources
 from sonarweb.perplexity.payload import Completion
 
 # Bump whenever the HTML changes: stored fragments older than this are re-rendered lazily.
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 
 EMPTY = '<p class="answer-empty">The answer is empty.</p>'
 

@@ -183,7 +183,13 @@ def related(questions: Iterable[str], followup_url: str | None) -> str:
             continue
         joiner = "&" if "?" in followup_url else "?"
         href = f"{followup_url}{joiner}q={quote_plus(text)}"
-        items.append(f'<li><a class="followup" href="{escape(href)}">{escape(text)}</a></li>')
+        # The question stays text; the follow-up is its own control, which pages for
+        # readers who cannot start research (public links) leave out.
+        items.append(
+            f'<li><span class="related-question">{escape(text)}</span> '
+            f'<a class="followup" href="{escape(href)}" aria-label="Research this: '
+            f'{escape(text)}">Research this</a></li>'
+        )
     if not items:
         return ""
     listing = f'<ul class="related-list">{"".join(items)}</ul>'

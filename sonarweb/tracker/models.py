@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -309,6 +310,11 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"share link for {self.tracked_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        # The permalink lists its links: a new ``updated`` retires cached copies of it.
+        TrackedRequest.objects.filter(pk=self.tracked_id).update(updated=timezone.now())
 
     def get_absolute_url(self) -> str:
         return f"/s/{self.token}/"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
@@ -13,6 +15,7 @@ from sonarweb.answers.render import RENDER_VERSION
 
 from ..archive import needs_render, render_stored
 from ..models import TrackedRequest, UpstreamStatus
+from ..pagecache import PageCache
 from ..polling import refresh_if_due
 from .access import get_request_for_user
 
@@ -22,6 +25,8 @@ MAX_BATCH = 100
 ANSWER_SLOT = mark_safe("<!--sonarweb:answer-->")
 # Encoded answers kept per process; a 100k-word answer is about 3 MB.
 ANSWER_CACHE_SIZE = 16
+# Whole finished pages per member, per process: a repeat view costs no template work.
+FINISHED_PAGES = PageCache(max_bytes=64 * 1024 * 1024, ttl_seconds=60)
 
 
 def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]:
@@ -32,12 +37,33 @@ def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]
     }
 
 
+def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """What a finished page depends on; None when the page must be rendered afresh."""
+    pk, updated, status, version = head
+    if status != UpstreamStatus.COMPLETED or version != RENDER_VERSION:
+        return None
+    # Pending messages are shown once, on whichever page comes next.
+    if len(messages.get_messages(request)):
+        return None
+    secret = request.META.get("CSRF_COOKIE", "")
+    return (pk, updated, version, request.user.pk, secret)
+
+
 @require_safe
 def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The permalink. Serves the archive when finished; otherwise polls if due."""
+    head = (
+        TrackedRequest.objects.filter(slug=slug)
+        .values_list("pk", "updated", "status", "render_version")
+        .first()
+    )
+    if head is None:
+        raise Http404("No request has this permalink.")
+    key = _page_key(request, head)
+    if key is not None and (page := FINISHED_PAGES.get(key)) is not None:
+        return _private(HttpResponse(page))
     tracked = get_object_or_404(
-        # The same row get_request_for_user gives, without the stored HTML: an answer that is
-        # rendered and current comes from _stored_answer instead.
+        # The stored HTML comes from _stored_answer, not with the row.
         TrackedRequest.objects.select_related("added_by").defer(
             "rendered_html", "answer_text", "raw_json"
         ),
@@ -49,11 +75,22 @@ def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
         except LookupError:
             pass
         else:
-            return _page_with_answer(request, tracked, answer)
+            response = _page_with_answer(request, tracked, answer)
+            if key is not None and response.status_code == 200:
+                # Keyed by the CSRF secret the page now carries, which may be new.
+                FINISHED_PAGES.put(
+                    (*key[:-1], request.META.get("CSRF_COOKIE", "")), response.content
+                )
+            return _private(response)
     tracked = refresh_if_due(tracked)
     if needs_render(tracked):
         render_stored(tracked)
     return render(request, "tracker/request_detail.html", _context(request, tracked))
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @lru_cache(maxsize=ANSWER_CACHE_SIZE)

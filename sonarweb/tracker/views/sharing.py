@@ -43,6 +43,12 @@ def content_hash(tracked: TrackedRequest) -> str:
     return hashlib.sha256(tracked.raw_json.encode()).hexdigest()[:12]
 
 
+def _touch(tracked_pk: int) -> None:
+    """The permalink lists the links: a new ``updated`` retires cached copies of it
+    (ShareLink.save does the same for new links)."""
+    TrackedRequest.objects.filter(pk=tracked_pk).update(updated=timezone.now())
+
+
 def _panel(
     request: HttpRequest, tracked: TrackedRequest, error: str = "", status: int = 200
 ) -> HttpResponse:
@@ -77,6 +83,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     # Conditional, so a second click keeps the first revocation time.
     if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         log.info("user_id=%s revoked share link id=%s", request.user.pk, pk)
+        _touch(link.tracked_id)
     link.refresh_from_db(fields=["revoked_at"])
     from_panel = request.POST.get("from") == "panel"
     if request.htmx:
