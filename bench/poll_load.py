@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -29,7 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.page_bench import PASSWORD, free_port, gunicorn, server_environment, sign_in
+from bench.harness import free_port, gunicorn, server_environment, setup_site, sign_in
 from bench.results import Result, record
 
 KEY = "pplx-bench-load-0000000000000000"
@@ -58,20 +57,11 @@ def start_simulator(env: dict[str, str], port: int, log: Path) -> subprocess.Pop
 
 def prepare(env: dict[str, str], sim_base: str, jobs: int) -> dict[str, str]:
     """Migrate, collect static files, add a user with the key and the jobs; slug -> job id."""
-    os.environ.clear()
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
+    user = setup_site(env)
     from django.db import connections
 
     from sonarweb.tracker.models import ApiKey, TrackedRequest
 
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("collectstatic", verbosity=0, interactive=False)
-    user = User.objects.create_user("bench", "bench@example.com", PASSWORD)
     key = ApiKey(user=user)
     key.set_secret(KEY)
     key.save()
