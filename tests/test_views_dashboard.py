@@ -336,3 +336,14 @@ def test_title_edit_escapes_html(owner_client, spread):
         HTTP_HX_REQUEST="true",
     ).content.decode()
     assert "<img" not in html and "&lt;img" in html
+
+
+def test_expired_session_moves_htmx_polls_to_the_login_page(anon_client):
+    response = anon_client.get(
+        "/badges/?s=abc",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/r/abc/?tab=1",
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=/r/abc/%3Ftab%3D1"
+    assert b"<html" not in response.content
