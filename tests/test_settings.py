@@ -123,3 +123,17 @@ def test_dockerfile_build_steps_work(tmp_path):
     assert list((tmp_path / "static").rglob("htmx-2.min*.js.gz"))
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
     assert "HEALTHCHECK" in dockerfile and "gunicorn sonarweb.wsgi:application" in dockerfile
+
+
+def test_accounts_can_be_made_without_a_prompt(tmp_path):
+    env = production(
+        tmp_path,
+        DJANGO_SUPERUSER_USERNAME="admin",
+        DJANGO_SUPERUSER_PASSWORD="a-long-password-for-tests-51",
+        DJANGO_SUPERUSER_EMAIL="admin@example.com",
+    )
+    manage("migrate", "--noinput", env=env, check=True)
+    result = manage("createsuperuser", "--noinput", env=env)
+    assert result.returncode == 0, result.stderr
+    code = "from django.contrib.auth.models import User; print(User.objects.get().is_superuser)"
+    assert manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.strip() == "True"
