@@ -626,6 +626,13 @@ def test_simulate_command_serves_the_demo_until_terminated(tmp_path):
         assert response.status_code == 200
         assert response.json()["status"] == "COMPLETED"
         assert response.json()["response"]["search_results"]
+        # The demo's gallery shows pictures the simulator draws itself.
+        images = response.json()["response"]["images"]
+        assert images and all(i["image_url"].startswith(f"{url}/_sim/images/") for i in images)
+        picture = httpx.get(images[0]["image_url"], timeout=10)
+        assert picture.status_code == 200
+        assert picture.headers["content-type"] == "image/svg+xml"
+        assert f'width="{images[0]["width"]}"'.encode() in picture.content
         assert httpx.get(f"{url}/v1/async/sonar", headers=bearer(KEY)).status_code == 401
     finally:
         process.terminate()

@@ -20,8 +20,8 @@ After ``retention_seconds`` the job is gone.
 Python API, for tests that hold the ``Simulator`` object:
 
 - ``Simulator(keys=None, *, clock=None, queue_seconds=2, run_seconds=20, page_size=20,
-  retention_seconds=7*86400, create_limit_per_minute=None, control=True)``; ``keys=None``
-  accepts any key matching ``KEY_PATTERN``.
+  retention_seconds=7*86400, create_limit_per_minute=None, control=True, image_base=None)``;
+  ``keys=None`` accepts any key matching ``KEY_PATTERN``.
 - ``add_job(key, *, question=..., model="sonar-deep-research", job_id=None, created_at=None,
   created_ago=None, queue_seconds=None, run_seconds=None, outcome="COMPLETED",
   error_message=None, completion=None, words=None, sources=None, images=None, related=True)
@@ -48,6 +48,10 @@ Control endpoints (``control=True``; JSON in and out, no auth, so bind to loopba
 - ``POST /_sim/advance``: ``{"seconds": ...}`` -> ``{"offset": ..., "now": ...}``
 - ``GET /_sim/calls`` -> ``{"calls": [...]}``; ``POST /_sim/reset_calls``
 - ``GET /_sim/health`` -> ``{"ok": true, "now": ...}``
+
+Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.svg
+?title=...`` draws a static SVG of that size (see ``images.py``). With ``image_base`` set to the
+simulator's own URL, generated answers' ``image_url`` point there instead of example.org.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
+from . import images
 from .corpus import MODELS, generate_completion
 
 KEY_PATTERN = re.compile(r"^pplx-[A-Za-z0-9_-]{8,}$")
@@ -414,6 +419,7 @@ class Simulator:
         retention_seconds: float = 7 * 86400,
         create_limit_per_minute: int | None = None,
         control: bool = True,
+        image_base: str | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._keys: set[str] | None = set(keys) if keys is not None else None
@@ -426,6 +432,8 @@ class Simulator:
         self.retention_seconds = retention_seconds
         self.create_limit_per_minute = create_limit_per_minute
         self.control = control
+        # Where answers' images point: this simulator's own URL, or None for example.org.
+        self.image_base = image_base
         self._jobs: dict[str, _Job] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
         self._creations: dict[str, deque[float]] = {}
@@ -557,6 +565,7 @@ class Simulator:
                 job_id=job.id,
                 created=int(job.created_at + job.queue_seconds + job.run_seconds),
                 search_context_size=job.search_context_size,
+                image_base=self.image_base,
             )
         return job.generated
 
@@ -613,7 +622,10 @@ class Simulator:
             path = path.encode("latin-1").decode("utf-8")
         if path != "/":
             path = path.rstrip("/")
-        if path == "/_sim" or path.startswith("/_sim/"):
+        if path.startswith(images.PREFIX):
+            # Like a public image host: no key, and served even with the control endpoints off.
+            response = self._image(method, path, environ)
+        elif path == "/_sim" or path.startswith("/_sim/"):
             if self.control:
                 response = self._control(method, path, environ)
             else:
@@ -622,7 +634,25 @@ class Simulator:
             response = self._api(method, path, environ)
         headers = [*response.headers, ("Content-Length", str(len(response.body)))]
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
-        return [response.body]
+        return [] if method == "HEAD" else [response.body]
+
+    @staticmethod
+    def _image(method: str, path: str, environ: dict[str, Any]) -> _Response:
+        name = path[len(images.PREFIX) :].removesuffix(".svg")
+        if not path.endswith(".svg") or not images.NAME.match(name):
+            return _detail(404, "Not Found")
+        if method not in {"GET", "HEAD"}:
+            return _detail(405, "Method Not Allowed", [("Allow", "GET, HEAD")])
+        query = parse_qs(str(environ.get("QUERY_STRING", "")))
+        title = (query.get("title") or [""])[0]
+        headers = [
+            ("Content-Type", "image/svg+xml"),
+            ("Cache-Control", "public, max-age=86400"),
+            ("X-Content-Type-Options", "nosniff"),
+            # Opened on its own, the picture still may not run or load anything.
+            ("Content-Security-Policy", "default-src 'none'"),
+        ]
+        return _Response(200, images.render_svg(name, title), headers)
 
     def _api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
         key = _bearer(environ)

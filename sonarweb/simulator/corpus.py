@@ -9,7 +9,8 @@ The text is assembled from sentence templates filled with noun phrases taken fro
 a page rendering it looks like a real answer about the question asked. Everything is driven by one
 ``random.Random`` seeded from a string (string seeds hash with SHA-512, so output is stable across
 processes regardless of ``PYTHONHASHSEED``). All URLs live under the reserved example.org /
-example.com / example.net domains, so nothing rendered from the simulator can reach a real host.
+example.com / example.net domains, so nothing rendered from the simulator can reach a real host;
+only images may instead point at the simulator itself (``image_base``), which draws them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from random import Random
 from string import Template
 from typing import Any
+
+from .images import image_path
 
 MODELS = ("sonar", "sonar-pro", "sonar-deep-research", "sonar-reasoning-pro")
 THINKING_MODELS = frozenset({"sonar-deep-research", "sonar-reasoning-pro"})
@@ -684,19 +687,26 @@ def _search_results(writer: _Writer, created: datetime) -> list[dict[str, Any]]:
     return results
 
 
-def _images(writer: _Writer, count: int, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _images(
+    writer: _Writer, count: int, results: list[dict[str, Any]], image_base: str | None
+) -> list[dict[str, Any]]:
     rng = writer.rng
     images = []
     for index in range(count):
         width, height = rng.choice(_IMAGE_SIZES)
         origin = results[index % len(results)]["url"] if results else "https://www.example.org/"
         token = f"{rng.getrandbits(32):08x}"
+        title = writer.fill(rng.choice(_IMAGE_TITLES))
+        if image_base:
+            slug = writer.topic.slug
+            url = image_base.rstrip("/") + image_path(slug, index + 1, token, width, height, title)
+        else:
+            url = f"https://images.example.org/{writer.topic.slug}/{index + 1:02d}-{token}.jpg"
         images.append(
             {
-                "image_url": f"https://images.example.org/{writer.topic.slug}/{index + 1:02d}-"
-                f"{token}.jpg",
+                "image_url": url,
                 "origin_url": origin,
-                "title": writer.fill(rng.choice(_IMAGE_TITLES)),
+                "title": title,
                 "width": width,
                 "height": height,
             }
@@ -794,6 +804,7 @@ def generate_completion(
     job_id: str = "",
     created: int | None = None,
     search_context_size: str = "low",
+    image_base: str | None = None,
 ) -> dict[str, Any]:
     """A chat-completion document answering ``question``.
 
@@ -801,7 +812,9 @@ def generate_completion(
     thinking models); every one of the ``sources`` search results is cited at least once.
     ``images=0`` or ``related=False`` leave those keys out, as upstream does when they were not
     requested. ``created`` (unix seconds) dates the completion and its sources; by default a
-    fixed time, so the result depends only on the arguments.
+    fixed time, so the result depends only on the arguments. With ``image_base`` (the
+    simulator's own URL) images point at pictures the simulator serves under ``/_sim/images/``;
+    without it, at ``images.example.org``, which never answers.
     """
     rng = Random(f"{seed}|{model}|{job_id}|{question}")
     created_ts = int(created) if created is not None else REFERENCE_TIME
@@ -849,7 +862,7 @@ def generate_completion(
         ],
     }
     if images > 0:
-        document["images"] = _images(writer, images, results)
+        document["images"] = _images(writer, images, results, image_base)
     if related:
         templates = rng.sample(_RELATED, rng.randint(4, 5))
         document["related_questions"] = [writer.fill(t) for t in templates]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import signal
 import threading
@@ -21,6 +22,14 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _browser_url(host: str, port: int) -> str:
+    """The server's URL as a browser on this machine reaches it (not 0.0.0.0 or ::)."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_unspecified:
+            host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class Command(BaseCommand):
@@ -48,6 +57,12 @@ class Command(BaseCommand):
             default=None,
             help="Job creations allowed per key per minute (default: unlimited).",
         )
+        parser.add_argument(
+            "--image-base",
+            default=None,
+            help="Base URL that answers' images point at, as browsers reach this simulator "
+            "(default: the URL it listens on).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host: str = options["host"]
@@ -70,6 +85,9 @@ class Command(BaseCommand):
             server = serve(sim, host=host, port=options["port"])
         except OSError as exc:
             raise CommandError(f"Cannot listen on {host}:{options['port']}: {exc}") from exc
+        # Known only once bound (--port 0); answers are generated when first read, so setting
+        # it now still covers every job. The images then load in the demo's gallery.
+        sim.image_base = options["image_base"] or _browser_url(server.host, server.port)
 
         stop = threading.Event()
 

@@ -31,10 +31,11 @@ class Command(BaseCommand):
         key = ApiKey.objects.filter(user=user).first() or ApiKey(user=user)
         key.set_secret(DEMO_KEY)
         key.save()
+        # The simulator starts its sample jobs afresh on every run; so do their rows, or a
+        # job archived as finished last time would not be seen running again.
+        TrackedRequest.objects.filter(request_id__in=[job.id for job in DEMO_TRACKED]).delete()
         for job in DEMO_TRACKED:
-            TrackedRequest.objects.get_or_create(
-                request_id=job.id, defaults={"added_by": user, "question": job.question}
-            )
+            TrackedRequest.objects.create(request_id=job.id, added_by=user, question=job.question)
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Demo user ready.\n"
