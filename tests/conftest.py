@@ -32,7 +32,8 @@ def sim_server(simulator: Simulator, settings) -> Iterator[RunningServer]:
         yield server
 
 
-def _user(username: str, key: str | None) -> User:
+def make_member(username: str, key: str | None) -> User:
+    """A team member, with their API key saved when one is given."""
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
     if key is not None:
         api_key = ApiKey(user=user)
@@ -44,13 +45,13 @@ def _user(username: str, key: str | None) -> User:
 @pytest.fixture
 def owner(db) -> User:
     """The member who adds requests; has a saved key."""
-    return _user("olivia", OWNER_KEY)
+    return make_member("olivia", OWNER_KEY)
 
 
 @pytest.fixture
 def member(db) -> User:
     """Another team member, with no key of their own."""
-    return _user("mateo", None)
+    return make_member("mateo", None)
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from sonarweb.tracker.models import ApiKey, TrackedRequest
-from tests.conftest import OWNER_KEY, PASSWORD
+from sonarweb.tracker.models import TrackedRequest
+from tests.conftest import OWNER_KEY, PASSWORD, make_member
 from tests.test_answers_security import BAD_URLS, XSS
 
 from .conftest import sign_in
@@ -26,10 +25,7 @@ def script_errors(page) -> list[str]:
 
 
 def open_answer(page, simulator, **job) -> TrackedRequest:
-    user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
-    key = ApiKey(user=user)
-    key.set_secret(OWNER_KEY)
-    key.save()
+    user = make_member("olivia", OWNER_KEY)
     job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0, **job)
     tracked = TrackedRequest.objects.create(request_id=job_id, added_by=user)
     page.route(OFFSITE, lambda route: route.abort())

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from sonarweb.simulator.app import Simulator
-from sonarweb.tracker.models import ApiKey, Origin, TrackedRequest
-from tests.conftest import MEMBER_KEY, OWNER_KEY, PASSWORD
+from sonarweb.tracker.models import Origin, TrackedRequest
+from tests.conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member
 
 from .conftest import sign_in
 
@@ -23,11 +23,7 @@ def simulator() -> Simulator:
 
 
 def olivia_with_key() -> User:
-    user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
-    key = ApiKey(user=user)
-    key.set_secret(OWNER_KEY)
-    key.save()
-    return user
+    return make_member("olivia", OWNER_KEY)
 
 
 def test_start_research_and_watch_it_finish(page, sim_server, simulator):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from sonarweb.tracker.models import ApiKey, TrackedRequest
+from sonarweb.tracker.models import TrackedRequest
 from sonarweb.tracker.polling import refresh_if_due
-from tests.conftest import OWNER_KEY, PASSWORD
+from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
 from .conftest import sign_in
 
@@ -16,10 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator):
-    user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
-    key = ApiKey(user=user)
-    key.set_secret(OWNER_KEY)
-    key.save()
+    user = make_member("olivia", OWNER_KEY)
     job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0)
     tracked = TrackedRequest.objects.create(request_id=job_id, added_by=user)
     refresh_if_due(tracked)
