@@ -83,9 +83,20 @@ class Burst:
 
 
 def burst(
-    base: str, path: str, cookies: httpx.Cookies, threads: int, max_requests: int, seconds: float
+    base: str,
+    path: str,
+    cookies: httpx.Cookies,
+    threads: int,
+    max_requests: int,
+    seconds: float,
+    *,
+    keep_cookies: bool = True,
 ) -> Burst:
-    """Requests from ``threads`` clients until ``max_requests`` are done or time is up."""
+    """Requests from ``threads`` clients until ``max_requests`` are done or time is up.
+
+    With ``keep_cookies`` off, every request goes with the given cookies only, dropping what
+    the previous answer set.
+    """
     lock = threading.Lock()
     state = {"started": 0, "done": 0, "bytes": 0}
     failures: list[str] = []
@@ -99,6 +110,8 @@ def burst(
                         return
                     state["started"] += 1
                 response = client.get(path)
+                if not keep_cookies:
+                    client.cookies = httpx.Cookies(cookies)
                 with lock:
                     if response.status_code != 200:
                         failures.append(f"{path}: {response.status_code}")
@@ -177,26 +190,43 @@ def main() -> int:
                 flush=True,
             )
 
-            endpoints = ("/healthz", permalink)
-            for path in endpoints:  # warm both workers' connections and caches
-                burst(base, path, cookies, args.threads, 40, 5)
-            rates: dict[str, list[float]] = {path: [] for path in endpoints}
+            # A member's repeat views are served from the per-member page cache. Without a
+            # CSRF cookie every view is that member's first: rendered, for context.
+            session_only = httpx.Cookies({"sessionid": cookies["sessionid"]})
+            endpoints = {
+                "/healthz": ("/healthz", cookies, True),
+                "permalink": (permalink, cookies, True),
+                "permalink, first view": (permalink, session_only, False),
+            }
+            for path, jar, keep in endpoints.values():  # warm connections and caches
+                burst(base, path, jar, args.threads, 40, 5, keep_cookies=keep)
+            rates: dict[str, list[float]] = {name: [] for name in endpoints}
+            names = list(endpoints)
             for i in range(args.rounds):
-                order = endpoints if i % 2 == 0 else endpoints[::-1]
-                for path in order:
+                for name in names if i % 2 == 0 else names[::-1]:
+                    path, jar, keep = endpoints[name]
                     result = burst(
-                        base, path, cookies, args.threads, args.max_requests, args.seconds
+                        base,
+                        path,
+                        jar,
+                        args.threads,
+                        args.max_requests,
+                        args.seconds,
+                        keep_cookies=keep,
                     )
-                    rates[path].append(result.rate)
-                line = ", ".join(f"{p} {rates[p][-1]:,.0f}/s" for p in endpoints)
+                    rates[name].append(result.rate)
+                line = ", ".join(f"{n} {rates[n][-1]:,.0f}/s" for n in names)
                 print(f"  round {i + 1}: {line}", flush=True)
 
         health = statistics.median(rates["/healthz"])
-        page_rate = statistics.median(rates[permalink])
+        page_rate = statistics.median(rates["permalink"])
+        first_view = statistics.median(rates["permalink, first view"])
         ratio = page_rate / health
         total_kb = sum(size for size, _ in sizes) / 1024
         record(Result("healthz throughput (median)", health, "req/s", "", None))
         record(Result("permalink throughput (median)", page_rate, "req/s", "", None))
+        record(Result("permalink first view (median)", first_view, "req/s", "", None))
+        record(Result("first view / healthz", first_view / health, "x", "", None))
         record(
             Result(
                 "permalink / healthz throughput",
