@@ -48,10 +48,10 @@ def render_stored(tracked: TrackedRequest) -> None:
         html = render_completion(completion or Completion(), followup_url=FOLLOWUP_URL)
         text = render_plain_markdown(completion or Completion())
     except Exception:
-        # The raw JSON stays archived and downloadable; the page says the answer
-        # could not be displayed instead of failing.
+        # The raw JSON stays archived and downloadable; the page says the answer could not
+        # be displayed. Recorded as done for this renderer, so views do not retry it.
         log.exception("rendering the answer of request_id=%s failed", tracked.request_id)
-        return
+        html = text = ""
     TrackedRequest.objects.filter(pk=tracked.pk).update(
         rendered_html=html, render_version=RENDER_VERSION, answer_text=text
     )

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sonarweb.perplexity.client import RateLimited
+from sonarweb.perplexity.client import UpstreamError
 
 from .models import ApiKey
 
@@ -21,13 +21,19 @@ WINDOW = timedelta(minutes=1)
 DEFAULT_PAUSE_SECONDS = 30.0
 
 
-class BudgetExhausted(RateLimited):
-    """This key's share of calls for the current minute is used up; nothing was sent."""
+class CallDeferred(UpstreamError):
+    """No call was sent: this key must wait ``retry_after`` seconds first."""
 
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(CallDeferred):
     message = "This API key's call budget for the minute is used up; waiting."
 
 
-class KeyPaused(RateLimited):
+class KeyPaused(CallDeferred):
     message = "Perplexity asked to slow down for this API key; waiting until it allows calls."
 
 

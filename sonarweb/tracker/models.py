@@ -99,21 +99,15 @@ STATUS_LABELS = {**dict(AppState.choices), **dict(UpstreamStatus.choices)}
 
 
 class TrackedRequestQuerySet(models.QuerySet["TrackedRequest"]):
-    def unfinished(self) -> TrackedRequestQuerySet:
-        return self.filter(next_poll_at__isnull=False)
-
     def due(self, now: datetime | None = None) -> TrackedRequestQuerySet:
         return self.filter(next_poll_at__lte=now or timezone.now())
 
     def completed(self) -> TrackedRequestQuerySet:
         return self.filter(status=UpstreamStatus.COMPLETED)
 
-    def for_key_owner(self, user_id: int) -> TrackedRequestQuerySet:
-        return self.filter(added_by_id=user_id)
-
     def listing(self) -> TrackedRequestQuerySet:
         """Rows for tables: without the large stored answer columns."""
-        return self.select_related("added_by").defer("raw_json", "rendered_html")
+        return self.select_related("added_by").defer("raw_json", "rendered_html", "answer_text")
 
 
 def new_slug() -> str:
@@ -182,7 +176,11 @@ class TrackedRequest(models.Model):
 
     @property
     def badge_status(self) -> str:
-        return self.status or self.state
+        """Upstream's status, unless the app has stopped asking about an unfinished job:
+        then its own state (NOT_FOUND, KEY_INVALID, ERROR) says why nothing moves."""
+        if self.status in FINISHED_STATUSES or self.state == AppState.PENDING:
+            return self.status or self.state
+        return self.state
 
     @property
     def status_label(self) -> str:

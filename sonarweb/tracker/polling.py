@@ -2,9 +2,10 @@
 
 ``refresh_if_due`` may be called by every open badge in every process: an atomic
 ``UPDATE ... WHERE next_poll_at <= now`` claims the row, so at most one upstream
-call is made per request per interval and the others read what it stored. All
-writes after the call are conditional on the row not being COMPLETED already, so
-an archived answer is never overwritten or lost by a later failure.
+call is made per request per interval and the others read what it stored. Once a
+row holds a COMPLETED answer, the archive fields are never written again (notes and
+states still are), so an archived answer is never overwritten or lost by a later
+failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ log = logging.getLogger("sonarweb.polling")
 
 # After this many failures in a row with no status at all, the badge says ERROR.
 ERROR_AFTER_FAILURES = 3
+# A COMPLETED job without an answer is asked about again this many times before it is
+# archived as it is: upstream has been seen filling the answer in a moment later.
+EMPTY_ANSWER_RETRIES = 3
+MAX_COST = Decimal(10) ** 6
+MODEL_CHARS = TrackedRequest._meta.get_field("model").max_length or 64
+NOTE_CHARS = TrackedRequest._meta.get_field("note").max_length or 300
 
 
 def claim(tracked: TrackedRequest, now: datetime) -> bool:
@@ -79,16 +86,19 @@ def _cost(job: JobSummary) -> Decimal | None:
     if cost is None:
         return None
     try:
-        return Decimal(str(cost)).quantize(Decimal("0.000001"))
+        value = Decimal(str(cost)).quantize(Decimal("0.000001"))
     except InvalidOperation:
         return None
+    # What the column holds (12 digits, 6 after the point); a wilder figure is no cost at all.
+    return value if abs(value) < MAX_COST else None
 
 
 def job_fields(job: JobSummary, raw_text: str, now: datetime, created: datetime) -> dict[str, Any]:
     """What a successful answer (a full job, or a summary from the list) changes on the row."""
     fields: dict[str, Any] = {
         "status": job.status if job.status in UpstreamStatus.values else "",
-        "model": job.model,
+        "state": AppState.PENDING,
+        "model": job.model[:MODEL_CHARS],
         "upstream_created_at": job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
@@ -118,12 +128,16 @@ def failure_fields(
     tracked: TrackedRequest, exc: upstream.UpstreamError, now: datetime
 ) -> dict[str, Any]:
     """What a failed call changes on the row: never the last known status or answer."""
-    if isinstance(exc, budget.BudgetExhausted | budget.KeyPaused):
+    if isinstance(exc, budget.CallDeferred):
         # Nothing was sent: not a failure of upstream, just a wait.
         wait = max(exc.retry_after or 1.0, 1.0)
         return {"next_poll_at": now + timedelta(seconds=wait), "note": exc.note}
     failures = tracked.poll_failures + 1
-    fields: dict[str, Any] = {"last_polled_at": now, "poll_failures": failures, "note": exc.note}
+    fields: dict[str, Any] = {
+        "last_polled_at": now,
+        "poll_failures": failures,
+        "note": exc.note[:NOTE_CHARS],
+    }
     if isinstance(exc, upstream.NotFound):
         strikes = tracked.not_found_strikes + 1
         fields["not_found_strikes"] = strikes
@@ -139,10 +153,14 @@ def failure_fields(
         fields["next_poll_at"] = None
         return fields
     retry_after = exc.retry_after if isinstance(exc, upstream.RateLimited) else None
-    fields["next_poll_at"] = now + timedelta(seconds=backoff(failures, retry_after=retry_after))
     if not exc.transient:
+        # Upstream refuses the question itself (a 4xx): asking again will not help.
         fields["state"] = AppState.ERROR
-    elif not tracked.status and failures >= ERROR_AFTER_FAILURES:
+        fields["next_poll_at"] = None
+        fields["note"] = f"{exc.note} Polling stopped."[:NOTE_CHARS]
+        return fields
+    fields["next_poll_at"] = now + timedelta(seconds=backoff(failures, retry_after=retry_after))
+    if not tracked.status and failures >= ERROR_AFTER_FAILURES:
         fields["state"] = AppState.ERROR
     return fields
 
@@ -169,12 +187,20 @@ def fetch_job(
     """One GET of the job with an open client, and store the outcome."""
     try:
         job, raw_text = api.get_job(tracked.request_id)
+        if _answer_missing(job) and tracked.poll_failures < EMPTY_ANSWER_RETRIES:
+            raise upstream.BadPayload(
+                "Perplexity reported the job completed but sent no answer; asking again."
+            )
     except upstream.UpstreamError as exc:
         record_failure(tracked, key, exc, now)
         return
     store(tracked, **job_fields(job, raw_text, now, tracked.created))
     if tracked.has_answer:
         render_stored(tracked)
+
+
+def _answer_missing(job: Job) -> bool:
+    return job.status == UpstreamStatus.COMPLETED and job.response is None
 
 
 def record_failure(
@@ -192,7 +218,12 @@ def refresh(tracked: TrackedRequest, now: datetime) -> None:
     if key is None or key.is_invalid:
         stop_for_missing_key(tracked, key, now)
         return
-    with client_for(key) as api:
+    try:
+        api = client_for(key)
+    except upstream.UpstreamError as exc:
+        record_failure(tracked, key, exc, now)
+        return
+    with api:
         fetch_job(tracked, key, api, now)
 
 
@@ -201,10 +232,21 @@ def refresh_if_due(tracked: TrackedRequest, now: datetime | None = None) -> Trac
     now = now or timezone.now()
     if tracked.next_poll_at is None or tracked.next_poll_at > now:
         return tracked
-    if claim(tracked, now):
-        refresh(tracked, now)
-    else:
+    if not claim(tracked, now):
         tracked.refresh_from_db()
+        return tracked
+    try:
+        refresh(tracked, now)
+    except Exception:
+        # Whatever went wrong, the page still answers with the last known state; the row
+        # is tried again after a pause instead of waiting out the claim.
+        log.exception("polling request_id=%s failed unexpectedly", tracked.request_id)
+        store(
+            tracked,
+            next_poll_at=now + timedelta(seconds=backoff(tracked.poll_failures + 1)),
+            poll_failures=tracked.poll_failures + 1,
+            note="Something went wrong while asking Perplexity; trying again shortly.",
+        )
     return tracked
 
 

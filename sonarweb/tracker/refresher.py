@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
 
-from .models import ApiKey, TrackedRequest
+from .models import ApiKey, TrackedRequest, UpstreamCall
 from .polling import claim, fetch_job, job_fields, record_failure, stop_for_missing_key, store
 from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
 
 KEY_LEASE = timedelta(minutes=2)
+CALL_LOG_DAYS = timedelta(days=7)
+PRUNE_EVERY = timedelta(minutes=10)
+_last_prune: datetime | None = None
 BATCH = 200
 MAX_LIST_PAGES = 5
 
@@ -40,16 +45,20 @@ class PassStats:
     errors: list[str] = field(default_factory=list)
 
 
-def lease_key(key: ApiKey, now: datetime) -> bool:
-    return bool(
+def lease_key(key: ApiKey, now: datetime) -> datetime | None:
+    """Take the key for this process until the returned time, or None if another has it."""
+    until = now + KEY_LEASE
+    leased = (
         ApiKey.objects.filter(pk=key.pk)
         .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=now))
-        .update(refresh_lease_until=now + KEY_LEASE)
+        .update(refresh_lease_until=until)
     )
+    return until if leased else None
 
 
-def release_key(key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=key.pk).update(refresh_lease_until=None)
+def release_key(key: ApiKey, lease: datetime) -> None:
+    # Only our own lease: one that ran out and was taken by another process is theirs.
+    ApiKey.objects.filter(pk=key.pk, refresh_lease_until=lease).update(refresh_lease_until=None)
 
 
 def keys_with_due_requests(now: datetime) -> list[ApiKey]:
@@ -87,7 +96,13 @@ def list_statuses(
     return found
 
 
-def work_key(key: ApiKey, now: datetime, stats: PassStats) -> None:
+def work_key(
+    key: ApiKey,
+    clock: Callable[[], datetime],
+    stats: PassStats,
+    stop: threading.Event | None = None,
+) -> None:
+    now = clock()
     if key.is_invalid:
         for tracked in TrackedRequest.objects.due(now).filter(added_by_id=key.user_id)[:BATCH]:
             if claim(tracked, now):
@@ -98,49 +113,83 @@ def work_key(key: ApiKey, now: datetime, stats: PassStats) -> None:
     if not claimed:
         return
     stats.claimed += len(claimed)
-    with client_for(key) as api:
+    try:
+        api = client_for(key)
+    except upstream.UpstreamError as exc:
+        for tracked in claimed.values():
+            record_failure(tracked, key, exc, clock())
+        return
+    with api:
         try:
             summaries = list_statuses(api, set(claimed), stats)
         except upstream.UpstreamError as exc:
             stats.errors.append(type(exc).__name__)
             for tracked in claimed.values():
-                record_failure(tracked, key, exc, now)
+                record_failure(tracked, key, exc, clock())
             return
-        for request_id, tracked in claimed.items():
-            summary = summaries.get(request_id)
-            if summary is None or summary.finished:
-                if key.is_invalid:
-                    stop_for_missing_key(tracked, key, now)
-                    continue
-                stats.detail_calls += 1
-                fetch_job(tracked, key, api, now)
+        pending = list(claimed.values())
+        while pending:
+            if stop is not None and stop.is_set():
+                # Hand the rest back at once rather than leaving them claimed.
+                TrackedRequest.objects.filter(pk__in=[t.pk for t in pending]).update(
+                    next_poll_at=clock()
+                )
+                return
+            tracked = pending.pop(0)
+            summary = summaries.get(tracked.request_id)
+            if summary is not None and not summary.finished:
+                store(tracked, **job_fields(summary, "", clock(), tracked.created))
+            elif key.is_invalid:
+                stop_for_missing_key(tracked, key, clock())
             else:
-                store(tracked, **job_fields(summary, "", now, tracked.created))
+                stats.detail_calls += 1
+                fetch_job(tracked, key, api, clock())
 
 
-def run_once(now: datetime | None = None) -> PassStats:
-    """One pass over every key with due requests."""
-    now = now or timezone.now()
+def prune_call_log(now: datetime) -> int:
+    """Drop call records older than the staff page could ever show, at most once a while."""
+    global _last_prune
+    if _last_prune is not None and now - _last_prune < PRUNE_EVERY:
+        return 0
+    _last_prune = now
+    deleted, _ = UpstreamCall.objects.filter(at__lt=now - CALL_LOG_DAYS).delete()
+    return deleted
+
+
+def run_once(now: datetime | None = None, stop: threading.Event | None = None) -> PassStats:
+    """One pass over every key with due requests. ``now`` pins the clock (for tests)."""
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else timezone.now
     stats = PassStats()
-    for tracked in orphaned_due(now):
-        if claim(tracked, now):
-            stop_for_missing_key(tracked, None, now)
-    for key in keys_with_due_requests(now):
-        if not lease_key(key, now):
+    for tracked in orphaned_due(clock()):
+        if claim(tracked, clock()):
+            stop_for_missing_key(tracked, None, clock())
+    for key in keys_with_due_requests(clock()):
+        if stop is not None and stop.is_set():
+            break
+        lease = lease_key(key, clock())
+        if lease is None:
             continue
         stats.keys += 1
         try:
-            work_key(key, now, stats)
+            # The row as it is now: the member may have replaced the key since the pass began.
+            key.refresh_from_db()
+            work_key(key, clock, stats, stop)
+        except Exception:
+            # One key's trouble must not cost the other keys their pass.
+            log.exception("refreshing the requests of key %s failed", key.mask)
+            stats.errors.append("unexpected")
         finally:
-            release_key(key)
+            release_key(key, lease)
+    prune_call_log(clock())
     return stats
 
 
 def run_forever(stop: threading.Event, interval: float) -> None:
     """Passes until ``stop`` is set; a failing pass is logged and the loop goes on."""
     while not stop.is_set():
+        close_old_connections()
         try:
-            stats = run_once()
+            stats = run_once(stop=stop)
             if stats.claimed:
                 log.info(
                     "refresh pass: keys=%d claimed=%d list_calls=%d detail_calls=%d errors=%s",
@@ -152,4 +201,6 @@ def run_forever(stop: threading.Event, interval: float) -> None:
                 )
         except Exception:
             log.exception("refresh pass failed; trying again next interval")
+        # A database restart or failover must not leave the loop with a dead connection.
+        close_old_connections()
         stop.wait(interval)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from sonarweb.perplexity import client as upstream
 
 from . import budget
+from .crypto import DecryptionError
 from .models import ApiKey, UpstreamCall
 
 log = logging.getLogger("sonarweb.upstream")
@@ -31,6 +32,15 @@ def record(key: ApiKey, call: upstream.CallRecord) -> None:
     )
 
 
+class KeyUnreadable(upstream.Unauthorized):
+    """The stored key cannot be decrypted with the configured encryption keys."""
+
+    message = (
+        "The saved API key can no longer be read (the server's encryption keys changed); "
+        "save it again in Settings."
+    )
+
+
 def client_for(key: ApiKey, *, budgeted: bool = True) -> upstream.PerplexityClient:
     """A client for this stored key. Interactive one-off checks may skip the budget."""
 
@@ -38,8 +48,12 @@ def client_for(key: ApiKey, *, budgeted: bool = True) -> upstream.PerplexityClie
         if budgeted:
             budget.take(key.pk)
 
+    try:
+        secret = key.reveal()
+    except DecryptionError as exc:
+        raise KeyUnreadable() from exc
     return upstream.client_for_key(
-        key.reveal(), on_call=lambda call: record(key, call), before_call=before
+        secret, on_call=lambda call: record(key, call), before_call=before
     )
 
 
@@ -47,11 +61,13 @@ def note_failure(key: ApiKey, exc: upstream.UpstreamError) -> None:
     """Key-wide consequences of a failed call: 401 invalidates, 429 pauses."""
     if isinstance(exc, upstream.Unauthorized):
         now = timezone.now()
-        ApiKey.objects.filter(pk=key.pk, invalid_since__isnull=True).update(invalid_since=now)
-        key.invalid_since = key.invalid_since or now
-        log.warning("api key %s of user_id=%s was rejected (401)", key.mask, key.user_id)
-    elif isinstance(exc, upstream.RateLimited) and not isinstance(exc, budget.BudgetExhausted):
-        if isinstance(exc, budget.KeyPaused):
-            return
+        # Only the secret that was used: a key the member replaced meanwhile stays valid.
+        marked = ApiKey.objects.filter(
+            pk=key.pk, encrypted=key.encrypted, invalid_since__isnull=True
+        ).update(invalid_since=now)
+        if marked:
+            key.invalid_since = now
+            log.warning("api key %s of user_id=%s was rejected", key.mask, key.user_id)
+    elif isinstance(exc, upstream.RateLimited):
         until = budget.pause(key.pk, exc.retry_after)
         log.warning("api key %s paused until %s after 429", key.mask, until.isoformat())

@@ -20,10 +20,17 @@ STATUSES = [value for value, _ in STATUS_FILTER_CHOICES if value]
 
 
 def _status_q(status: str) -> Q:
-    # The badge shows ``status or state``: app states count only while upstream gave no status.
-    if status in UpstreamStatus.values:
+    """Rows whose badge shows ``status`` (see TrackedRequest.badge_status)."""
+    finished = [UpstreamStatus.COMPLETED, UpstreamStatus.FAILED]
+    if status in finished:
         return Q(status=status)
-    return Q(status="", state=status) if status in AppState.values else Q(pk__in=[])
+    if status in UpstreamStatus.values:
+        return Q(status=status, state=AppState.PENDING)
+    if status == AppState.PENDING:
+        return Q(status="", state=AppState.PENDING)
+    if status in AppState.values:
+        return Q(state=status) & ~Q(status__in=finished)
+    return Q(pk__in=[])
 
 
 def _filter_form(request: HttpRequest) -> DashboardFilterForm:

@@ -44,9 +44,18 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         except upstream.Unauthorized:
             form.add_error("api_key", "Perplexity rejected this key (401). Check it and try again.")
         else:
-            key = key or ApiKey(user=request.user)
-            key.set_secret(secret)
-            key.save()
+            if key is None:
+                key = ApiKey(user=request.user)
+                key.set_secret(secret)
+                key.save()
+            else:
+                # Only what a new secret changes: the budget and leases other processes
+                # keep on this row are theirs to write.
+                key.set_secret(secret)
+                key.paused_until = None
+                key.save(
+                    update_fields=["encrypted", "last4", "invalid_since", "paused_until", "updated"]
+                )
             resumed = resume_for_user(request.user.pk)
             log.info("user_id=%s saved an API key (resumed %d requests)", request.user.pk, resumed)
             if warning:
