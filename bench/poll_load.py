@@ -142,7 +142,7 @@ def main() -> int:
         port = free_port()
         with gunicorn(env, port, args.workers, workdir / "gunicorn.log") as base:
             cookies = sign_in(base)
-            httpx.post(f"{env['PERPLEXITY_API_BASE']}/_sim/reset_calls")
+            httpx.post(f"{env['PERPLEXITY_API_BASE']}/_sim/reset_calls", json={})
             print(
                 f"load: {args.viewers} viewers on {args.jobs} in-progress jobs for "
                 f"{args.seconds:g} s, one poll per viewer per second, {args.workers} workers",

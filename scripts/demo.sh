@@ -20,7 +20,7 @@ $PY manage.py migrate --noinput >/dev/null
 $PY manage.py simulate --port "$SIM_PORT" --demo &
 pids+=($!)
 for _ in $(seq 1 50); do
-  if $PY -c "import urllib.request,sys; urllib.request.urlopen('$PERPLEXITY_API_BASE/_sim/calls', timeout=1)" 2>/dev/null; then break; fi
+  if $PY -c "import urllib.request,sys; urllib.request.urlopen('$PERPLEXITY_API_BASE/_sim/health', timeout=1)" 2>/dev/null; then break; fi
   sleep 0.2
 done
 $PY manage.py demo_setup

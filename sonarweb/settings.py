@@ -72,8 +72,15 @@ def env_secret(name: str, *, generate: str | None = None) -> str:
         fresh = (
             Fernet.generate_key().decode() if name.endswith("KEYS") else secrets.token_urlsafe(50)
         )
-        kept.write_text(fresh)
-        kept.chmod(0o600)
+        try:
+            # Private from the first byte (no moment with the umask's mode), and never over a
+            # file another process made meanwhile.
+            fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(fresh)
     return kept.read_text().strip()
 
 

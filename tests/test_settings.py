@@ -137,3 +137,23 @@ def test_accounts_can_be_made_without_a_prompt(tmp_path):
     assert result.returncode == 0, result.stderr
     code = "from django.contrib.auth.models import User; print(User.objects.get().is_superuser)"
     assert manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.strip() == "True"
+
+
+def test_generated_secret_is_created_private_not_made_private_later(tmp_path, monkeypatch):
+    from sonarweb import settings as module
+
+    monkeypatch.setattr(module, "DATA_DIR", tmp_path)
+    monkeypatch.delenv("SONARWEB_TEST_SECRET", raising=False)
+    monkeypatch.delenv("SONARWEB_TEST_SECRET_FILE", raising=False)
+    # A chmod after the write would leave a moment with the umask's mode; make it show.
+    monkeypatch.setattr(Path, "chmod", lambda self, mode: None)
+    old_umask = os.umask(0o022)
+    try:
+        value = module.env_secret("SONARWEB_TEST_SECRET", generate="test_secret")
+    finally:
+        os.umask(old_umask)
+    kept = tmp_path / "test_secret"
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert value and kept.read_text() == value
+    # A second start keeps it.
+    assert module.env_secret("SONARWEB_TEST_SECRET", generate="test_secret") == value

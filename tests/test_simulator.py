@@ -519,13 +519,14 @@ def test_control_endpoints_drive_the_simulator(sim, http):
     assert (response.status_code, response.headers["Retry-After"]) == (429, "3")
 
     http.post("/_sim/faults", json={"kind": "server_error", "times": 5})
-    assert http.delete("/_sim/faults").status_code == 200
+    cleared = http.request("DELETE", "/_sim/faults", json={})
+    assert cleared.status_code == 200
     assert get_job(http, job_id).status_code == 200
 
     calls = http.get("/_sim/calls").json()["calls"]
     assert [c["status"] for c in calls] == [200, 200, 429, 200]
     assert calls[0]["job_id"] == job_id and calls[0]["key_last4"] == "1111"
-    assert http.post("/_sim/reset_calls").status_code == 200
+    assert http.post("/_sim/reset_calls", json={}).status_code == 200
     assert http.get("/_sim/calls").json()["calls"] == []
 
     assert http.post("/_sim/keys/revoke", json={"key": KEY}).status_code == 200
@@ -549,6 +550,47 @@ def test_bad_control_requests_are_400(http, path, body):
     response = http.post(path, json=body)
     assert response.status_code == 400
     assert "detail" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("POST", "/_sim/jobs", "text/plain"),
+        ("POST", "/_sim/keys/revoke", "application/x-www-form-urlencoded"),
+        ("POST", "/_sim/reset_calls", None),
+        ("DELETE", "/_sim/faults", None),
+    ],
+)
+def test_control_posts_must_be_json(sim, http, method, path, content_type):
+    # A web page can send a "simple" cross-origin POST as text/plain without a preflight;
+    # application/json needs a preflight, which the simulator never answers.
+    body = json.dumps({"key": KEY}).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = http.request(method, path, content=body, headers=headers)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+    assert not sim._jobs and sim.key_accepted(KEY)
+    ok = http.request(method, path, content=body, headers={"Content-Type": "application/json"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8001", "127.0.0.1.evil.example", "10.0.0.5", ""]
+)
+def test_control_endpoints_refuse_non_loopback_hosts(sim, http, host):
+    # DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
+    headers = {"Host": host}
+    assert http.get("/_sim/calls", headers=headers).status_code == 403
+    assert http.get("/_sim/health", headers=headers).status_code == 403
+    response = http.post("/_sim/jobs", json={"key": KEY}, headers=headers)
+    assert response.status_code == 403 and not sim._jobs
+    # The image endpoint is like a public image host: any Host.
+    assert http.get("/_sim/images/chart-40x30.svg", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost:8001", "LOCALHOST", "[::1]:9", "[::1]"])
+def test_control_endpoints_answer_loopback_hosts(http, host):
+    assert http.get("/_sim/health", headers={"Host": host}).status_code == 200
 
 
 def test_control_endpoints_can_be_switched_off(start_server):

@@ -347,3 +347,26 @@ def test_expired_session_moves_htmx_polls_to_the_login_page(anon_client):
     assert response.status_code == 200
     assert response["HX-Redirect"] == "/accounts/login/?next=/r/abc/%3Ftab%3D1"
     assert b"<html" not in response.content
+
+
+def test_one_badge_batch_polls_upstream_for_at_most_three_rows(
+    owner_client, owner, sim_server, simulator
+):
+    rows = [
+        TrackedRequest.objects.create(request_id=simulator.add_job(OWNER_KEY), added_by=owner)
+        for _ in range(10)
+    ]
+    query = "&".join(f"s={r.slug}" for r in rows)
+    response = owner_client.get(f"/badges/?{query}", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert simulator.calls.count(endpoint="get") <= 3
+    html = response.content.decode()
+    # Every row still answers its (stored) badge and stays in the poller.
+    poller = re.search(r'<div id="badge-poller"[^>]*>', html).group(0)
+    for row in rows:
+        assert f'id="badge-{row.slug}"' in html and f"s={row.slug}" in poller
+    # The rows that waited longest go first: the next batches reach the others.
+    for _ in range(3):
+        owner_client.get(f"/badges/?{query}", HTTP_HX_REQUEST="true")
+    asked = {c.job_id for c in simulator.calls.all()}
+    assert asked == {r.request_id for r in rows}

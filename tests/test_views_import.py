@@ -5,6 +5,7 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from sonarweb.simulator.app import Simulator
 from sonarweb.tracker.models import ApiKey, Origin, TrackedRequest
@@ -133,7 +134,9 @@ def test_rejected_key(owner_client, owner, sim_server, simulator):
     simulator.revoke_key(OWNER_KEY)
     response = owner_client.get("/import/")
     assert response.status_code == 200
-    assert "Perplexity rejected your API key (401)" in response.content.decode()
+    # The first refusal already says what to do about it.
+    html = response.content.decode()
+    assert 'id="key-rejected"' in html and "Replace it in Settings" in html
     assert ApiKey.objects.get(user=owner).is_invalid
     html = owner_client.get("/import/").content.decode()
     assert "Replace it in Settings" in html
@@ -186,3 +189,11 @@ def test_anonymous_and_csrf(anon_client, owner, sim_server, simulator):
     client.force_login(owner)
     assert client.post("/import/", {"ids": ["abc"]}).status_code == 403
     assert TrackedRequest.objects.count() == 0
+
+
+def test_a_real_429_on_the_list_pauses_the_key(owner_client, owner, sim_server, simulator, jobs):
+    simulator.inject("rate_limit", endpoint="list", retry_after=30)
+    owner_client.get("/import/")
+    key = ApiKey.objects.get(user=owner)
+    assert key.paused_until is not None and key.paused_until > timezone.now()
+    assert not key.is_invalid

@@ -208,6 +208,8 @@ def test_injected_429_without_a_saved_job(owner_client, sim_server, simulator):
     assert response.status_code == 429
     assert "Try again in 7 seconds." in response.content.decode()
     assert TrackedRequest.objects.count() == 0
+    # The create limit is not the key's GET limit: polling its running jobs goes on.
+    assert ApiKey.objects.get(user__username="olivia").paused_until is None
 
 
 def test_rejected_key_says_so_and_links_to_settings(owner_client, owner, sim_server, simulator):

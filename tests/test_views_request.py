@@ -105,3 +105,22 @@ def test_upstream_down_never_answers_500(owner_client, owner, settings):
     response = owner_client.get(f"/r/{tracked.slug}/")
     assert response.status_code == 200
     assert "could not be reached" in response.content.decode()
+
+
+def test_cached_finished_page_is_kept_per_host(
+    owner_client, owner, sim_server, simulator, settings
+):
+    from sonarweb.tracker.models import ShareLink
+
+    settings.ALLOWED_HOSTS = ["research.example.com", "research.example.org"]
+    tracked = track(simulator, owner, run_seconds=0, queue_seconds=0)
+    owner_client.get(f"/r/{tracked.slug}/status/", HTTP_HX_REQUEST="true")
+    link = ShareLink.objects.create(tracked=tracked, created_by=owner)
+    for _ in range(2):  # the second round is served from the page cache
+        for host in settings.ALLOWED_HOSTS:
+            response = owner_client.get(f"/r/{tracked.slug}/", HTTP_HOST=host)
+            assert response.status_code == 200
+            html = response.content.decode()
+            assert f'value="http://{host}/s/{link.token}/"' in html
+    secure = owner_client.get(f"/r/{tracked.slug}/", HTTP_HOST="research.example.com", secure=True)
+    assert f'value="https://research.example.com/s/{link.token}/"' in secure.content.decode()

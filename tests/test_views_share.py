@@ -278,3 +278,58 @@ def test_public_page_hides_follow_up_controls(anon_client, owner, sim_server, si
     html = anon_client.get(link.get_absolute_url()).content.decode()
     assert '<body class="public">' in html
     assert 'class="related-question"' in html
+
+
+def test_public_page_never_shows_the_teams_own_title(anon_client, owner, sim_server, simulator):
+    tracked = completed(simulator, owner)
+    internal = "Internal: for the Acme pitch, do not forward"
+    TrackedRequest.objects.filter(pk=tracked.pk).update(
+        title=internal, question="How do heat pumps cope with frost?"
+    )
+    link = share(tracked, owner)
+    html = anon_client.get(link.get_absolute_url()).content.decode()
+    assert internal not in html and "Acme" not in html
+    assert "<h1>How do heat pumps cope with frost?</h1>" in html
+    assert "<title>How do heat pumps cope with frost? · sonarweb</title>" in html
+    # Without a question, the request id stands in; still never the title.
+    TrackedRequest.objects.filter(pk=tracked.pk).update(question="")
+    html = anon_client.get(link.get_absolute_url()).content.decode()
+    assert internal not in html and f"<h1>{tracked.request_id}</h1>" in html
+
+
+def test_repeat_public_views_read_no_large_columns(anon_client, owner, sim_server, simulator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    tracked = completed(simulator, owner)
+    link = share(tracked, owner)
+    first = anon_client.get(link.get_absolute_url())
+    assert first.status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        response = anon_client.get(link.get_absolute_url())
+    assert response.status_code == 200
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    for column in ("raw_json", "answer_text", "rendered_html"):
+        assert column not in sql
+    # The same page as the first view: the stored answer's bytes, the same content hash.
+    assert response.content == first.content
+    html = response.content.decode()
+    assert tracked.rendered_html in html
+    digest = hashlib.sha256(tracked.raw_json.encode()).hexdigest()[:12]
+    assert f"sha256:{digest}" in html
+    assert (
+        response["X-Robots-Tag"].startswith("noindex") and "no-store" in response["Cache-Control"]
+    )
+    assert response["Referrer-Policy"] == "no-referrer"
+
+
+def test_public_page_hash_follows_a_changed_archive(anon_client, owner, sim_server, simulator):
+    tracked = completed(simulator, owner)
+    link = share(tracked, owner)
+    anon_client.get(link.get_absolute_url())
+    changed = tracked.raw_json.replace("}", ' , "extra": 1}', 1)
+    TrackedRequest.objects.filter(pk=tracked.pk).update(
+        raw_json=changed, updated=timezone.now() + timedelta(seconds=1)
+    )
+    html = anon_client.get(link.get_absolute_url()).content.decode()
+    assert f"sha256:{hashlib.sha256(changed.encode()).hexdigest()[:12]}" in html

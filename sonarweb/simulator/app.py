@@ -40,7 +40,11 @@ Python API, for tests that hold the ``Simulator`` object:
   job_id=, method=, status=)``, ``all()`` and ``len()``; ``reset_calls()`` empties it. Only the
   key's last four characters are recorded.
 
-Control endpoints (``control=True``; JSON in and out, no auth, so bind to loopback only):
+Control endpoints (``control=True``; JSON in and out, no auth, so bind to loopback only). They
+answer only requests whose ``Host`` is a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``,
+any port), so a web page cannot reach them through DNS rebinding, and a POST or DELETE must say
+``Content-Type: application/json``, which a browser only sends cross-origin after a CORS
+preflight that is never answered (a ``text/plain`` form post is refused with 415):
 
 - ``POST /_sim/jobs``: ``{"key": ..., <add_job arguments>}`` -> ``{"id": ...}``
 - ``POST /_sim/faults``: ``{"kind": ..., <inject arguments>}``; ``DELETE /_sim/faults`` clears
@@ -822,6 +826,8 @@ class Simulator:
     # -- control ------------------------------------------------------------------------------
 
     def _control(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
+        if not _loopback_host(environ):
+            return _detail(403, "Control endpoints answer only on a loopback Host.")
         routes: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
             "/_sim/jobs": {"POST": lambda b: {"id": self.add_job(**b)}},
             "/_sim/faults": {
@@ -843,6 +849,8 @@ class Simulator:
         handler = handlers.get(method)
         if handler is None:
             return _detail(405, "Method Not Allowed", [("Allow", ", ".join(handlers))])
+        if method in {"POST", "DELETE"} and not _is_json(environ):
+            return _detail(415, "Control requests must be sent as Content-Type: application/json.")
         try:
             raw = _read_body(environ) if method in {"POST", "DELETE"} else b""
             body = json.loads(raw) if raw.strip() else {}
@@ -851,6 +859,26 @@ class Simulator:
             return _json(200, handler(body))
         except (ValueError, TypeError, KeyError) as exc:
             return _detail(400, f"Bad control request: {exc}")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def _loopback_host(environ: dict[str, Any]) -> bool:
+    """Whether the Host header names this machine's loopback interface, with any port."""
+    host = str(environ.get("HTTP_HOST", "")).strip().lower()
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        name += "]"
+        port = rest.removeprefix(":") if rest.startswith(":") else rest
+    else:
+        name, _, port = host.partition(":")
+    return name in LOOPBACK_HOSTS and (port == "" or port.isdigit())
+
+
+def _is_json(environ: dict[str, Any]) -> bool:
+    media_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0]
+    return media_type.strip().lower() == "application/json"
 
 
 def _bearer(environ: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from .ids import InvalidRequestId, extract_request_id
+from .ids import UUID, InvalidRequestId, extract_request_id
 
 _KEY = re.compile(r"[A-Za-z0-9_\-.]{8,200}")
 
@@ -76,7 +76,6 @@ REASONING_CHOICES = [
 MAX_QUESTION_CHARS = 20_000
 MAX_DOMAINS = 20
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse_domain(text: str) -> str:
@@ -158,7 +157,7 @@ class NewResearchForm(forms.Form):
 
     def clean_idempotency_key(self) -> str:
         value = self.cleaned_data["idempotency_key"].strip().lower()
-        if not _UUID.fullmatch(value):
+        if not UUID.fullmatch(value):
             raise forms.ValidationError(
                 "This form is out of date. Check it and submit it again.", code="invalid"
             )

@@ -11,7 +11,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 MAX_LENGTH = 128
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PLAUSIBLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _JSON_ID = re.compile(r'"(?:id|request_id|api_request)"\s*:\s*"([^"]*)"')
@@ -55,7 +55,7 @@ def extract_request_id(text: str) -> str:
     elif text.lower().startswith(("http://", "https://")):
         candidate = _from_url(text)
     if candidate is None:
-        uuid = _UUID.search(text)
+        uuid = UUID.search(text)
         candidate = uuid.group(0) if uuid and uuid.group(0) != text else text
     return validate_request_id(candidate.strip())
 

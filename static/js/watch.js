@@ -1,5 +1,7 @@
 // Watching a running request: when the polled status badge turns COMPLETED or FAILED, the tab
 // title and favicon say so, and a browser notification appears if the user allowed them.
+// Every change of the badge is also written to #status-announcer, a live region that, unlike
+// the badge, is not replaced by each poll, so screen readers hear it.
 // Loaded only while the request is unfinished; no inline scripts (CSP).
 (function () {
   "use strict";
@@ -14,9 +16,13 @@
   var baseTitle = document.title;
   var announced = false;
 
+  function badge() {
+    return document.querySelector("#status [data-status]");
+  }
+
   function badgeStatus() {
-    var badge = document.querySelector("#status [data-status]");
-    return badge ? badge.getAttribute("data-status") : "";
+    var current = badge();
+    return current ? current.getAttribute("data-status") : "";
   }
 
   function setFavicon(href) {
@@ -57,7 +63,19 @@
     notify(outcome);
   }
 
+  // --- Spoken status ---------------------------------------------------------------------
+  var announcer = document.getElementById("status-announcer");
+  var lastStatus = badgeStatus();
+
+  function speak() {
+    var status = badgeStatus();
+    if (!status || status === lastStatus) return;
+    lastStatus = status;
+    if (announcer) announcer.textContent = "Status: " + badge().textContent.trim();
+  }
+
   function check() {
+    speak();
     var outcome = FINISHED[badgeStatus()];
     if (outcome && !announced) finish(outcome);
   }

@@ -99,3 +99,16 @@ def test_finished_page_opened_later_announces_nothing(page, live_server, sim_ser
     assert not page.title().startswith("✓")
     assert page.locator("#notify-button").count() == 0
     assert page.evaluate("window.__notes") == []
+
+
+def test_screen_readers_hear_the_finish(page, live_server, sim_server, simulator):
+    watch(page, simulator)
+    announcer = page.locator("#status-announcer")
+    # A live region outside #status, which every poll replaces.
+    assert page.locator("#status #status-announcer").count() == 0
+    assert announcer.get_attribute("role") == "status"
+    expect(page.locator("#status [data-status]")).to_have_attribute(
+        "data-status", "COMPLETED", timeout=20_000
+    )
+    expect(announcer).to_have_text("Status: Completed")
+    assert page.js_errors == []

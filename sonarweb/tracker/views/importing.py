@@ -8,7 +8,6 @@ import re
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from sonarweb.perplexity import client as upstream
@@ -16,8 +15,9 @@ from sonarweb.perplexity.payload import JobPage
 
 from ..ids import InvalidRequestId, validate_request_id
 from ..models import STATUS_LABELS, ApiKey, Origin, TrackedRequest
-from ..upstream import client_for
+from ..upstream import client_for, note_failure
 from .access import key_of
+from .messages_upstream import try_again
 
 log = logging.getLogger("sonarweb.importing")
 
@@ -27,18 +27,12 @@ _MODEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def _list_error(exc: upstream.UpstreamError, key: ApiKey) -> str:
+    # A 401 invalidates the key; a real 429 on the list pauses it for every caller.
+    note_failure(key, exc)
     if isinstance(exc, upstream.Unauthorized):
-        ApiKey.objects.filter(pk=key.pk, invalid_since__isnull=True).update(
-            invalid_since=timezone.now()
-        )
         return "Perplexity rejected your API key (401), so its jobs cannot be listed."
     if isinstance(exc, upstream.RateLimited):
-        wait = (
-            f"in {max(1, round(exc.retry_after))} seconds"
-            if exc.retry_after is not None
-            else "in a minute"
-        )
-        return f"Perplexity is rate-limiting your API key. Try again {wait}."
+        return f"Perplexity is rate-limiting your API key. {try_again(exc)}"
     if isinstance(exc, upstream.Rejected):
         return "Perplexity did not accept this page link; it may have expired. Start again."
     return f"{exc.note} Try again in a moment."

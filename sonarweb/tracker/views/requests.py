@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -8,6 +9,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
@@ -20,6 +22,13 @@ from ..polling import refresh_if_due
 from .access import get_request_for_user
 
 MAX_BATCH = 100
+# Rows one /badges/ request may poll upstream for, each a call of up to the read timeout.
+# The rest answer their stored state: the poller is back in seconds, and the background
+# refresher covers rows nobody watches.
+MAX_REFRESH_PER_BATCH = 3
+# What the slug path converter accepts (secrets.token_urlsafe output); anything else,
+# NUL bytes included, never reaches the database.
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 # Where the archived answer goes in the rendered page; see _page_with_answer.
 ANSWER_SLOT = mark_safe("<!--sonarweb:answer-->")
@@ -46,7 +55,9 @@ def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | 
     if len(messages.get_messages(request)):
         return None
     secret = request.META.get("CSRF_COOKIE", "")
-    return (pk, updated, version, request.user.pk, secret)
+    # The share panel spells out absolute URLs with this scheme and host. The secret stays
+    # last: request_detail swaps it for the one the rendered page carries.
+    return (pk, updated, version, request.user.pk, request.scheme, request.get_host(), secret)
 
 
 @require_safe
@@ -142,9 +153,15 @@ def badges(request: HttpRequest) -> HttpResponse:
     Answers each row's badge as an out-of-band swap and a new poller that names
     only the rows still unfinished, so the polling stops by itself.
     """
-    slugs = request.GET.getlist("s")[:MAX_BATCH]
+    slugs = [s for s in request.GET.getlist("s")[:MAX_BATCH] if SLUG.fullmatch(s)]
     rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
-    for tracked in rows:
+    now = timezone.now()
+    # The longest-waiting rows first, so every row gets its turn across batches.
+    due = sorted(
+        (r for r in rows if r.next_poll_at is not None and r.next_poll_at <= now),
+        key=lambda r: r.next_poll_at,
+    )
+    for tracked in due[:MAX_REFRESH_PER_BATCH]:
         refresh_if_due(tracked)
     context = {
         "rows": rows,

@@ -20,8 +20,9 @@ from sonarweb.perplexity.payload import JobSummary
 from ..forms import MAX_QUESTION_CHARS, NewResearchForm
 from ..ids import InvalidRequestId, validate_request_id
 from ..models import ApiKey, Origin, TrackedRequest, UpstreamStatus
-from ..upstream import client_for
+from ..upstream import client_for, note_failure
 from .access import key_of
+from .messages_upstream import retry_seconds, try_again
 
 log = logging.getLogger("sonarweb.research")
 
@@ -53,14 +54,9 @@ def _already_started(form_key: str) -> TrackedRequest | None:
 
 
 def _rate_limit_sentence(exc: upstream.RateLimited) -> str:
-    wait = (
-        f"Try again in {max(1, round(exc.retry_after))} seconds."
-        if exc.retry_after is not None
-        else "Try again in a minute."
-    )
     return (
         "Perplexity is limiting how many jobs your API key can start: creating deep-research "
-        f"jobs is limited to a few a minute per key. {wait} Your question is kept below."
+        f"jobs is limited to a few a minute per key. {try_again(exc)} Your question is kept below."
     )
 
 
@@ -133,15 +129,14 @@ def _start(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
         tracked = _track(request, form, summary, form_key)
     except upstream.UpstreamError as exc:
         if isinstance(exc, upstream.Unauthorized):
-            ApiKey.objects.filter(pk=key.pk, invalid_since__isnull=True).update(
-                invalid_since=timezone.now()
-            )
-            key.refresh_from_db()
+            # Only a 401 has key-wide consequences here: a 429 on create is the create
+            # limit, and must not pause the polling of this key's running jobs.
+            note_failure(key, exc)
         sentence, status = _error_for(exc)
         form.add_error(None, sentence)
         response = _render(request, form, key, status=status)
-        if isinstance(exc, upstream.RateLimited) and exc.retry_after is not None:
-            response["Retry-After"] = str(max(1, round(exc.retry_after)))
+        if isinstance(exc, upstream.RateLimited) and (seconds := retry_seconds(exc)):
+            response["Retry-After"] = str(seconds)
         return response
     except InvalidRequestId:
         log.warning("create answered an implausible job id for user_id=%s", request.user.pk)
