@@ -205,13 +205,19 @@ class PerplexityClient:
     # The three calls -----------------------------------------------------
 
     def get_job(self, request_id: str) -> tuple[Job, str]:
-        """One job and its JSON text as received. Raises WrongJob for any other document."""
+        """One job and its JSON text as received.
+
+        Raises WrongJob when upstream answers another document (the list, or another
+        job: both have been seen), BadPayload when the answer is not a job at all.
+        """
         path = f"/v1/async/sonar/{quote(request_id, safe='')}"
         raw, text = self._call("GET", path, endpoint="get", request_id=request_id)
+        if isinstance(raw, dict) and "requests" in raw and "id" not in raw:
+            raise WrongJob("Perplexity answered with the list of jobs instead of this job.")
         try:
             job = parse_job(raw)
         except PayloadError as exc:
-            raise WrongJob(str(exc)) from exc
+            raise BadPayload(str(exc)) from exc
         if job.id != request_id:
             raise WrongJob()
         return job, text
