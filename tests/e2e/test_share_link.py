@@ -17,13 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator):
-    user = make_member("olivia", OWNER_KEY)
-    job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0)
-    tracked = TrackedRequest.objects.create(request_id=job_id, added_by=user)
-    refresh_if_due(tracked)
-
-    sign_in(page, "olivia", PASSWORD)
-    page.goto(f"/r/{tracked.slug}/")
+    tracked = completed_page(page, simulator)
     page.evaluate("window.__sameDocument = true")
     page.get_by_label("Link expires").select_option("7")
     page.get_by_role("button", name="Create public link").click()
@@ -45,7 +39,7 @@ def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator)
         response = public.goto(public_url)
         assert response.status == 200
         expect(public.locator("#answer h2").first).to_be_visible()
-        expect(public.locator(".provenance")).to_contain_text(job_id)
+        expect(public.locator(".provenance")).to_contain_text(tracked.request_id)
         expect(public.locator("body")).not_to_contain_text("olivia")
         expect(public.get_by_role("button", name="Sign out")).to_have_count(0)
         # answer.js runs on the public page: a citation marker shows its source card.
