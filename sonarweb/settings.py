@@ -43,6 +43,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from exc
+
+
 def env_secret(name: str, *, generate: str | None = None) -> str:
     """A secret from NAME, or from the file named by NAME_FILE.
 
@@ -113,7 +123,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "sonarweb.tracker",
+    "sonarweb.accounts",
     "sonarweb.simulator",
 ]
 
@@ -129,6 +141,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sonarweb.urls"
@@ -180,6 +194,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "login"
@@ -252,6 +272,40 @@ SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 300)
 SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
 # How often the background refresher looks for due requests.
 SONARWEB_REFRESH_SECONDS = float(os.environ.get("SONARWEB_REFRESH_SECONDS", "2"))
+
+# Sign-in throttling (django-axes; see sonarweb/accounts/throttle.py). Both the app's and
+# the admin's sign-in count. Failures are remembered until the window passes with none.
+SONARWEB_LOGIN_FAILURES_PER_USER = env_int("SONARWEB_LOGIN_FAILURES_PER_USER", 10)
+SONARWEB_LOGIN_FAILURES_PER_ADDRESS = env_int("SONARWEB_LOGIN_FAILURES_PER_ADDRESS", 50)
+SONARWEB_LOGIN_LOCKOUT_MINUTES = env_float("SONARWEB_LOGIN_LOCKOUT_MINUTES", 15.0)
+AXES_ENABLED = True
+AXES_HANDLER = "sonarweb.accounts.throttle.TeamSignInHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "sonarweb.accounts.throttle.failure_limit"
+AXES_COOLOFF_TIME = "sonarweb.accounts.throttle.lockout_window"
+AXES_LOCKOUT_CALLABLE = "sonarweb.accounts.throttle.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout are not counted, so the lock ends on time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Logs name the username and the address (axes masks them by default); the password is
+# always masked.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+# The client's address is the socket's. Behind the proxy, it is the entry the proxy added
+# to X-Forwarded-For (the right-most, or as many from the right as there are proxies that
+# append to it); entries further left come from the client and can be forged.
+SONARWEB_PROXY_COUNT = env_int("SONARWEB_PROXY_COUNT", 1)
+if env_bool("SONARWEB_BEHIND_PROXY", False):
+    if SONARWEB_PROXY_COUNT < 1:
+        raise ImproperlyConfigured("SONARWEB_PROXY_COUNT must be 1 or more.")
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+    # ipware counts the proxies listed in the header, which excludes the nearest one.
+    AXES_IPWARE_PROXY_COUNT = SONARWEB_PROXY_COUNT - 1
+    # More entries than proxies (a client's own header) is normal, not a reason to fall
+    # back to the proxy's address.
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 
 LOGGING = {
     "version": 1,
