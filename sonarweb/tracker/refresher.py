@@ -65,6 +65,8 @@ def keys_with_due_requests(now: datetime) -> list[ApiKey]:
     user_ids = (
         TrackedRequest.objects.due(now)
         .filter(added_by__isnull=False)
+        # Never poll with the key of a deactivated member (sonarweb.accounts.members).
+        .filter(added_by__is_active=True)
         .values_list("added_by_id", flat=True)
         .distinct()
     )
@@ -75,7 +77,10 @@ def orphaned_due(now: datetime) -> list[TrackedRequest]:
     """Due rows whose member has no key (or no longer exists): they stop with a note."""
     return list(
         TrackedRequest.objects.due(now).filter(
-            Q(added_by__isnull=True) | Q(added_by__api_key__isnull=True)
+            Q(added_by__isnull=True)
+            | Q(added_by__api_key__isnull=True)
+            # A row a poll re-armed while its member was being deactivated.
+            | Q(added_by__is_active=False)
         )[:BATCH]
     )
 
