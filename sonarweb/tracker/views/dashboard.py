@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from sonarweb.accounts import audit
+
 from ..forms import MODEL_CHOICES, STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
 from ..models import AppState, TrackedRequest, UpstreamStatus
 from .access import key_of
@@ -166,6 +168,7 @@ def edit_title(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponseRedirect(next_url, status=303)
     tracked.title = form.cleaned_data["title"]
     tracked.save(update_fields=["title", "updated"])
+    audit.record(request.user, "retitled", tracked=tracked, detail=tracked.title or "(cleared)")
     if request.htmx:
         return _title_cell(request, tracked, next_url)
     messages.success(request, "Title saved.")
