@@ -9,7 +9,7 @@ from django import template
 
 from sonarweb.tracker.models import TrackedRequest
 
-from ..models import LINK_ACTIONS, AuditEvent
+from ..models import LINK_ACTIONS, AuditAction, AuditEvent
 from ..views.access import may_manage
 
 register = template.Library()
@@ -26,6 +26,19 @@ def audit_trail(context: template.Context, tracked: TrackedRequest) -> dict[str,
         return {"show": False}
     events = AuditEvent.objects.filter(tracked_id=tracked.pk).order_by("-at", "-id")[:SHOWN]
     return {"show": True, "tracked": tracked, "events": list(events)}
+
+
+@register.inclusion_tag("accounts/_moved_from.html")
+def moved_from(tracked: TrackedRequest) -> dict[str, Any]:
+    """Whose key could not see the job, when a member's key took it over: a fact of the row
+    every member sees, where the note saying so lasts only until the next poll."""
+    event = (
+        AuditEvent.objects.filter(tracked_id=tracked.pk, action=AuditAction.CLAIMED)
+        .only("at", "detail")
+        .order_by("-at", "-id")
+        .first()
+    )
+    return {"event": event}
 
 
 @register.inclusion_tag("accounts/_link_activity.html")
