@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
+from django.test import Client
 from django.utils import timezone
 
 from sonarweb.accounts.members import DEACTIVATED_NOTE
-from sonarweb.accounts.models import Invitation, hash_token
+from sonarweb.accounts.models import Invitation, hash_token, new_invite_token
 from sonarweb.tracker.models import AppState, TrackedRequest, UpstreamStatus
 from sonarweb.tracker.refresher import keys_with_due_requests, orphaned_due
 
-from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD
+from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member
 from .team_helpers import make_staff, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -256,3 +257,45 @@ def test_deactivated_members_are_listed_as_such(staff_client, owner):
     row = re.search(rf'<tr id="member-{owner.pk}">(.*?)</tr>', html, re.S).group(1)
     assert 'data-member-status="inactive"' in row
     assert f"/team/members/{owner.pk}/reactivate/" in row
+
+
+@pytest.mark.parametrize("role", ["anonymous", "member", "staff", "deactivated"])
+def test_every_new_url_by_role(role, owner, member):
+    """Each role on every URL the team app adds. "deactivated" is a staff member whose
+    account was switched off while signed in: nothing of theirs works any more."""
+    actor = make_staff("sam")
+    if role == "anonymous":
+        client = Client()
+    elif role == "member":
+        client = signed_in(member)
+    else:
+        client = signed_in(actor)
+    if role == "deactivated":
+        actor.is_active = False
+        actor.save(update_fields=["is_active"])
+    token = new_invite_token()
+    invite = Invitation.objects.create(
+        token_hash=hash_token(token), expires_at=timezone.now() + timedelta(days=1)
+    )
+    tracked = TrackedRequest.objects.create(request_id="r-roles", added_by=owner)
+    target = make_member("tess", None)
+    checks = [
+        ("get", "/team/", {"member": 200, "staff": 200}),
+        ("post", "/team/invite/", {"member": 403, "staff": 201}),
+        ("post", f"/team/invites/{invite.pk}/revoke/", {"member": 403, "staff": 303}),
+        ("post", f"/team/members/{target.pk}/deactivate/", {"member": 403, "staff": 303}),
+        ("post", f"/team/members/{target.pk}/reactivate/", {"member": 403, "staff": 303}),
+        ("get", f"/r/{tracked.slug}/remove/", {"member": 403, "staff": 200}),
+    ]
+    for method, url, expected in checks:
+        response = getattr(client, method)(url, {"expires": "7"} if method == "post" else None)
+        if role in ("anonymous", "deactivated"):
+            assert response.status_code == 302, (role, url)
+            assert response["Location"].startswith("/accounts/login/?next="), (role, url)
+        else:
+            assert response.status_code == expected[role], (role, url)
+    # The invitation page is public: every role sees it (it was revoked by staff above).
+    response = client.get(f"/invite/{token}/")
+    assert response.status_code == (404 if role == "staff" else 200)
+    target.refresh_from_db()
+    assert target.is_active  # deactivated and reactivated by staff, untouched by others
