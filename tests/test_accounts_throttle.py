@@ -227,3 +227,16 @@ def test_settings_trust_x_forwarded_for_only_behind_the_proxy(tmp_path):
         SONARWEB_LOGIN_FAILURES_PER_ADDRESS="7",
         SONARWEB_LOGIN_LOCKOUT_MINUTES="0.1",
     ).endswith("3 7 0.1")
+    for name, value in [
+        ("SONARWEB_LOGIN_FAILURES_PER_ADDRESS", "0"),
+        ("SONARWEB_LOGIN_LOCKOUT_MINUTES", "0"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env={**base, name: value},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode != 0 and name.rsplit("_", 1)[0] in result.stderr
