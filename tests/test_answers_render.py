@@ -550,3 +550,29 @@ def test_simulator_answers_render() -> None:
     assert all("cited" in c.classes for c in dom.find("li", "source-card"))
     assert "<think>" not in dom.one("div", "answer-body").text
     assert dom.find("details", "answer-reasoning")
+
+
+def test_a_hundred_thousand_sources_list_the_cited_ones_and_count_the_rest() -> None:
+    from sonarweb.answers.export import render_plain_markdown
+    from sonarweb.answers.render import UNCITED_LISTED
+
+    results = [
+        {"url": f"https://example.org/{i}", "title": f"Result {i}", "snippet": "s"}
+        for i in range(100_000)
+    ]
+    completion = parse_completion(
+        {
+            "choices": [{"message": {"content": "Cited [1] and [9999]."}}],
+            "search_results": results,
+        }
+    )
+    html = render_completion(completion)
+    dom = Dom(html)
+    cards = dom.find("li", "source-card")
+    assert len(cards) == UNCITED_LISTED + 2
+    assert 'id="source-9999"' in html and 'id="source-1"' in html
+    assert "99,798 more sources that the answer does not cite" in html
+    assert len(html) < 500_000
+    markdown = render_plain_markdown(completion)
+    assert "99,798 more sources that the answer does not cite are in answer.json." in markdown
+    assert "9999. [Result 9998]" in markdown

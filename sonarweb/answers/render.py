@@ -26,8 +26,12 @@ from sonarweb.answers.sanitize import sanitize
 from sonarweb.answers.sources import Source, build_sources
 from sonarweb.perplexity.payload import Completion
 
-# Bump whenever the HTML changes: stored fragments older than this are re-rendered lazily.
-RENDER_VERSION = 3
+# Bump whenever the HTML changes: stored fragments older than this are rendered again in
+# the background.
+RENDER_VERSION = 4
+# Sources listed on the page: every source the text cites, and at most this many others. An
+# answer with 100,000 search results would otherwise be a page of 90 MB.
+UNCITED_LISTED = 200
 
 EMPTY = '<p class="answer-empty">The answer is empty.</p>'
 
@@ -42,10 +46,34 @@ def _body(answer: str, sources: Sequence[Source]) -> RenderedMarkdown:
     return render_answer(answer, sources)
 
 
+def listed_sources(sources: Sequence[Source], cited: set[int]) -> tuple[list[Source], int]:
+    """The sources worth a card, and how many others are left out (they stay in the JSON)."""
+    listed: list[Source] = []
+    uncited = 0
+    for source in sources:
+        if source.number in cited:
+            listed.append(source)
+        elif uncited < UNCITED_LISTED:
+            listed.append(source)
+            uncited += 1
+    return listed, len(sources) - len(listed)
+
+
+def _more_sources(count: int) -> str:
+    if not count:
+        return ""
+    noun = "source" if count == 1 else "sources"
+    return (
+        f'<p class="answer-note sources-more">{count:,} more {noun} that the answer does not '
+        "cite are kept in the raw JSON download.</p>"
+    )
+
+
 def render_completion(completion: Completion, *, followup_url: str | None = "/new/") -> str:
     split = split_reasoning(completion.content or "")
     sources = build_sources(completion)
     body = _body(split.answer, sources)
+    listed, hidden = listed_sources(sources, body.cited)
     attachments = sections.attachments(completion.chunks)
     if body.html:
         main = f'<div class="answer-body">{body.html}</div>'
@@ -62,7 +90,8 @@ def render_completion(completion: Completion, *, followup_url: str | None = "/ne
         note,
         attachments,
         sections.gallery(completion.images),
-        sections.sources(sources, body.cited),
+        sections.sources(listed, body.cited),
+        _more_sources(hidden),
         sections.related(completion.related_questions, followup_url),
         sections.reasoning(split.thoughts, completion.reasoning_steps),
         sections.usage(completion.usage),

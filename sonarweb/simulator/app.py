@@ -216,11 +216,14 @@ class _Fault:
     delay: float | None
     size: int = faults.DEFAULT_HOSTILE_SIZE
     declare_length: bool = True
+    key: str | None = None  # only calls made with this API key
 
-    def matches(self, endpoint: str, job_id: str | None) -> bool:
+    def matches(self, endpoint: str, job_id: str | None, key: str) -> bool:
         if self.kind == "list_instead_of_job" and endpoint != "get":
             return False
         if self.endpoint is not None and self.endpoint != endpoint:
+            return False
+        if self.key is not None and self.key != key:
             return False
         return self.job_id is None or self.job_id == job_id
 
@@ -428,6 +431,7 @@ class Simulator:
         delay: float | None = None,
         size: int = faults.DEFAULT_HOSTILE_SIZE,
         declare_length: bool = True,
+        key: str | None = None,
     ) -> None:
         """Make the next ``times`` matching API calls (all of them with ``times=None``)
         misbehave as ``kind``; see the module docstring."""
@@ -441,7 +445,7 @@ class Simulator:
             delay = {"slow": 5.0, "drip": 1.0}.get(kind)
         if size < 0:
             raise ValueError("size must not be negative")
-        fault = _Fault(kind, times, endpoint, job_id, retry_after, delay, size, declare_length)
+        fault = _Fault(kind, times, endpoint, job_id, retry_after, delay, size, declare_length, key)
         with self._lock:
             self._faults.append(fault)
 
@@ -449,10 +453,10 @@ class Simulator:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, endpoint: str, job_id: str | None) -> _Fault | None:
+    def _take_fault(self, endpoint: str, job_id: str | None, key: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(endpoint, job_id):
+                if fault.matches(endpoint, job_id, key):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining <= 0:
@@ -546,7 +550,7 @@ class Simulator:
     def _dispatch(
         self, endpoint: str, key: str, job_id: str | None, body: bytes, environ: dict[str, Any]
     ) -> tuple[_Response, str | None]:
-        fault = self._take_fault(endpoint, job_id)
+        fault = self._take_fault(endpoint, job_id, key)
         if fault is not None and fault.kind in faults.REPLACING:
             return self._replacing_fault(fault, key, job_id), None
         if fault is not None and fault.kind == "slow":
