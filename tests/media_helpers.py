@@ -197,3 +197,27 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
         if time.monotonic() > ends:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+# -- an image host and a media storage for the archive tests -------------------------------
+
+
+class ImageHost:
+    """A WSGI app serving fixed bodies by path and counting requests per path."""
+
+    def __init__(self, files: dict[str, tuple[int, bytes]]) -> None:
+        self.files = files
+        self.hits: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        with self._lock:
+            self.hits[path] = self.hits.get(path, 0) + 1
+        status, body = self.files.get(path, (404, b"not here"))
+        start_response(f"{status} X", [("Content-Length", str(len(body)))])
+        return [body]
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.hits.values())
