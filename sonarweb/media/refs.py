@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
 
@@ -24,6 +25,11 @@ INLINE = "inline"
 
 # Tables and footnotes can hold images; the rest of the renderer's plugins cannot.
 _MD = MarkdownIt("commonmark", {"html": False}).enable(["table"]).use(footnote_plugin)
+
+
+def normalize_link(destination: str) -> str:
+    """A Markdown link destination as written -> the URL the parser (and renderer) uses."""
+    return _MD.normalizeLink(unescapeAll(destination))
 
 
 @dataclass(frozen=True)
