@@ -22,6 +22,9 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 MEGABYTE = 1024 * 1024
+# What every stored rendition is (decode.py writes them, views serve them).
+RENDITION_MIME = "image/webp"
+RENDITION_EXTENSION = "webp"
 
 DEFAULTS: dict[str, Any] = {
     # Loopback and private addresses are refused unless this is on (demo and tests only).

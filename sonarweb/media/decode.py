@@ -21,8 +21,6 @@ from .errors import ImageRefused, NotAnImage
 
 FULL_SIDE = 1600
 THUMB_SIDE = 400
-MIME = "image/webp"
-EXTENSION = "webp"
 # Formats with a long history and a well-fuzzed decoder; obscure ones stay out of reach.
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP") + (("AVIF",) if features.check("avif") else ())
 

@@ -13,12 +13,12 @@ import hashlib
 from django.db import models
 from django.utils import timezone
 
-from .decode import EXTENSION, MIME
+from .conf import RENDITION_EXTENSION, RENDITION_MIME
 
 
 def storage_name(sha256: str) -> str:
     """Where a rendition lives in the media storage; two hex digits of fan-out per folder."""
-    return f"images/{sha256[:2]}/{sha256}.{EXTENSION}"
+    return f"images/{sha256[:2]}/{sha256}.{RENDITION_EXTENSION}"
 
 
 def url_hash(url: str) -> str:
@@ -27,7 +27,7 @@ def url_hash(url: str) -> str:
 
 class ArchivedImage(models.Model):
     sha256 = models.CharField(max_length=64, unique=True)  # of the full rendition's bytes
-    mime = models.CharField(max_length=32, default=MIME)
+    mime = models.CharField(max_length=32, default=RENDITION_MIME)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     size = models.PositiveIntegerField()  # bytes

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_safe
 
 from sonarweb.tracker.models import ShareLink, UpstreamStatus
 
-from .decode import MIME
+from .conf import RENDITION_MIME
 from .models import AnswerImage, ArchivedImage, ImageStatus
 from .store import open_rendition
 
@@ -41,7 +41,7 @@ def _stream(request: HttpRequest, sha256: str) -> HttpResponse:
         except (FileNotFoundError, OSError):
             log.warning("archived image %s is missing from the media storage", sha256)
             raise Http404("The image is missing from the archive.") from None
-        response = FileResponse(file, content_type=MIME)
+        response = FileResponse(file, content_type=RENDITION_MIME)
     response["ETag"] = etag
     response["Cache-Control"] = CACHE_CONTROL
     return response
