@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from PIL import Image
 
 from sonarweb.media.decode import reencode
-from sonarweb.media.errors import ImageRefused, NotAnImage
+from sonarweb.media.errors import ImageFailure, ImageRefused, NotAnImage
 
 from .media_helpers import animated_gif, bomb_png, photo, png
 
@@ -154,3 +155,23 @@ def test_a_still_gif_is_kept():
     out = io.BytesIO()
     Image.new("P", (40, 30), 3).save(out, "GIF")
     assert opened(reencode(out.getvalue(), max_pixels=LIMIT).full.data).size == (40, 30)
+
+
+def test_damaged_files_are_refused_with_a_reason_never_an_unexpected_error():
+    # Pillow's decoders raise OSError, IndexError, struct.error... on damaged input.
+    rng = random.Random(20261127)
+    seeds = [png(64, 48), photo(200, 150), animated_gif()]
+    outcomes = set()
+    for _ in range(400):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            data = data[: rng.randrange(len(data))]
+        try:
+            reencode(bytes(data), max_pixels=4_000_000)
+            outcomes.add("kept")
+        except ImageFailure as failure:
+            assert failure.reason
+            outcomes.add(type(failure).__name__)
+    assert {"kept", "NotAnImage"} <= outcomes

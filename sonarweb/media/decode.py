@@ -17,7 +17,7 @@ from io import BytesIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
-from .errors import ImageRefused, NotAnImage
+from .errors import ImageFailure, ImageRefused, NotAnImage
 
 FULL_SIDE = 1600
 THUMB_SIDE = 400
@@ -86,15 +86,8 @@ def _pixels(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if transparent else "RGB")
 
 
-def reencode(
-    data: bytes,
-    *,
-    max_pixels: int,
-    full_side: int = FULL_SIDE,
-    thumb_side: int = THUMB_SIDE,
-) -> Decoded:
-    """The image in ``data`` as a full rendition (at most ``full_side`` px on its longer side)
-    and a thumbnail, both WebP; NotAnImage or ImageRefused otherwise."""
+def _decode(data: bytes, max_pixels: int, full_side: int) -> tuple[Image.Image, str, int, int]:
+    """(pixels, source format, source width, source height), or an ImageFailure."""
     try:
         image = Image.open(BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -108,39 +101,39 @@ def reencode(
                 f"The image is {width} x {height} pixels, more than the "
                 f"{max_pixels / 1_000_000:g} million allowed."
             )
-        try:
-            frames = getattr(image, "n_frames", 1)
-        except (OSError, ValueError, EOFError):
-            raise NotAnImage("The image file is broken.") from None
-        if frames > 1:
+        if getattr(image, "n_frames", 1) > 1:
             raise ImageRefused("Animated images are not archived.")
         source_format = str(image.format or "")
         # The source's size as a viewer sees it: before draft() shrinks it, after rotation.
-        source_size = (
-            (height, width)
-            if image.getexif().get(0x0112) in (5, 6, 7, 8)
-            else (
-                width,
-                height,
-            )
-        )
-        try:
-            if source_format == "JPEG":
-                # Decode at 1/2, 1/4 or 1/8 scale when that still covers the full rendition.
-                image.draft(None, (full_side, full_side))
-            image.load()
-            pixels = _pixels(image)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageRefused("The image declares too many pixels.") from None
-        except (OSError, ValueError, SyntaxError, EOFError):
-            raise NotAnImage("The image file is broken or cut short.") from None
+        if image.getexif().get(0x0112) in (5, 6, 7, 8):
+            width, height = height, width
+        if source_format == "JPEG":
+            # Decode at 1/2, 1/4 or 1/8 scale when that still covers the full rendition.
+            image.draft(None, (full_side, full_side))
+        image.load()
+        return _pixels(image), source_format, width, height
+
+
+def reencode(
+    data: bytes,
+    *,
+    max_pixels: int,
+    full_side: int = FULL_SIDE,
+    thumb_side: int = THUMB_SIDE,
+) -> Decoded:
+    """The image in ``data`` as a full rendition (at most ``full_side`` px on its longer side)
+    and a thumbnail, both WebP; NotAnImage or ImageRefused otherwise."""
+    try:
+        pixels, source_format, width, height = _decode(data, max_pixels, full_side)
+    except ImageFailure:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRefused("The image declares too many pixels.") from None
+    except Exception:
+        # A damaged file makes Pillow's decoders raise all sorts (OSError, IndexError,
+        # struct.error, ...): each one means the same thing here.
+        raise NotAnImage("The image file is broken or cut short.") from None
     full_image = _fit(pixels, full_side)
     full = _encode(full_image.copy() if full_image is pixels else full_image, quality=82)
     thumb = _encode(_fit(full_image, thumb_side).copy(), quality=78)
-    return Decoded(
-        source_format=source_format,
-        width=source_size[0],
-        height=source_size[1],
-        full=full,
-        thumb=thumb,
-    )
+    return Decoded(source_format=source_format, width=width, height=height, full=full, thumb=thumb)
