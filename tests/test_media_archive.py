@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from sonarweb.media.archiving import MAX_ATTEMPTS, archive_images_for
 from sonarweb.media.fetch import FetchPolicy, ImageFetcher
+from sonarweb.media.lookup import disk_usage, image_summary, local_images
 from sonarweb.media.models import AnswerImage, ArchivedImage, ImageStatus, storage_name
 from sonarweb.media.refs import ImageRef, image_refs
 from sonarweb.perplexity.payload import parse_completion
@@ -241,3 +242,35 @@ def test_the_command_archives_old_answers_and_resumes(host):
     out = StringIO()
     call_command("archive_images", "--retry-failed", stdout=out)
     assert "1 stored, 0 failed, 1 already kept" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_what_the_renderer_and_pages_read_back(host):
+    tracked = answer_row()
+    wanted = [
+        ImageRef(url=f"{host.url}/photo.jpg", caption="A photo", origin_url="https://o.test/",
+                 width=2400, height=1600),
+        ImageRef(url=f"{host.url}/missing.png", caption="Gone"),
+        ImageRef(url=f"{host.url}/a.png", kind="inline"),
+    ]  # fmt: skip
+    archive_images_for(tracked, wanted, budget_seconds=30, fetcher=ImageFetcher(LOOPBACK))
+    found = local_images(tracked.pk)
+    assert list(found) == [r.url for r in wanted]
+    photo_copy = found[f"{host.url}/photo.jpg"]
+    image = ArchivedImage.objects.get(source_format="JPEG")
+    assert photo_copy.status == ImageStatus.STORED
+    assert photo_copy.full_url == f"/images/{image.sha256}.webp"
+    assert photo_copy.thumb_url == f"/images/{image.thumb_sha256}.webp"
+    assert (photo_copy.width, photo_copy.height) == (1600, 1067)
+    assert (photo_copy.thumb_width, photo_copy.thumb_height) == (400, 267)
+    gone = found[f"{host.url}/missing.png"]
+    assert (gone.status, gone.full_url, gone.caption) == (ImageStatus.FAILED, "", "Gone")
+    assert gone.reason == "The image host answered HTTP 404."
+
+    summary = image_summary(tracked.pk)
+    assert (summary.stored, summary.failed, summary.pending) == (2, 1, 0)
+    assert summary.failures == [(f"{host.url}/missing.png", "The image host answered HTTP 404.")]
+    usage = disk_usage()
+    assert usage.images == 2
+    assert usage.stored_bytes == sum(i.size + i.thumb_size for i in ArchivedImage.objects.all())
+    assert usage.source_bytes == len(host.files["/photo.jpg"][1]) + len(host.files["/a.png"][1])
