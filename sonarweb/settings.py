@@ -18,6 +18,8 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from sonarweb.media.conf import media_storage, settings_from_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -114,6 +116,7 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "sonarweb.tracker",
+    "sonarweb.media",
     "sonarweb.simulator",
 ]
 
@@ -229,7 +232,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "https:", "http:"],
+        # Answers' images are archived and served from here: nothing loads from elsewhere.
+        "img-src": ["'self'", "data:"],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
@@ -238,6 +242,17 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# The image archive (sonarweb/media): fetch limits, and where the images are kept.
+# Defaults and meanings are in sonarweb/media/conf.py.
+_images = settings_from_env()
+SONARWEB_IMAGES_ALLOW_PRIVATE = _images["SONARWEB_IMAGES_ALLOW_PRIVATE"]
+SONARWEB_IMAGE_MAX_BYTES = _images["SONARWEB_IMAGE_MAX_BYTES"]
+SONARWEB_IMAGE_MAX_PIXELS = _images["SONARWEB_IMAGE_MAX_PIXELS"]
+SONARWEB_IMAGE_CONNECT_TIMEOUT = _images["SONARWEB_IMAGE_CONNECT_TIMEOUT"]
+SONARWEB_IMAGE_TIMEOUT = _images["SONARWEB_IMAGE_TIMEOUT"]
+SONARWEB_IMAGES_ANSWER_SECONDS = _images["SONARWEB_IMAGES_ANSWER_SECONDS"]
+STORAGES["media"] = media_storage(DATA_DIR)
 
 # Perplexity
 PERPLEXITY_API_BASE = os.environ.get("PERPLEXITY_API_BASE", "https://api.perplexity.ai").rstrip("/")

@@ -53,9 +53,10 @@ preflight that is never answered (a ``text/plain`` form post is refused with 415
 - ``GET /_sim/calls`` -> ``{"calls": [...]}``; ``POST /_sim/reset_calls``
 - ``GET /_sim/health`` -> ``{"ok": true, "now": ...}``
 
-Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.svg
-?title=...`` draws a static SVG of that size (see ``images.py``). With ``image_base`` set to the
-simulator's own URL, generated answers' ``image_url`` point there instead of example.org.
+Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.png
+?title=...`` draws a PNG of that size (``.jpg`` a JPEG, ``.svg`` a static SVG; see ``images.py``
+and ``raster.py``). With ``image_base`` set to the simulator's own URL, generated answers'
+``image_url`` point at its PNGs instead of example.org.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import faults, images
+from . import faults, images, raster
 from .corpus import generate_completion
 from .validation import problem, question_of, validate_create
 
@@ -500,21 +501,26 @@ class Simulator:
 
     @staticmethod
     def _image(method: str, path: str, environ: dict[str, Any]) -> _Response:
-        name = path[len(images.PREFIX) :].removesuffix(".svg")
-        if not path.endswith(".svg") or not images.NAME.match(name):
+        name, _, extension = path[len(images.PREFIX) :].rpartition(".")
+        mime = {"svg": "image/svg+xml", **{k: v[1] for k, v in raster.FORMATS.items()}}
+        if extension not in mime or not images.NAME.match(name):
             return _detail(404, "Not Found")
         if method not in {"GET", "HEAD"}:
             return _detail(405, "Method Not Allowed", [("Allow", "GET, HEAD")])
         query = parse_qs(str(environ.get("QUERY_STRING", "")))
         title = (query.get("title") or [""])[0]
         headers = [
-            ("Content-Type", "image/svg+xml"),
+            ("Content-Type", mime[extension]),
             ("Cache-Control", "public, max-age=86400"),
             ("X-Content-Type-Options", "nosniff"),
             # Opened on its own, the picture still may not run or load anything.
             ("Content-Security-Policy", "default-src 'none'"),
         ]
-        return _Response(200, images.render_svg(name, title), headers)
+        if extension == "svg":
+            body = images.render_svg(name, title)
+        else:
+            body = raster.render_raster(name, title, extension)
+        return _Response(200, body, headers)
 
     def _api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
         key = _bearer(environ)

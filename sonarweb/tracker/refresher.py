@@ -32,6 +32,7 @@ from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sonarweb.media import background as media
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
 
@@ -60,6 +61,9 @@ BATCH = 1000
 MAX_LIST_PAGES = 500
 # Archives rendered again per pass after the renderer changed.
 RERENDER_PER_PASS = 5
+# Answers whose images are fetched per pass, and portable bundles built per pass.
+IMAGE_ANSWERS_PER_PASS = 2
+BUNDLES_PER_PASS = 2
 # A lease is never shorter than this, however short the interval (tests use 0.1 s).
 MIN_LEASE_SECONDS = 2.0
 
@@ -285,8 +289,12 @@ def prune_call_log(now: datetime) -> int:
 
 
 def housekeeping(now: datetime) -> None:
-    """Background work that is not a call upstream: renders after a renderer change, pruning."""
+    """Background work that is not a call upstream: archiving answers' images (then rendering
+    those answers again with their copies), renders after a renderer change, the portable
+    bundles, pruning."""
+    archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
     archive.rerender_stale(RERENDER_PER_PASS)
+    media.build_due_bundles(BUNDLES_PER_PASS)
     prune_call_log(now)
 
 

@@ -13,6 +13,9 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
+from sonarweb.media.background import current_bundle
+from sonarweb.media.lookup import image_summary
+
 from ..models import AnswerArchive, TrackedRequest, UpstreamStatus
 from ..pagecache import PageCache
 from ..polling import request_early_poll
@@ -32,11 +35,20 @@ FINISHED_PAGES = PageCache(max_bytes=64 * 1024 * 1024, ttl_seconds=60)
 
 
 def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]:
-    return {
+    context: dict[str, object] = {
         "tracked": tracked,
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
         "is_adder": request.user.pk == tracked.added_by_id,
     }
+    if tracked.has_answer:
+        rendered_at = (
+            AnswerArchive.objects.filter(pk=tracked.pk)
+            .values_list("rendered_at", flat=True)
+            .first()
+        )
+        context["images"] = image_summary(tracked.pk)
+        context["bundle"] = current_bundle(tracked.pk, rendered_at)
+    return context
 
 
 def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | None:
