@@ -82,7 +82,13 @@ def test_systemd_units_run_the_roles_and_verify(tmp_path):
 def test_env_example_is_valid_shell_and_systemd_environment(tmp_path):
     # deploy/manage.sh sources it with sh; systemd reads it as EnvironmentFile=.
     result = subprocess.run(
-        ["sh", "-c", 'set -a; . "$1"; set +a; echo "$DJANGO_ALLOWED_HOSTS"', "sh", "./.env.example"],
+        [
+            "sh",
+            "-c",
+            'set -a; . "$1"; set +a; echo "$DJANGO_ALLOWED_HOSTS"',
+            "sh",
+            "./.env.example",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
