@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SONARWEB_"))}
-    base.pop("DATABASE_URL", None)
+    # Nothing of the developer's own configuration leaks into these start-ups.
+    ours = ("DJANGO_", "SONARWEB_", "DATABASE_", "EMAIL_", "SENTRY_", "GUNICORN_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     base.update(env)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
