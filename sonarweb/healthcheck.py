@@ -2,14 +2,15 @@
 
     python -m sonarweb.healthcheck [web|refresher|migrate|manage]
 
-With no argument the role is the one the image's entrypoint recorded (see ROLE_FILE below),
+With no argument the role is the one the image's entrypoint recorded (see role_file()),
 else ``SONARWEB_ROLE``, else ``web``. A Dockerfile has one HEALTHCHECK for every container
 of the image, and Docker runs it as a fresh process with the image's environment, not the
 entrypoint's, so a variable exported by the entrypoint would not reach it: a file does.
 
 - web: GET /healthz on the local gunicorn with an allowed Host; standard library only, so
   it runs without importing Django.
-- refresher: a pass finished recently, as recorded in the database (tracker/liveness.py).
+- refresher: a refresher on this machine finished a pass within the last ten refresh
+  intervals, as recorded in the database (tracker/liveness.py); else a sentence says why.
 - migrate and manage: one-off commands; nothing to watch, so healthy.
 
 Exits 0 when healthy, 1 otherwise.

@@ -301,6 +301,15 @@ CONTENT_SECURITY_POLICY = {
 PERPLEXITY_API_BASE = os.environ.get("PERPLEXITY_API_BASE", "https://api.perplexity.ai").rstrip("/")
 PERPLEXITY_CONNECT_TIMEOUT = float(os.environ.get("PERPLEXITY_CONNECT_TIMEOUT", "5"))
 PERPLEXITY_READ_TIMEOUT = float(os.environ.get("PERPLEXITY_READ_TIMEOUT", "20"))
+# The whole call (connect, headers and body) ends by this many seconds, however slowly the
+# bytes arrive. Calls made while a person waits on a page get the shorter interactive one.
+PERPLEXITY_TOTAL_TIMEOUT = float(os.environ.get("PERPLEXITY_TOTAL_TIMEOUT", "30"))
+PERPLEXITY_INTERACTIVE_TIMEOUT = float(os.environ.get("PERPLEXITY_INTERACTIVE_TIMEOUT", "10"))
+# The largest answer accepted from upstream, counted after decompression.
+SONARWEB_MAX_RESPONSE_BYTES = env_int("SONARWEB_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)
+# Calls made from page views (start research, check a key, import) at once per process, so
+# they can never hold every request thread.
+SONARWEB_INTERACTIVE_CALLS = env_int("SONARWEB_INTERACTIVE_CALLS", 2)
 # How often an open badge asks the server; the server decides whether upstream is due.
 SONARWEB_BADGE_POLL_SECONDS = env_int("SONARWEB_BADGE_POLL_SECONDS", 3)
 
@@ -310,6 +319,8 @@ SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 300)
 SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
 # How often the background refresher looks for due requests.
 SONARWEB_REFRESH_SECONDS = float(os.environ.get("SONARWEB_REFRESH_SECONDS", "2"))
+# Keys one refresher process works at the same time: a slow upstream holds only its own.
+SONARWEB_REFRESH_WORKERS = env_int("SONARWEB_REFRESH_WORKERS", 4)
 
 LOGGING = {
     "version": 1,
