@@ -213,9 +213,13 @@ def run_role(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def healthcheck(env: dict[str, str], *args: str) -> int:
+def check_health(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     command = [*as_image_user(), "python", "-m", "sonarweb.healthcheck", *args]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60).returncode
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def healthcheck(env: dict[str, str], *args: str) -> int:
+    return check_health(env, *args).returncode
 
 
 def wait_until(condition, what: str) -> None:
@@ -271,8 +275,11 @@ def test_web_role_serves_is_healthy_and_never_migrates(container):
     assert "Booting worker" in logs
 
 
-def test_refresher_role_runs_until_sigterm(container):
+def test_refresher_role_is_healthy_after_a_pass_and_stops_on_sigterm(container):
     assert run_role(container, "migrate").returncode == 0
+    # No refresher has run yet: its health check says so, in a sentence.
+    before = check_health(container, "refresher")
+    assert before.returncode == 1 and "has finished a pass yet" in before.stderr
     refresher = subprocess.Popen(
         entrypoint("refresher"),
         cwd=ROOT,
@@ -286,6 +293,13 @@ def test_refresher_role_runs_until_sigterm(container):
         first_line = refresher.stdout.readline()
         assert first_line.strip(), refresher.stderr.read()
         assert Path(container["SONARWEB_ROLE_FILE"]).read_text().strip() == "refresher"
+        # The image's HEALTHCHECK with no argument follows the recorded role.
+        wait_until(
+            lambda: healthcheck(container) == 0 or refresher.poll() is not None,
+            "a healthy refresher",
+        )
+        assert refresher.poll() is None, refresher.stderr.read()
+        assert "finished a pass" in check_health(container).stdout
     finally:
         code, _, err = stop(refresher)
     assert code == 0, err
