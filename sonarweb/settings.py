@@ -18,6 +18,8 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from sonarweb import sentry
+from sonarweb.mailurl import parse_email_url
 from sonarweb.media.conf import media_storage, settings_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +47,28 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
 
 
+def env_file_value(name: str) -> str | None:
+    """NAME, or the content of the file named by NAME_FILE; None when neither is set.
+
+    Messages name the variable and never its value: these are secrets.
+    """
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        content = Path(path).read_text().strip()
+    except OSError:
+        raise ImproperlyConfigured(
+            f"{name}_FILE points at {path!r}, which this process cannot read."
+        ) from None
+    if not content:
+        raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which is empty.")
+    return content
+
+
 def env_secret(name: str, *, generate: str | None = None) -> str:
     """A secret from NAME, or from the file named by NAME_FILE.
 
@@ -52,21 +76,13 @@ def env_secret(name: str, *, generate: str | None = None) -> str:
     in the data directory under that file name, so restarts keep sessions and
     stored keys readable.
     """
-    value = os.environ.get(name, "").strip()
-    if value:
+    value = env_file_value(name)
+    if value is not None:
         return value
-    path = os.environ.get(f"{name}_FILE", "").strip()
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(
-                f"{name}_FILE points at {path!r}, which cannot be read."
-            ) from exc
     if generate is None:
         raise ImproperlyConfigured(
-            f"{name} is not set. Set it (or {name}_FILE) in the environment; "
-            "see the configuration table in README.md."
+            f"{name} is not set: set it, or {name}_FILE, in the environment "
+            "(see the configuration table in README.md)."
         )
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     kept = DATA_DIR / generate
@@ -86,6 +102,38 @@ def env_secret(name: str, *, generate: str | None = None) -> str:
     return kept.read_text().strip()
 
 
+def fernet_keys(name: str, raw: str) -> list[str]:
+    """The comma-separated Fernet keys in ``raw``; a malformed one stops start-up now
+    rather than at the first stored API key it fails to encrypt or decrypt."""
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise ImproperlyConfigured(f"{name} lists no key.")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{name} entry {position} of {len(keys)} is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes, as Fernet.generate_key() makes)."
+            ) from None
+    return keys
+
+
+def database_from_url(name: str, url: str, *, conn_max_age: int) -> dict:
+    """Django's database settings for ``url``; refuses what would otherwise fall back or
+    fail later. The URL holds a password, so no message repeats it."""
+    try:
+        parsed = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    except (ValueError, KeyError, AttributeError):
+        parsed = {}
+    if not parsed.get("ENGINE") or not parsed.get("NAME"):
+        raise ImproperlyConfigured(
+            f"{name} cannot be parsed as a database URL "
+            "(expected e.g. postgres://user:password@host:5432/name)."
+        )
+    return parsed
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 TESTING = "pytest" in sys.modules or env_bool("SONARWEB_TESTING", False)
 DATA_DIR = Path(os.environ.get("SONARWEB_DATA_DIR", BASE_DIR / "data")).resolve()
@@ -93,14 +141,17 @@ INSECURE_HTTP = env_bool("SONARWEB_INSECURE_HTTP", False)
 _generate = DEBUG or TESTING
 
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY", generate="secret_key" if _generate else None)
-ENCRYPTION_KEYS = [
-    k.strip()
-    for k in env_secret(
-        "SONARWEB_ENCRYPTION_KEYS", generate="encryption_keys" if _generate else None
-    ).split(",")
-    if k.strip()
-]
+ENCRYPTION_KEYS = fernet_keys(
+    "SONARWEB_ENCRYPTION_KEYS",
+    env_secret("SONARWEB_ENCRYPTION_KEYS", generate="encryption_keys" if _generate else None),
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if _generate else "")
+if not ALLOWED_HOSTS and not DEBUG:
+    # Django would start and answer 400 to every request.
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is empty: list the host names this site answers to, "
+        "comma-separated (e.g. research.example.com)."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -147,6 +198,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "sonarweb.passwords.offers",
             ],
         },
     },
@@ -154,10 +206,10 @@ TEMPLATES = [
 
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DATA_DIR / 'sonarweb.sqlite3'}",
+    "default": database_from_url(
+        "DATABASE_URL",
+        env_file_value("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'sonarweb.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -177,6 +229,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if TESTING:
+    # Tests make a few users per test; PBKDF2's deliberate slowness (~0.3 s a hash) would be
+    # most of the suite's time. Production keeps Django's default hashers.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -287,3 +344,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("SONARWEB_LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Mail. Without EMAIL_URL nothing is sent, so password reset is not offered at all (its pages
+# answer 404) rather than saying "sent" while nothing leaves; `manage.py changepassword` is the
+# way then. The URL is not kept as a setting: it holds the mail password.
+_email_url = env_file_value("EMAIL_URL")
+SONARWEB_MAIL_ENABLED = _email_url is not None
+if _email_url:
+    globals().update(parse_email_url("EMAIL_URL", _email_url))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "sonarweb@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 3  # a reset link works for three hours
+
+# Errors to Sentry, with API keys scrubbed (sonarweb/sentry.py). Never from the test suite.
+_sentry_dsn = env_file_value("SENTRY_DSN")
+if _sentry_dsn and not TESTING:
+    sentry.init(_sentry_dsn, os.environ.get("SENTRY_ENVIRONMENT", "").strip())

@@ -156,3 +156,19 @@ def timezone_now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def test_an_open_permalink_gets_the_pictures_once_they_are_kept(
+    sim_server, simulator, owner, owner_client
+):
+    tracked = archived_with_images(simulator, owner, images=2)
+    page = owner_client.get(f"/r/{tracked.slug}/").content.decode()
+    assert f'hx-get="/r/{tracked.slug}/answer/"' in page
+    poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
+    assert poll.status_code == 204, "nothing to swap while they are fetched"
+    housekeeping(timezone_now())
+    poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
+    html = poll.content.decode()
+    assert poll.status_code == 200 and 'hx-swap-oob="true"' in html
+    assert len(image_srcs(html)) == 2 and "images-poller" not in html
+    assert "images-poller" not in owner_client.get(f"/r/{tracked.slug}/").content.decode()

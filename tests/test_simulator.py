@@ -681,5 +681,5 @@ def test_simulate_command_serves_the_demo_until_terminated(tmp_path):
         assert httpx.get(f"{url}/v1/async/sonar", headers=bearer(KEY)).status_code == 401
     finally:
         process.terminate()
-        returncode = process.wait(timeout=10)
+        returncode = process.wait(timeout=60)
     assert returncode == 0

@@ -20,6 +20,7 @@ urlpatterns = [
     path("settings/key/delete/", keys.delete_key, name="delete_key"),
     path("r/<slug:slug>/", requests.request_detail, name="request_detail"),
     path("r/<slug:slug>/status/", requests.request_status, name="request_status"),
+    path("r/<slug:slug>/answer/", requests.answer_section, name="answer_section"),
     path("r/<slug:slug>/answer.md", downloads.answer_markdown, name="answer_markdown"),
     path("r/<slug:slug>/answer.json", downloads.answer_json, name="answer_json"),
     path("r/<slug:slug>/archive.zip", downloads.answer_bundle, name="answer_bundle"),

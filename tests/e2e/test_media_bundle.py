@@ -11,8 +11,10 @@ import zipfile
 import pytest
 
 from sonarweb.answers import render_completion
+from sonarweb.answers.images import ImageCopy
 from sonarweb.media.bundle import BundleImage, build_bundle
 from sonarweb.media.decode import reencode
+from sonarweb.media.links import team_image_url
 from sonarweb.perplexity.payload import parse_completion
 from sonarweb.simulator.corpus import generate_completion
 from sonarweb.simulator.images import PREFIX
@@ -25,7 +27,9 @@ def _picture(url: str) -> BundleImage:
     """The image the simulator would serve at url, re-encoded as the archive does."""
     name = url.split(PREFIX, 1)[1].split("?", 1)[0].removesuffix(".png")
     full = reencode(render_raster(name, "A chart"), max_pixels=10**8).full
-    return BundleImage(sha256=full.sha256, source_url=url, data=full.data)
+    return BundleImage(
+        sha256=full.sha256, source_url=url, data=full.data, aliases=(team_image_url(full.sha256),)
+    )
 
 
 def test_the_bundle_reads_offline_with_its_images(browser, tmp_path):
@@ -34,11 +38,13 @@ def test_the_bundle_reads_offline_with_its_images(browser, tmp_path):
                                      image_base=base)  # fmt: skip
     parsed = parse_completion(completion)
     images = [_picture(i.image_url) for i in parsed.images]
+    # The page as the archive renders it: every image from its local copy.
+    copies = {i.source_url: ImageCopy(full_url=team_image_url(i.sha256)) for i in images}
     data = build_bundle(
         title="How do heat pumps cope with frost?",
         markdown="# Answer\n",
         raw_json=json.dumps({"id": "x", "status": "COMPLETED", "response": completion}),
-        answer_html=render_completion(parsed),
+        answer_html=render_completion(parsed, images=copies),
         images=images,
         facts=[("Request ID", "x")],
         folder="frost",

@@ -183,3 +183,16 @@ def badges(request: HttpRequest) -> HttpResponse:
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
     }
     return render(request, "tracker/dashboard.html#badge_batch", context)
+
+
+@require_safe
+def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
+    """Polled while an answer's images are being archived: nothing (204) until they are,
+    then the answer again, with its pictures, swapped in out of band."""
+    tracked = get_request_for_user(request, slug)
+    context = _context(request, tracked)
+    images = context.get("images")
+    if not tracked.has_answer or (images is not None and images.pending):
+        return HttpResponse(status=204)
+    context.update({"answer_html": answer_html(tracked), "oob": True})
+    return render(request, "tracker/request_detail.html#answer", context)
