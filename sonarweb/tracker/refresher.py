@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -426,7 +426,7 @@ class Refresher:
             self._held.clear()
         if self._beat is not None:
             RefresherBeat.objects.filter(pk=self._beat.pk).update(stopped_at=timezone.now())
-        close_old_connections()
+        connection.close()
 
     # Workers ----------------------------------------------------------------------------------
 
@@ -461,7 +461,9 @@ class Refresher:
             ApiKey.objects.filter(pk=key.pk, refresh_lease_holder=self.holder).update(
                 refresh_lease_until=None, refresh_lease_holder=""
             )
-            close_old_connections()
+            # A pool thread may sit idle for long, or be joined at shutdown: it keeps no
+            # database connection between tasks (one connect per key per pass is cheap).
+            connection.close()
 
     def _housekeeping(self) -> None:
         close_old_connections()
@@ -470,7 +472,7 @@ class Refresher:
         except Exception:
             log.exception("refresher housekeeping failed")
         finally:
-            close_old_connections()
+            connection.close()
 
     def _reap(self) -> None:
         for pk, future in list(self._busy.items()):
@@ -492,6 +494,7 @@ class Refresher:
                 log.exception("renewing refresher leases failed")
             finally:
                 close_old_connections()
+        connection.close()
 
     def _record_pass(self, started: float) -> None:
         if self._beat is None:
