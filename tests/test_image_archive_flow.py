@@ -172,3 +172,26 @@ def test_an_open_permalink_gets_the_pictures_once_they_are_kept(
     assert poll.status_code == 200 and 'hx-swap-oob="true"' in html
     assert len(image_srcs(html)) == 2 and "images-poller" not in html
     assert "images-poller" not in owner_client.get(f"/r/{tracked.slug}/").content.decode()
+
+
+def test_answer_md_names_only_the_archives_copies(sim_server, simulator, owner, owner_client):
+    completion = {
+        "choices": [
+            {
+                "message": {
+                    "content": f"A chart ![kept]({sim_server.url}/_sim/images/a-40x30.png) "
+                    "and a pixel ![gone](https://tracker.example/p.gif)."
+                }
+            }
+        ]
+    }
+    job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0, completion=completion)
+    tracked = poll(TrackedRequest.objects.create(request_id=job_id, added_by=owner))
+    for _ in range(4):
+        AnswerImage.objects.filter(tracked=tracked).update(claimed_until=None)
+        housekeeping(timezone_now())
+    text = owner_client.get(f"/r/{tracked.slug}/answer.md").content.decode()
+    assert re.search(r"!\[kept\]\(http://testserver/images/[0-9a-f]{64}\.webp\)", text)
+    # Not archived: a link to it, which no Markdown viewer loads by itself.
+    assert "[gone](https://tracker.example/p.gif)" in text and "![gone]" not in text
+    assert sim_server.url not in text

@@ -121,20 +121,25 @@ def offline_html(html: str, local: dict[str, str]) -> str:
     return _ATTRIBUTE.sub(attribute, html)
 
 
-def offline_markdown(text: str, images: Sequence[BundleImage]) -> str:
-    """answer.md with its images pointing at the bundled files, and the gallery appended."""
-    local = _addresses(images)
+def local_markdown_images(text: str, local: dict[str, str]) -> str:
+    """Markdown whose images point at the archive's copies (``local``: the address the answer
+    names -> the copy's); an image with no copy becomes a plain link, which a Markdown viewer
+    does not load."""
 
     def destination(match: re.Match[str]) -> str:
         lead, raw = match.groups()
         target = local.get(normalize_link(raw[1:-1] if raw.startswith("<") else raw))
         if target:
             return f"{lead}{target}"
-        # Not archived: a link to it rather than an image a Markdown viewer would load.
         return match.group(0).removeprefix("!")
 
     text = _MD_IMAGE.sub(destination, text)
-    text = _MD_DEFINITION.sub(destination, text)
+    return _MD_DEFINITION.sub(destination, text)
+
+
+def offline_markdown(text: str, images: Sequence[BundleImage]) -> str:
+    """answer.md with its images pointing at the bundled files, and the gallery appended."""
+    text = local_markdown_images(text, _addresses(images))
     gallery = [i for i in images if i.kind == ImageKind.GALLERY]
     if not gallery:
         return text

@@ -10,7 +10,8 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 
 from sonarweb.answers.export import slugify
-from sonarweb.media.background import current_bundle, retry_failed
+from sonarweb.media.background import current_bundle, image_copies, retry_failed
+from sonarweb.media.bundle import local_markdown_images
 from sonarweb.media.store import media_storage
 
 from ..models import AnswerArchive, TrackedRequest
@@ -49,7 +50,14 @@ def answer_markdown(request: HttpRequest, slug: str) -> HttpResponse:
     question = _question(tracked)
     name = slugify(question) or slugify(tracked.request_id) or "answer"
     title = " ".join(question.split())
-    body = f"# {title}\n\n{archive.markdown}" if title else archive.markdown
+    # Images point at this server's copies, never at the hosts the answer names.
+    copies = {
+        url: request.build_absolute_uri(copy.full_url)
+        for url, copy in image_copies(tracked.pk).items()
+        if copy.stored
+    }
+    text = local_markdown_images(archive.markdown, copies)
+    body = f"# {title}\n\n{text}" if title else text
     response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
     return _attachment(response, f"{name}.md")
 
