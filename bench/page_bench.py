@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fixture import CREATED_AT, MODEL, QUESTION, REQUEST_ID, job_text
+from bench.fixture import QUESTION, REQUEST_ID, job_text
 from bench.harness import free_port, gunicorn, server_environment, setup_site, sign_in
 from bench.results import Result, record
 
@@ -41,32 +41,19 @@ ASSET_TARGET_KB = 60.0
 def prepare(env: dict[str, str], words: int, sources: int, images: int) -> str:
     """Migrate, collect static files, add a user and the archived answer; returns its slug."""
     user = setup_site(env)
-    from datetime import UTC, datetime
-
     from django.db import connections
 
-    from sonarweb.tracker.archive import render_stored
+    from sonarweb.perplexity.payload import loads_job
+    from sonarweb.tracker.archive import archive_job
     from sonarweb.tracker.models import TrackedRequest
+    from sonarweb.tracker.polling import job_fields
 
-    def at(offset: int) -> datetime:
-        return datetime.fromtimestamp(CREATED_AT + offset, tz=UTC)
-
-    tracked = TrackedRequest.objects.create(
-        request_id=REQUEST_ID,
-        added_by=user,
-        question=QUESTION,
-        status="COMPLETED",
-        model=MODEL,
-        upstream_created_at=at(0),
-        started_at=at(5),
-        completed_at=at(605),
-        total_cost="1.234500",
-        raw_json=job_text(words, sources, images),
-        next_poll_at=None,
-    )
-    render_stored(tracked)
-    tracked.refresh_from_db()
-    assert tracked.rendered_html, "the benchmark answer did not render"
+    text = job_text(words, sources, images)
+    job = loads_job(text)
+    tracked = TrackedRequest.objects.create(request_id=REQUEST_ID, added_by=user, question=QUESTION)
+    # The refresher's own archive step: the document, its rendering and the final status.
+    archive_job(tracked, job, text, job_fields(job, tracked.created, tracked.created))
+    assert tracked.has_answer and tracked.archive.rendered_html, "the answer did not render"
     connections.close_all()
     return tracked.slug
 

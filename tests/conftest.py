@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from sonarweb.simulator.app import Simulator
 from sonarweb.simulator.server import RunningServer, serve
-from sonarweb.tracker.models import ApiKey
+from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest
 
 OWNER_KEY = "pplx-owner0000000000000000a1b2"
 MEMBER_KEY = "pplx-member000000000000000c3d4"
@@ -26,10 +28,31 @@ def simulator() -> Simulator:
 def sim_server(simulator: Simulator, settings) -> Iterator[RunningServer]:
     """The simulator on a real socket; the app's client is pointed at it."""
     with serve(simulator) as server:
+        # Answers' images point at the simulator itself, as the demo's do.
+        simulator.image_base = server.url
         settings.PERPLEXITY_API_BASE = server.url
         settings.PERPLEXITY_READ_TIMEOUT = 2.0
         settings.PERPLEXITY_CONNECT_TIMEOUT = 2.0
         yield server
+
+
+@pytest.fixture
+def refresher(transactional_db, settings) -> Iterator[object]:
+    """The background refresher, running beside the live server as it does in production:
+    the only thing that polls upstream. Stopped (and its calls abandoned) after the test."""
+    from sonarweb.tracker.refresher import Refresher
+
+    # The simulator serves answers' images on loopback, which production refuses to fetch.
+    settings.SONARWEB_IMAGES_ALLOW_PRIVATE = True
+    running = Refresher(interval=0.2, workers=4)
+    ready = threading.Event()
+    thread = threading.Thread(target=running.run, kwargs={"ready": ready.set}, daemon=True)
+    thread.start()
+    assert ready.wait(60), "the refresher did not start"
+    yield running
+    running.stop.set()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the refresher did not stop"
 
 
 def make_member(username: str, key: str | None) -> User:
@@ -40,6 +63,60 @@ def make_member(username: str, key: str | None) -> User:
         api_key.set_secret(key)
         api_key.save()
     return user
+
+
+def poll(tracked: TrackedRequest) -> TrackedRequest:
+    """What the refresher does for one due row: ask upstream, store (and archive) the answer."""
+    from sonarweb.tracker.polling import refresh_if_due
+
+    refresh_if_due(tracked)
+    tracked.refresh_from_db()
+    return tracked
+
+
+def archived_request(
+    user: User | None,
+    document: dict | None = None,
+    *,
+    raw_text: str | None = None,
+    html: str | None = None,
+    version: int | None = None,
+    **fields: object,
+) -> TrackedRequest:
+    """A finished request with its archive, stored by the refresher's own write path.
+
+    ``raw_text`` stores a body verbatim (even one that is not JSON); ``html`` and ``version``
+    replace the rendering afterwards, to tell stored HTML from what the JSON renders to.
+    """
+    import json
+
+    from sonarweb.perplexity.payload import Job, PayloadError, parse_job
+    from sonarweb.tracker.archive import archive_job
+    from sonarweb.tracker.polling import job_fields
+
+    document = document or {}
+    request_id = str(fields.pop("request_id", document.get("id") or "job-archived"))
+    status = str(fields.pop("status", document.get("status") or "COMPLETED"))
+    document = {"id": request_id, "status": status, **document}
+    text = raw_text if raw_text is not None else json.dumps(document)
+    try:
+        job = parse_job(document)
+    except PayloadError:
+        job = Job(id=request_id, status=status)
+    tracked = TrackedRequest.objects.create(request_id=request_id, added_by=user, **fields)
+    now = timezone.now()
+    values = job_fields(job, now, tracked.created)
+    values.update({k: v for k, v in fields.items() if k in values})
+    archive_job(tracked, job, text, values)
+    if html is not None or version is not None:
+        changes: dict[str, object] = {}
+        if html is not None:
+            changes["rendered_html"] = html
+        if version is not None:
+            changes["render_version"] = version
+        AnswerArchive.objects.filter(tracked=tracked).update(**changes)
+    tracked.refresh_from_db()
+    return tracked
 
 
 @pytest.fixture
@@ -71,6 +148,16 @@ def member_client(member: User) -> Client:
 @pytest.fixture
 def anon_client() -> Client:
     return Client()
+
+
+@pytest.fixture(autouse=True)
+def _media_in_a_temporary_directory(settings, tmp_path_factory) -> None:
+    """Archived images and bundles go to a directory of the test run, not the data directory."""
+    media = settings.STORAGES["media"]
+    if media["BACKEND"].endswith("FileSystemStorage"):
+        location = tmp_path_factory.mktemp("media")
+        options = {**media.get("OPTIONS", {}), "location": str(location)}
+        settings.STORAGES = {**settings.STORAGES, "media": {**media, "OPTIONS": options}}
 
 
 @pytest.fixture(autouse=True)

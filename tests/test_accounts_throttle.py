@@ -176,15 +176,11 @@ def test_x_forwarded_for_is_ignored_without_a_proxy(olivia):
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"198.51.100.7"}
 
 
-def test_behind_the_proxy_the_address_is_the_one_the_proxy_added(olivia, settings):
-    # What settings.py sets with SONARWEB_BEHIND_PROXY=1 (checked in the next test).
-    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
-    settings.AXES_IPWARE_PROXY_ORDER = "left-most"
-    settings.AXES_IPWARE_PROXY_COUNT = 0
-    settings.IPWARE_STRICT = False
+def test_behind_our_proxy_the_address_is_the_one_it_added(olivia, settings):
+    settings.SONARWEB_PROXY_IPS = ["10.0.0.0/24", "::1"]
     proxy = "10.0.0.2"
     client = Client()
-    # The client forges an entry; the proxy appends the address it really saw.
+    # The client forges entries; our proxy appends the address it really saw.
     for n in range(10):
         sign_in(
             client, "guess", WRONG, address=proxy, HTTP_X_FORWARDED_FOR=f"1.2.3.{n}, 203.0.113.5"
@@ -196,47 +192,61 @@ def test_behind_the_proxy_the_address_is_the_one_the_proxy_added(olivia, setting
     assert response.status_code == 302
 
 
-def test_settings_trust_x_forwarded_for_only_behind_the_proxy(tmp_path):
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", "1.2.3.4", "203.0.113.9"),  # not our proxy: the header is ignored
+        ("10.0.0.2", "1.2.3.4, 203.0.113.5", "203.0.113.5"),
+        ("10.0.0.2", "1.2.3.4, 203.0.113.5, 10.0.0.7", "203.0.113.5"),  # two proxies of ours
+        ("10.0.0.2", "", "10.0.0.2"),  # no header: the proxy itself
+        ("10.0.0.2", "garbage", "10.0.0.2"),
+        ("10.0.0.2", "203.0.113.5, garbage", "10.0.0.2"),  # trust stops at what is not ours
+        ("::1", "2001:db8::5", "2001:db8::5"),
+        ("::ffff:10.0.0.2", "198.51.100.1", "198.51.100.1"),
+    ],
+)
+def test_client_address(settings, rf, peer, forwarded, expected):
+    from sonarweb.accounts.throttle import client_address
+
+    settings.SONARWEB_PROXY_IPS = ["10.0.0.0/24", "::1"]
+    request = rf.post("/accounts/login/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_address(request) == expected
+
+
+def test_settings_read_the_limits_and_the_proxy_addresses(tmp_path):
     probe = (
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'sonarweb.settings';"
         "django.setup(); from django.conf import settings as s;"
-        "print(s.AXES_IPWARE_META_PRECEDENCE_ORDER, getattr(s, 'AXES_IPWARE_PROXY_COUNT', None),"
-        " s.SONARWEB_LOGIN_FAILURES_PER_USER, s.SONARWEB_LOGIN_FAILURES_PER_ADDRESS,"
-        " s.SONARWEB_LOGIN_LOCKOUT_MINUTES)"
+        "print(s.SONARWEB_PROXY_IPS, s.SONARWEB_LOGIN_FAILURES_PER_USER,"
+        " s.SONARWEB_LOGIN_FAILURES_PER_ADDRESS, s.SONARWEB_LOGIN_LOCKOUT_MINUTES)"
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SONARWEB_"))}
     base.update(DJANGO_DEBUG="1", SONARWEB_DATA_DIR=str(tmp_path))
 
-    def run(**env: str) -> str:
-        result = subprocess.run(
+    def run(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
             [sys.executable, "-c", probe],
             cwd=ROOT,
             env={**base, **env},
             capture_output=True,
             text=True,
             timeout=120,
-            check=True,
         )
-        return result.stdout.strip()
 
-    assert run() == "('REMOTE_ADDR',) None 10 50 15.0"
-    assert run(SONARWEB_BEHIND_PROXY="1").startswith("('HTTP_X_FORWARDED_FOR', 'REMOTE_ADDR') 0 ")
-    assert run(SONARWEB_BEHIND_PROXY="1", SONARWEB_PROXY_COUNT="2").split(") ")[1].startswith("1 ")
-    assert run(
-        SONARWEB_LOGIN_FAILURES_PER_USER="3",
-        SONARWEB_LOGIN_FAILURES_PER_ADDRESS="7",
-        SONARWEB_LOGIN_LOCKOUT_MINUTES="0.1",
-    ).endswith("3 7 0.1")
-    for name, value in [
-        ("SONARWEB_LOGIN_FAILURES_PER_ADDRESS", "0"),
-        ("SONARWEB_LOGIN_LOCKOUT_MINUTES", "0"),
+    assert run().stdout.strip() == "['127.0.0.1', '::1'] 10 50 15.0"
+    assert (
+        run(
+            SONARWEB_PROXY_IPS="172.30.47.1",
+            SONARWEB_LOGIN_FAILURES_PER_USER="3",
+            SONARWEB_LOGIN_FAILURES_PER_ADDRESS="7",
+            SONARWEB_LOGIN_LOCKOUT_MINUTES="0.1",
+        ).stdout.strip()
+        == "['172.30.47.1'] 3 7 0.1"
+    )
+    for name, value, sentence in [
+        ("SONARWEB_LOGIN_FAILURES_PER_ADDRESS", "0", "must be 1 or more"),
+        ("SONARWEB_LOGIN_LOCKOUT_MINUTES", "0", "must be more than 0"),
+        ("SONARWEB_PROXY_IPS", "*", "never *"),
     ]:
-        result = subprocess.run(
-            [sys.executable, "-c", probe],
-            cwd=ROOT,
-            env={**base, name: value},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode != 0 and name.rsplit("_", 1)[0] in result.stderr
+        result = run(**{name: value})
+        assert result.returncode != 0 and sentence in result.stderr, name

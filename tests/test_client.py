@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from email.utils import formatdate
 
-import httpx
 import pytest
 
 from sonarweb.perplexity import client as upstream
@@ -135,10 +134,9 @@ def test_the_list_instead_of_the_job_is_a_wrong_job(api, simulator):
         api.get_job(job_id)
 
 
-def test_json_that_is_no_job_at_all_is_a_bad_payload():
-    # The simulator never sends this shape, so a transport stands in for upstream here.
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"hello": 1}))
-    with PerplexityClient(OWNER_KEY, base_url="http://upstream.test", transport=transport) as api:
-        with pytest.raises(upstream.BadPayload) as info:
-            api.get_job("job-1")
+def test_json_that_is_no_job_at_all_is_a_bad_payload(api, simulator):
+    job_id = simulator.add_job(OWNER_KEY)
+    simulator.inject("not_a_job", endpoint="get")
+    with pytest.raises(upstream.BadPayload) as info:
+        api.get_job(job_id)
     assert not isinstance(info.value, upstream.WrongJob)

@@ -18,7 +18,7 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
 
 
-def test_sign_in_save_key_track_and_read(live_server, sim_server, simulator):
+def test_sign_in_save_key_track_and_read(live_server, sim_server, simulator, refresher):
     User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
     job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=2)
     with httpx.Client(base_url=live_server.url, follow_redirects=False, timeout=10) as http:
@@ -46,7 +46,7 @@ def test_sign_in_save_key_track_and_read(live_server, sim_server, simulator):
         assert response.status_code == 303
         permalink = response.headers["location"]
         assert re.fullmatch(r"/r/[\w-]+/", permalink)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120
         status = ""
         while time.monotonic() < deadline:
             badge = http.get(f"{permalink}status/", headers={"HX-Request": "true"}).text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from sonarweb.tracker.models import ApiKey, TrackedRequest
+from sonarweb.answers.render import RENDER_VERSION
+from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest
 from sonarweb.tracker.polling import claim, refresh_if_due, resume_for_user
 
 from .conftest import OWNER_KEY
@@ -47,17 +49,18 @@ def test_completed_answer_is_archived_once_and_never_polled_again(sim_server, si
     tracked = track(simulator, owner, run_seconds=0, queue_seconds=0)
     refresh_if_due(tracked)
     tracked.refresh_from_db()
-    assert tracked.status == "COMPLETED"
-    assert tracked.next_poll_at is None
-    assert f'"{tracked.request_id}"' in tracked.raw_json
-    assert tracked.rendered_html
-    assert tracked.render_version > 0
+    assert tracked.status == "COMPLETED" and tracked.has_answer
+    assert tracked.next_poll_at is None and tracked.claimed_by == ""
+    archive = AnswerArchive.objects.get(tracked=tracked)
+    assert f'"{tracked.request_id}"' in archive.raw_json
+    assert archive.rendered_html and archive.markdown
+    assert archive.render_version == RENDER_VERSION
+    assert archive.sha256 == hashlib.sha256(archive.raw_json.encode()).hexdigest()
     assert tracked.total_cost is not None and tracked.total_cost > 0
-    raw = tracked.raw_json
     refresh_if_due(tracked, now=timezone.now() + timedelta(days=1))
     assert simulator.calls.count(endpoint="get") == 1
-    tracked.refresh_from_db()
-    assert tracked.raw_json == raw
+    assert AnswerArchive.objects.get(tracked=tracked).raw_json == archive.raw_json
+    assert not tracked.is_polling
 
 
 def test_failed_job_stores_error_message(sim_server, simulator, owner):
@@ -135,13 +138,17 @@ def test_rejected_key_stops_polling_until_replaced(sim_server, simulator, owner)
 
 
 def test_completed_archive_survives_a_stray_write(sim_server, simulator, owner):
+    from sonarweb.perplexity.payload import parse_job
+    from sonarweb.tracker.archive import archive_job
     from sonarweb.tracker.polling import store
 
     tracked = track(simulator, owner, run_seconds=0, queue_seconds=0)
     refresh_if_due(tracked)
-    raw = tracked.raw_json
-    store(tracked, raw_json="", status="IN_PROGRESS", next_poll_at=timezone.now())
+    raw = AnswerArchive.objects.get(tracked=tracked).raw_json
+    store(tracked, status="IN_PROGRESS", next_poll_at=timezone.now())
+    later = parse_job({"id": tracked.request_id, "status": "COMPLETED", "response": None})
+    assert not archive_job(tracked, later, '{"other": true}', {"status": "COMPLETED"})
     tracked.refresh_from_db()
-    assert tracked.raw_json == raw
+    assert AnswerArchive.objects.get(tracked=tracked).raw_json == raw
     assert tracked.status == "COMPLETED"
     assert not tracked.is_polling

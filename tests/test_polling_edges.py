@@ -11,8 +11,8 @@ from django.utils import timezone
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import parse_job
 from sonarweb.tracker import refresher
-from sonarweb.tracker.models import ApiKey, TrackedRequest, UpstreamCall
-from sonarweb.tracker.polling import failure_fields, job_fields, refresh_if_due
+from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest, UpstreamCall
+from sonarweb.tracker.polling import failure_fields, job_fields, refresh_if_due, store
 from sonarweb.tracker.upstream import note_failure
 
 from .conftest import MEMBER_KEY, OWNER_KEY
@@ -65,10 +65,12 @@ def test_values_too_large_for_their_columns_do_not_block_the_archive(sim_server,
     refresh_if_due(tracked)
     assert tracked.has_answer and tracked.total_cost is None
     job = parse_job({"id": "x", "status": "IN_PROGRESS", "model": "m" * 500, "created_at": 1})
-    fields = job_fields(job, "", timezone.now(), timezone.now())
-    assert len(fields["model"]) == 64
+    tracked = TrackedRequest.objects.create(request_id="x", added_by=owner)
+    store(tracked, **job_fields(job, timezone.now(), timezone.now()))
+    assert tracked.model == "m" * 64
     rejected = upstream.Rejected("Perplexity rejected the request: " + "x" * 2000, status=422)
-    assert len(failure_fields(tracked, rejected, timezone.now())["note"]) <= 300
+    store(tracked, **failure_fields(tracked, rejected, timezone.now()))
+    assert len(tracked.note) == 300
 
 
 def test_a_rejected_get_stops_polling_with_a_sentence(owner):
@@ -83,10 +85,10 @@ def test_completed_without_an_answer_is_asked_again_before_archiving(sim_server,
     now = timezone.now()
     for step in range(3):
         refresh_if_due(tracked, now=now + timedelta(hours=step))
-        assert tracked.is_polling and not tracked.raw_json
+        assert tracked.is_polling and not tracked.has_answer
         assert "no answer" in tracked.note
     refresh_if_due(tracked, now=now + timedelta(hours=5))
-    assert tracked.status == "COMPLETED" and tracked.raw_json and not tracked.is_polling
+    assert tracked.status == "COMPLETED" and tracked.has_answer and not tracked.is_polling
 
 
 def test_an_unreadable_key_stops_with_a_sentence_and_spares_other_keys(
@@ -160,9 +162,9 @@ def test_a_failed_render_is_recorded_and_not_retried(
     monkeypatch.setattr(archive, "render_completion", broken)
     tracked = track(simulator, owner, queue_seconds=0, run_seconds=0)
     refresh_if_due(tracked)
-    tracked.refresh_from_db()
-    assert tracked.raw_json and tracked.rendered_html == ""
-    assert tracked.render_version == RENDER_VERSION
-    assert not archive.needs_render(tracked)
+    stored = AnswerArchive.objects.get(tracked=tracked)
+    assert stored.raw_json and stored.rendered_html == ""
+    assert stored.render_version == RENDER_VERSION and "RuntimeError" in stored.render_error
+    assert archive.stale_archives(10) == []
     page = owner_client.get(f"/r/{tracked.slug}/").content.decode()
     assert "could not be displayed" in page

@@ -42,7 +42,7 @@ def test_detail_fetched_only_once_finished(sim_server, simulator, owner):
     assert simulator.calls.count(endpoint="get", job_id=failed.request_id) == 1
     done.refresh_from_db()
     failed.refresh_from_db()
-    assert done.has_answer and done.rendered_html and not done.is_polling
+    assert done.has_answer and done.archive.rendered_html and not done.is_polling
     assert failed.status == "FAILED" and failed.error_message
 
 
@@ -56,11 +56,13 @@ def test_not_due_rows_are_left_alone(sim_server, simulator, owner):
     assert simulator.calls.count() == 2
 
 
-def test_falls_back_to_per_id_calls_when_a_job_is_not_listed(sim_server, owner, settings):
+def test_list_is_followed_to_its_end_then_unlisted_jobs_are_asked_alone(
+    sim_server, owner, settings
+):
     from sonarweb.simulator.app import Simulator
     from sonarweb.simulator.server import serve
 
-    # One job per page and many newer jobs: the tracked one is beyond the pages read.
+    # One job per page and many newer jobs: the tracked ones are on the last pages.
     sim = Simulator(keys=[OWNER_KEY], queue_seconds=0, run_seconds=3600, page_size=1)
     old = sim.add_job(OWNER_KEY, created_ago=600)
     for _ in range(8):
@@ -68,10 +70,35 @@ def test_falls_back_to_per_id_calls_when_a_job_is_not_listed(sim_server, owner, 
     with serve(sim) as server:
         settings.PERPLEXITY_API_BASE = server.url
         TrackedRequest.objects.create(request_id=old, added_by=owner)
+        # Not a job of this key at all: the list never shows it.
+        TrackedRequest.objects.create(request_id="not-listed-anywhere", added_by=owner)
         stats = run_once()
-    assert stats.list_calls == 5
-    assert sim.calls.count(endpoint="get", job_id=old) == 1
+    assert stats.list_calls == 9, "every page, to the end of the list"
+    assert sim.calls.count(endpoint="get", job_id=old) == 0
+    assert sim.calls.count(endpoint="get", job_id="not-listed-anywhere") == 1
     assert TrackedRequest.objects.get(request_id=old).status == "IN_PROGRESS"
+
+
+def test_list_paging_stops_once_past_the_oldest_wanted_job(sim_server, owner, settings):
+    from sonarweb.simulator.app import Simulator
+    from sonarweb.simulator.server import serve
+
+    sim = Simulator(keys=[OWNER_KEY], queue_seconds=0, run_seconds=3600, page_size=2)
+    for ago in range(900, 600, -30):
+        sim.add_job(OWNER_KEY, created_ago=ago)  # ten older jobs, untracked
+    wanted = sim.add_job(OWNER_KEY, created_ago=300)
+    for _ in range(3):
+        sim.add_job(OWNER_KEY)
+    with serve(sim) as server:
+        settings.PERPLEXITY_API_BASE = server.url
+        TrackedRequest.objects.create(request_id=wanted, added_by=owner)
+        now = timezone.now()
+        first = run_once(now)
+        # Its creation time is known now; the job it names has gone meanwhile.
+        TrackedRequest.objects.filter(request_id=wanted).update(request_id="gone-" + wanted)
+        second = run_once(now + timedelta(minutes=5))
+    assert first.list_calls == 2, "found on the second page"
+    assert second.list_calls == 3, "one page past the tracked job's creation time, no further"
 
 
 def test_keys_are_worked_separately(sim_server, simulator, owner, member):
@@ -183,11 +210,11 @@ def test_expired_job_is_not_found_after_two_calls_and_archive_is_kept(
     from sonarweb.tracker.polling import failure_fields, store
 
     archived.refresh_from_db()
-    raw = archived.raw_json
+    raw = archived.archive.raw_json
     archived.not_found_strikes = 1
     store(archived, **failure_fields(archived, NotFound(), now))
     archived.refresh_from_db()
-    assert archived.raw_json == raw and archived.status == "COMPLETED"
+    assert archived.archive.raw_json == raw and archived.status == "COMPLETED"
     page = owner_client.get(f"/r/{archived.slug}/").content.decode()
     assert "no longer keeps this job" in page
     assert 'id="source-1"' in page

@@ -9,7 +9,7 @@ import pytest
 
 from sonarweb.tracker.models import TrackedRequest
 
-from .conftest import OWNER_KEY
+from .conftest import OWNER_KEY, archived_request, poll
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +24,9 @@ def track(simulator, owner, **job) -> TrackedRequest:
 
 
 def completed(client, simulator, owner, **job) -> TrackedRequest:
-    """A request archived the way it happens in use: a page view polls and stores it."""
-    tracked = track(simulator, owner, **job)
+    """A request archived the way it happens in use: the refresher polls and stores it."""
+    tracked = poll(track(simulator, owner, **job))
     assert client.get(f"/r/{tracked.slug}/").status_code == 200
-    tracked.refresh_from_db()
     assert tracked.has_answer
     return tracked
 
@@ -54,7 +53,7 @@ def test_markdown_has_answer_and_numbered_sources_but_no_reasoning(
     sources = text.split("## Sources\n\n", 1)[1].strip().splitlines()
     assert [line.split(".", 1)[0] for line in sources] == ["1", "2", "3", "4", "5"]
     assert all("](https://" in line for line in sources)
-    document = json.loads(tracked.raw_json)
+    document = json.loads(tracked.archive.raw_json)
     thought = document["response"]["choices"][0]["message"]["content"]
     assert "<think>" in thought
     think = thought.split("<think>", 1)[1].split("</think>", 1)[0].strip()
@@ -115,9 +114,7 @@ def test_raw_json_keeps_unusual_text_exactly(owner_client, owner):
         '{"status": "COMPLETED","id":"job-odd",  "response": {"choices": [{"message": '
         '{"content": "caf\\u00e9 and café \\ud83d\\ude00 \\"quoted\\""}}]}, "extra": 1.50}'
     )
-    tracked = TrackedRequest.objects.create(
-        request_id="job-odd", added_by=owner, status="COMPLETED", raw_json=raw, next_poll_at=None
-    )
+    tracked = archived_request(owner, json.loads(raw), raw_text=raw)
     response = owner_client.get(f"/r/{tracked.slug}/answer.json")
     assert response.content == raw.encode("utf-8")
     markdown = owner_client.get(f"/r/{tracked.slug}/answer.md").content.decode()
@@ -125,13 +122,10 @@ def test_raw_json_keeps_unusual_text_exactly(owner_client, owner):
 
 
 def test_unparseable_archive_still_offers_the_raw_json(owner_client, owner):
-    tracked = TrackedRequest.objects.create(
-        request_id="job-broken",
-        added_by=owner,
-        status="COMPLETED",
-        raw_json="{not json",
-        next_poll_at=None,
-    )
+    from sonarweb.tracker.archive import rerender
+
+    tracked = archived_request(owner, request_id="job-broken", raw_text="{not json")
+    rerender(tracked.archive, tracked.request_id)
     assert owner_client.get(f"/r/{tracked.slug}/answer.md").status_code == 404
     response = owner_client.get(f"/r/{tracked.slug}/answer.json")
     assert response.status_code == 200 and response.content == b"{not json"
@@ -141,10 +135,9 @@ def test_unparseable_archive_still_offers_the_raw_json(owner_client, owner):
 def test_no_archived_answer_is_404(owner_client, owner, sim_server, simulator, suffix):
     running = track(simulator, owner, run_seconds=3600)
     failed = track(simulator, owner, outcome="FAILED")
-    owner_client.get(f"/r/{running.slug}/")
-    owner_client.get(f"/r/{failed.slug}/")
-    failed.refresh_from_db()
-    assert failed.status == "FAILED" and failed.raw_json
+    poll(running)
+    poll(failed)
+    assert failed.status == "FAILED" and failed.archive.raw_json
     pending = TrackedRequest.objects.create(request_id="job-pending", added_by=owner)
     for tracked in (running, failed, pending):
         assert owner_client.get(f"/r/{tracked.slug}/answer.{suffix}").status_code == 404

@@ -106,8 +106,11 @@ def test_bulk_track_creates_rows_and_skips_tracked_ones(owner_client, owner, sim
 
 
 def test_imported_rows_poll_to_their_status(owner_client, sim_server, jobs):
+    from sonarweb.tracker.refresher import run_once
+
     owner_client.post("/import/", {"ids": [jobs[1]]})
     tracked = TrackedRequest.objects.get()
+    run_once()
     html = owner_client.get(f"/r/{tracked.slug}/").content.decode()
     assert 'data-status="COMPLETED"' in html
 

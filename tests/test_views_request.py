@@ -6,14 +6,17 @@ import pytest
 
 from sonarweb.tracker.models import TrackedRequest
 
-from .conftest import OWNER_KEY
+from .conftest import OWNER_KEY, poll
 
 pytestmark = pytest.mark.django_db
 
 
 def track(simulator, owner, **job) -> TrackedRequest:
-    return TrackedRequest.objects.create(
-        request_id=simulator.add_job(OWNER_KEY, **job), added_by=owner
+    """A tracked job, polled once the way the refresher does."""
+    return poll(
+        TrackedRequest.objects.create(
+            request_id=simulator.add_job(OWNER_KEY, **job), added_by=owner
+        )
     )
 
 
@@ -58,7 +61,6 @@ def test_completed_page_shows_answer_from_the_archive(
     owner_client, member_client, owner, sim_server, simulator
 ):
     tracked = track(simulator, owner, run_seconds=0, queue_seconds=0)
-    owner_client.get(f"/r/{tracked.slug}/")
     calls = simulator.calls.count()
     html = member_client.get(f"/r/{tracked.slug}/").content.decode()
     assert simulator.calls.count() == calls
@@ -101,10 +103,30 @@ def test_app_states_have_sentences(owner_client, owner, state, sentence):
 
 def test_upstream_down_never_answers_500(owner_client, owner, settings):
     settings.PERPLEXITY_API_BASE = "http://127.0.0.1:9"
-    tracked = TrackedRequest.objects.create(request_id="job-x", added_by=owner)
+    tracked = poll(TrackedRequest.objects.create(request_id="job-x", added_by=owner))
     response = owner_client.get(f"/r/{tracked.slug}/")
     assert response.status_code == 200
     assert "could not be reached" in response.content.decode()
+
+
+def test_pages_and_polls_never_call_upstream_and_only_ask_for_an_early_poll(
+    owner_client, owner, sim_server, simulator
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    tracked = track(simulator, owner)
+    later = timezone.now() + timedelta(seconds=30)
+    TrackedRequest.objects.filter(pk=tracked.pk).update(next_poll_at=later)
+    calls = simulator.calls.count()
+    owner_client.get(f"/r/{tracked.slug}/")
+    owner_client.get(f"/r/{tracked.slug}/status/", HTTP_HX_REQUEST="true")
+    owner_client.get(f"/badges/?s={tracked.slug}", HTTP_HX_REQUEST="true")
+    assert simulator.calls.count() == calls, "a page view never calls upstream"
+    tracked.refresh_from_db()
+    # Someone is watching: due within the fast interval, for the refresher's next pass.
+    assert tracked.next_poll_at <= timezone.now() + timedelta(seconds=3)
 
 
 def test_cached_finished_page_is_kept_per_host(
@@ -114,7 +136,6 @@ def test_cached_finished_page_is_kept_per_host(
 
     settings.ALLOWED_HOSTS = ["research.example.com", "research.example.org"]
     tracked = track(simulator, owner, run_seconds=0, queue_seconds=0)
-    owner_client.get(f"/r/{tracked.slug}/status/", HTTP_HX_REQUEST="true")
     link = ShareLink.objects.create(tracked=tracked, created_by=owner)
     for _ in range(2):  # the second round is served from the page cache
         for host in settings.ALLOWED_HOSTS:

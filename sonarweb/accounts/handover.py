@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest, UpstreamStatus
-from sonarweb.tracker.upstream import client_for, note_failure
+from sonarweb.tracker.upstream import interactive_client, note_failure
 from sonarweb.tracker.views.messages_upstream import try_again
 
 from . import audit
@@ -74,7 +74,7 @@ def _try_key(user: Any, key: ApiKey, tracked: TrackedRequest, adder: str) -> tup
     """One interactive GET of the job with the member's key; a message that says how it
     went."""
     try:
-        with client_for(key, budgeted=False) as api:
+        with interactive_client(key) as api:
             api.get_job(tracked.request_id)
     except upstream.NotFound:
         return messages.WARNING, (

@@ -9,9 +9,11 @@ lock ends when the window after the last counted failure is over.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from axes.attempts import get_cool_off_threshold
@@ -25,6 +27,54 @@ from django.shortcuts import render
 from django.utils import timezone
 
 log = logging.getLogger("sonarweb.signin")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _proxies(configured: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in configured)
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None
+    # An IPv4 client seen through an IPv6 socket counts as its IPv4 self.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """AXES_CLIENT_IP_CALLABLE: the address failures are counted against.
+
+    The socket's peer, unless that peer is one of our proxies (SONARWEB_PROXY_IPS, the
+    addresses gunicorn believes X-Forwarded-Proto from). Then X-Forwarded-For is read from
+    the right: each proxy appends the address it saw, so the first entry that is not one of
+    our proxies is the client, and anything further left is the client's own claim.
+    """
+    peer = request.META.get("REMOTE_ADDR", "")
+    proxies = _proxies(tuple(settings.SONARWEB_PROXY_IPS))
+
+    def ours(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in proxies)
+
+    seen = _address(peer)
+    if seen is None or not ours(seen):
+        return peer or None
+    hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            # Not an address where a proxy of ours should have written one: trust no
+            # further, and count the attempt against the nearest proxy we know.
+            break
+        if not ours(address):
+            return str(address)
+        seen = address
+    return str(seen)
 
 
 def failure_limit(request: HttpRequest | None = None, credentials: Any = None) -> int:

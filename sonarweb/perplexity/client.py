@@ -1,9 +1,10 @@
 """The only code that speaks HTTP to Perplexity's async Sonar API.
 
-Every call has explicit connect and read timeouts, and every failure becomes one
-of the typed errors below, each with a sentence a person understands. The API
-key travels only in the Authorization header: it is never put in a URL, an
-exception message or a log line.
+Every call has a connect timeout, a read timeout, a total deadline (connect, headers and body
+together, however slowly the bytes arrive) and a cap on the decoded body size, and every
+failure becomes one of the typed errors below, each with a sentence a person understands. The
+API key travels only in the Authorization header: it is never put in a URL, an exception
+message or a log line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +23,17 @@ from urllib.parse import quote
 
 import httpx
 
+from . import transport as wire
 from .payload import Job, JobPage, JobSummary, PayloadError, parse_job, parse_page, parse_summary
 
 log = logging.getLogger("sonarweb.upstream")
 
 USER_AGENT = "sonarweb/0.1 (+https://github.com/sonarweb)"
+# Defaults for a client built without settings (settings.py has the same values).
+TOTAL_TIMEOUT = 30.0
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# However Retry-After is spelled, a wait is clamped to this range (seconds).
+MAX_RETRY_AFTER = 300.0
 
 
 class UpstreamError(Exception):
@@ -48,6 +57,41 @@ class NetworkError(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     message = "Perplexity did not answer in time."
+
+
+class Cancelled(UpstreamError):
+    """The caller gave up on the call (a refresher shutting down); nothing went wrong upstream."""
+
+    message = "The call to Perplexity was cancelled."
+
+
+class TooLarge(UpstreamError):
+    """The answer is bigger than SONARWEB_MAX_RESPONSE_BYTES; asking again will not shrink it."""
+
+    transient = False
+    message = "Perplexity's answer is over the size limit."
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        if size is not None:
+            text = f"Perplexity's answer is {human_size(size)}, over the {human_size(limit)} limit."
+        else:
+            text = f"Perplexity's answer is over the {human_size(limit)} limit."
+        super().__init__(text)
+        self.limit = limit
+        self.size = size
+
+
+def human_size(n: int) -> str:
+    """Bytes as people say them: 400 MB, 32 MB, 900 KB."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return (
+                f"{value:.0f} {unit}"
+                if value >= 10 or value == int(value)
+                else f"{value:.1f} {unit}"
+            )
+    return f"{n} bytes"
 
 
 class ServerError(UpstreamError):
@@ -97,22 +141,36 @@ class Rejected(UpstreamError):
         self.details = details or []
 
 
+def clamp_wait(seconds: float | None) -> float | None:
+    """A wait in [0, MAX_RETRY_AFTER]; None for what is not a number at all (nan)."""
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds to wait: either delta-seconds or an HTTP date."""
+    """Retry-After as seconds to wait: delta-seconds or an HTTP date, clamped to a sane range.
+
+    Upstream has no business asking for ``inf``, ``1e20`` or a negative wait, but any of them
+    must still give a wait a timedelta can hold.
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        return clamp_wait(float(value))
     except ValueError:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+    try:
+        return clamp_wait(when.timestamp() - (now if now is not None else time.time()))
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -148,10 +206,16 @@ def _new_http(
 ) -> httpx.Client:
     return httpx.Client(
         base_url=base_url.rstrip("/"),
-        headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+        headers={
+            "Accept": "application/json",
+            "Accept-Encoding": wire.ACCEPT_ENCODING,
+            "User-Agent": USER_AGENT,
+        },
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        transport=transport,
+        transport=transport or wire.deadline_transport(),
         follow_redirects=False,
+        # Proxies from the environment would see the key; upstream is reached directly.
+        trust_env=False,
     )
 
 
@@ -173,10 +237,17 @@ class PerplexityClient:
         base_url: str,
         connect_timeout: float = 5.0,
         read_timeout: float = 20.0,
+        total_timeout: float = TOTAL_TIMEOUT,
+        max_bytes: int = MAX_RESPONSE_BYTES,
         transport: httpx.BaseTransport | None = None,
         on_call: Callable[[CallRecord], None] | None = None,
         before_call: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
+        # Set by the caller to abandon a call in flight within about half a second.
+        self._cancel = cancel
+        self._total_timeout = total_timeout
+        self._max_bytes = max_bytes
         self._on_call = on_call
         # May raise an UpstreamError (e.g. a spent call budget) to prevent the call.
         self._before_call = before_call
@@ -261,16 +332,8 @@ class PerplexityClient:
         status: int | None = None
         error = ""
         try:
-            try:
-                response = self._http.request(
-                    method, path, params=params, json=json_body, headers=self._auth
-                )
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout() from exc
-            except httpx.HTTPError as exc:
-                raise NetworkError() from exc
-            status = response.status_code
-            return self._decode(response), response.text
+            status, headers, body = self._exchange(method, path, params, json_body)
+            return self._decode(status, headers, body)
         except UpstreamError as exc:
             error = type(exc).__name__
             raise
@@ -295,19 +358,56 @@ class PerplexityClient:
             if self._on_call is not None:
                 self._on_call(record)
 
-    @staticmethod
-    def _decode(response: httpx.Response) -> Any:
-        status = response.status_code
+    def _exchange(
+        self, method: str, path: str, params: dict[str, str] | None, json_body: Any
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """Status, headers and decoded body bytes, all within the total deadline and cap."""
+        deadline_at = time.monotonic() + self._total_timeout
         try:
-            body: Any = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            with wire.deadline(self._total_timeout, self._cancel):
+                request = self._http.build_request(
+                    method, path, params=params, json=json_body, headers=self._auth
+                )
+                response = self._http.send(request, stream=True)
+                try:
+                    body = wire.read_capped(response, self._max_bytes)
+                finally:
+                    response.close()
+        except wire.BodyTooLarge as exc:
+            raise TooLarge(exc.limit, exc.declared) from exc
+        except wire.BadEncoding as exc:
+            raise BadPayload("Perplexity sent a body that could not be decoded.") from exc
+        except httpx.HTTPError as exc:
+            if isinstance(exc.__cause__, wire.CallCancelled):
+                raise Cancelled() from exc
+            if not isinstance(exc, httpx.TimeoutException):
+                raise NetworkError() from exc
+            if time.monotonic() >= deadline_at - 0.05:
+                raise UpstreamTimeout(
+                    f"Perplexity did not finish answering within {self._total_timeout:g} s."
+                ) from exc
+            raise UpstreamTimeout() from exc
+        return response.status_code, response.headers, body
+
+    @staticmethod
+    def _decode(status: int, headers: httpx.Headers, raw: bytes) -> tuple[Any, str]:
+        """The JSON body and its text.
+
+        JSON between systems is UTF-8 (RFC 8259), whatever charset the headers declare: a
+        body labelled iso-8859-1 but sent as UTF-8 must not be archived as mojibake. Invalid
+        bytes become U+FFFD rather than costing the whole answer.
+        """
+        text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+        try:
+            body: Any = json.loads(text)
+        except (json.JSONDecodeError, RecursionError, ValueError):
             body = None
         if status == 401 or status == 403:
             raise Unauthorized(status=status)
         if status == 404:
             raise NotFound(status=status)
         if status == 429:
-            raise RateLimited(retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            raise RateLimited(retry_after=parse_retry_after(headers.get("Retry-After")))
         if status >= 500:
             raise ServerError(f"Perplexity had a server error (HTTP {status}).", status=status)
         if status == 422 or 400 <= status < 500:
@@ -322,17 +422,26 @@ class PerplexityClient:
             raise BadPayload(f"Perplexity answered HTTP {status}.", status=status)
         if body is None:
             raise BadPayload("Perplexity sent an answer that is not JSON.", status=status)
-        return body
+        return body, text
 
 
-def client_for_key(api_key: str, **kwargs: Any) -> PerplexityClient:
-    """A client configured from settings."""
+def client_for_key(api_key: str, *, interactive: bool = False, **kwargs: Any) -> PerplexityClient:
+    """A client configured from settings.
+
+    ``interactive`` calls are made while a person waits on a page: they get the shorter
+    PERPLEXITY_INTERACTIVE_TIMEOUT as their total deadline.
+    """
     from django.conf import settings
 
+    total = settings.PERPLEXITY_TOTAL_TIMEOUT
+    if interactive:
+        total = min(total, settings.PERPLEXITY_INTERACTIVE_TIMEOUT)
     return PerplexityClient(
         api_key,
         base_url=settings.PERPLEXITY_API_BASE,
-        connect_timeout=settings.PERPLEXITY_CONNECT_TIMEOUT,
-        read_timeout=settings.PERPLEXITY_READ_TIMEOUT,
+        connect_timeout=min(settings.PERPLEXITY_CONNECT_TIMEOUT, total),
+        read_timeout=min(settings.PERPLEXITY_READ_TIMEOUT, total),
+        total_timeout=total,
+        max_bytes=settings.SONARWEB_MAX_RESPONSE_BYTES,
         **kwargs,
     )

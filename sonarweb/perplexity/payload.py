@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +23,25 @@ class PayloadError(ValueError):
     """The JSON is not the shape of document that was expected."""
 
 
+# NUL and lone surrogates (from "\\u0000" or "\\ud800" escapes) are valid in JSON strings
+# but not in the text of either database: PostgreSQL refuses NUL, and neither SQLite nor
+# PostgreSQL can encode a lone surrogate as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """The string with NUL removed and lone surrogates replaced by U+FFFD."""
+    if not _UNSTORABLE.search(value):
+        return value
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
 def _str(value: Any, default: str = "") -> str:
+    """Every string taken from upstream passes here, so none can carry unstorable text."""
     if value is None:
         return default
     if isinstance(value, str):
-        return value
+        return clean_text(value)
     if isinstance(value, int | float | bool):
         return str(value)
     return default
@@ -203,7 +218,7 @@ def _url_of(value: Any) -> str:
 
 def parse_chunk(raw: Any) -> ContentChunk | None:
     if isinstance(raw, str):
-        return ContentChunk(type="text", text=raw)
+        return ContentChunk(type="text", text=_str(raw))
     if not isinstance(raw, dict):
         return None
     kind = _str(raw.get("type"), "text")
@@ -218,7 +233,7 @@ def parse_chunk(raw: Any) -> ContentChunk | None:
 def parse_content(raw: Any) -> tuple[str, tuple[ContentChunk, ...]]:
     """Message content as (joined text, non-text chunks)."""
     if isinstance(raw, str):
-        return raw, ()
+        return _str(raw), ()
     if isinstance(raw, dict):
         raw = [raw]
     texts: list[str] = []
@@ -265,7 +280,7 @@ def parse_usage(raw: Any) -> Usage | None:
     if not data:
         return None
     cost = {
-        str(k): v
+        clean_text(str(k)): v
         for k, v in ((k, _float(v)) for k, v in _dict(data.get("cost")).items())
         if v is not None
     }

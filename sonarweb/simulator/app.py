@@ -53,9 +53,10 @@ preflight that is never answered (a ``text/plain`` form post is refused with 415
 - ``GET /_sim/calls`` -> ``{"calls": [...]}``; ``POST /_sim/reset_calls``
 - ``GET /_sim/health`` -> ``{"ok": true, "now": ...}``
 
-Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.svg
-?title=...`` draws a static SVG of that size (see ``images.py``). With ``image_base`` set to the
-simulator's own URL, generated answers' ``image_url`` point there instead of example.org.
+Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.png
+?title=...`` draws a PNG of that size (``.jpg`` a JPEG, ``.svg`` a static SVG; see ``images.py``
+and ``raster.py``). With ``image_base`` set to the simulator's own URL, generated answers'
+``image_url`` point at its PNGs instead of example.org.
 """
 
 from __future__ import annotations
@@ -76,12 +77,13 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import images
-from .corpus import MODELS, generate_completion
+from . import faults, images, raster
+from .corpus import generate_completion
+from .validation import problem, question_of, validate_create
 
 KEY_PATTERN = re.compile(r"^pplx-[A-Za-z0-9_-]{8,}$")
 ENDPOINTS = ("get", "list", "create")
-FAULT_KINDS = ("rate_limit", "server_error", "slow", "not_json", "list_instead_of_job", "not_found")
+FAULT_KINDS = faults.KINDS
 OUTCOMES = ("COMPLETED", "FAILED")
 API_ROOT = "/v1/async/sonar"
 MAX_BODY_BYTES = 1_000_000
@@ -96,21 +98,6 @@ MODEL_DEFAULTS: dict[str, tuple[int, int, int]] = {
 DEFAULT_QUESTION = "What are the trade-offs of heat pumps versus gas boilers in cold climates?"
 DEFAULT_ERROR_MESSAGE = "The request failed due to an internal error. Please try again later."
 
-_MESSAGE_ROLES = ("system", "user", "assistant", "tool")
-_ENUMS: dict[str, tuple[tuple[str, ...], bool]] = {
-    # field: (allowed values, null allowed)
-    "search_mode": (("web", "academic", "sec"), True),
-    "search_recency_filter": (("hour", "day", "week", "month", "year"), True),
-    "reasoning_effort": (("minimal", "low", "medium", "high"), True),
-    "stream_mode": (("full", "concise"), False),
-}
-_BOOLEANS = (
-    "stream",
-    "return_images",
-    "return_related_questions",
-    "enable_search_classifier",
-    "disable_search",
-)
 _NOT_JSON_BODY = (
     b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
     b"<body><h1>502 Bad Gateway</h1><p>The upstream server returned an invalid response.</p>"
@@ -223,16 +210,21 @@ class _Job:
 @dataclass
 class _Fault:
     kind: str
-    remaining: int
+    remaining: int | None  # None: every matching call, until cleared
     endpoint: str | None
     job_id: str | None
-    retry_after: float
+    retry_after: float | str
     delay: float | None
+    size: int = faults.DEFAULT_HOSTILE_SIZE
+    declare_length: bool = True
+    key: str | None = None  # only calls made with this API key
 
-    def matches(self, endpoint: str, job_id: str | None) -> bool:
+    def matches(self, endpoint: str, job_id: str | None, key: str) -> bool:
         if self.kind == "list_instead_of_job" and endpoint != "get":
             return False
         if self.endpoint is not None and self.endpoint != endpoint:
+            return False
+        if self.key is not None and self.key != key:
             return False
         return self.job_id is None or self.job_id == job_id
 
@@ -242,6 +234,9 @@ class _Response:
     status: int
     body: bytes
     headers: list[tuple[str, str]]
+    # A body sent as it is generated, with the Content-Length to declare (None: none).
+    chunks: Iterable[bytes] | None = None
+    length: int | None = None
 
 
 def _json(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> _Response:
@@ -255,155 +250,6 @@ def _detail(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) 
 
 class _BadControl(ValueError):
     """A control request the simulator cannot act on (answered with 400)."""
-
-
-# -- request validation, in the shape FastAPI/pydantic answers with -----------------------------
-
-
-def _error(loc: list[str | int], msg: str, kind: str, value: Any, **ctx: Any) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": kind, "loc": loc, "msg": msg, "input": value}
-    if ctx:
-        error["ctx"] = ctx
-    return error
-
-
-def _enum_message(values: tuple[str, ...]) -> str:
-    quoted = [f"'{v}'" for v in values]
-    return "Input should be " + ", ".join(quoted[:-1]) + " or " + quoted[-1]
-
-
-def _check_enum(
-    errors: list[dict[str, Any]], loc: list[str | int], value: Any, values: tuple[str, ...]
-) -> None:
-    if value not in values:
-        msg = _enum_message(values)
-        errors.append(_error(loc, msg, "enum", value, expected=msg[len("Input should be ") :]))
-
-
-def _check_number(
-    errors: list[dict[str, Any]],
-    loc: list[str | int],
-    value: Any,
-    *,
-    integer: bool = False,
-    gt: float | None = None,
-    ge: float | None = None,
-    le: float | None = None,
-) -> None:
-    if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (integer and not isinstance(value, int))
-    ):
-        if integer:
-            errors.append(_error(loc, "Input should be a valid integer", "int_type", value))
-        else:
-            errors.append(_error(loc, "Input should be a valid number", "float_type", value))
-        return
-    if gt is not None and not value > gt:
-        errors.append(
-            _error(loc, f"Input should be greater than {gt}", "greater_than", value, gt=gt)
-        )
-    if ge is not None and not value >= ge:
-        msg = f"Input should be greater than or equal to {ge}"
-        errors.append(_error(loc, msg, "greater_than_equal", value, ge=ge))
-    if le is not None and not value <= le:
-        msg = f"Input should be less than or equal to {le}"
-        errors.append(_error(loc, msg, "less_than_equal", value, le=le))
-
-
-def validate_create(body: Any) -> list[dict[str, Any]]:
-    """Validation errors for a create body, empty when it is acceptable."""
-    not_object = "Input should be a valid dictionary or object to extract fields from"
-    if not isinstance(body, dict):
-        return [_error(["body"], not_object, "model_attributes_type", body)]
-    errors: list[dict[str, Any]] = []
-    key = body.get("idempotency_key")
-    if key is not None and not isinstance(key, str):
-        errors.append(
-            _error(
-                ["body", "idempotency_key"], "Input should be a valid string", "string_type", key
-            )
-        )
-    if "request" not in body:
-        errors.append(_error(["body", "request"], "Field required", "missing", body))
-        return errors
-    request = body["request"]
-    base: list[str | int] = ["body", "request"]
-    if not isinstance(request, dict):
-        errors.append(_error(base, not_object, "model_attributes_type", request))
-        return errors
-
-    if "model" not in request:
-        errors.append(_error([*base, "model"], "Field required", "missing", request))
-    else:
-        _check_enum(errors, [*base, "model"], request["model"], MODELS)
-
-    if "messages" not in request:
-        errors.append(_error([*base, "messages"], "Field required", "missing", request))
-    elif not isinstance(request["messages"], list):
-        msg = "Input should be a valid list"
-        errors.append(_error([*base, "messages"], msg, "list_type", request["messages"]))
-    else:
-        for index, message in enumerate(request["messages"]):
-            loc: list[str | int] = [*base, "messages", index]
-            if not isinstance(message, dict):
-                errors.append(_error(loc, not_object, "model_attributes_type", message))
-                continue
-            if "role" not in message:
-                errors.append(_error([*loc, "role"], "Field required", "missing", message))
-            else:
-                _check_enum(errors, [*loc, "role"], message["role"], _MESSAGE_ROLES)
-            if "content" not in message:
-                errors.append(_error([*loc, "content"], "Field required", "missing", message))
-            elif not isinstance(message["content"], str | list | None):
-                msg = "Input should be a valid string"
-                errors.append(_error([*loc, "content"], msg, "string_type", message["content"]))
-
-    for field, (values, nullable) in _ENUMS.items():
-        if field in request and not (nullable and request[field] is None):
-            _check_enum(errors, [*base, field], request[field], values)
-    for field in _BOOLEANS:
-        value = request.get(field)
-        if value is not None and not isinstance(value, bool):
-            msg = "Input should be a valid boolean"
-            errors.append(_error([*base, field], msg, "bool_type", value))
-    _check_number(errors, [*base, "max_tokens"], request.get("max_tokens"), integer=True, gt=0,
-                  le=128000)  # fmt: skip
-    _check_number(errors, [*base, "temperature"], request.get("temperature"), ge=0, le=2)
-    _check_number(errors, [*base, "top_p"], request.get("top_p"), ge=0, le=1)
-
-    options = request.get("web_search_options")
-    if options is not None:
-        loc = [*base, "web_search_options"]
-        if not isinstance(options, dict):
-            errors.append(_error(loc, not_object, "model_attributes_type", options))
-        else:
-            if "search_context_size" in options:
-                _check_enum(errors, [*loc, "search_context_size"],
-                            options["search_context_size"], ("low", "medium", "high"))  # fmt: skip
-            if options.get("search_type") is not None:
-                _check_enum(errors, [*loc, "search_type"], options["search_type"],
-                            ("fast", "pro", "auto"))  # fmt: skip
-    return errors
-
-
-def question_of(messages: list[Any]) -> str:
-    """The text of the last user message (the question a page would show)."""
-    chosen: Any = None
-    for message in messages:
-        if isinstance(message, dict) and message.get("role") == "user":
-            chosen = message.get("content")
-    if chosen is None and messages and isinstance(messages[-1], dict):
-        chosen = messages[-1].get("content")
-    if isinstance(chosen, list):
-        texts = [
-            c.get("text", "") for c in chosen if isinstance(c, dict) and c.get("type") == "text"
-        ]
-        chosen = " ".join(t for t in texts if isinstance(t, str))
-    return chosen.strip()[:2000] if isinstance(chosen, str) else ""
 
 
 # -- the simulator ------------------------------------------------------------------------------
@@ -579,35 +425,43 @@ class Simulator:
         self,
         kind: str,
         *,
-        times: int = 1,
+        times: int | None = 1,
         endpoint: str | None = None,
         job_id: str | None = None,
-        retry_after: float = 2,
+        retry_after: float | str = 2,
         delay: float | None = None,
+        size: int = faults.DEFAULT_HOSTILE_SIZE,
+        declare_length: bool = True,
+        key: str | None = None,
     ) -> None:
-        """Make the next ``times`` matching API calls misbehave as ``kind``."""
+        """Make the next ``times`` matching API calls (all of them with ``times=None``)
+        misbehave as ``kind``; see the module docstring."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}, not {kind!r}")
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint must be one of {ENDPOINTS} or None, not {endpoint!r}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        if kind == "slow" and delay is None:
-            delay = 5.0
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1, or None for every call")
+        if delay is None:
+            delay = {"slow": 5.0, "drip": 1.0}.get(kind)
+        if size < 0:
+            raise ValueError("size must not be negative")
+        fault = _Fault(kind, times, endpoint, job_id, retry_after, delay, size, declare_length, key)
         with self._lock:
-            self._faults.append(_Fault(kind, times, endpoint, job_id, retry_after, delay))
+            self._faults.append(fault)
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, endpoint: str, job_id: str | None) -> _Fault | None:
+    def _take_fault(self, endpoint: str, job_id: str | None, key: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(endpoint, job_id):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
+                if fault.matches(endpoint, job_id, key):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._faults.remove(fault)
                     return fault
         return None
 
@@ -636,27 +490,37 @@ class Simulator:
                 response = _detail(404, "Not Found")
         else:
             response = self._api(method, path, environ)
-        headers = [*response.headers, ("Content-Length", str(len(response.body)))]
+        length = len(response.body) if response.chunks is None else response.length
+        headers = list(response.headers)
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
-        return [] if method == "HEAD" else [response.body]
+        if method == "HEAD":
+            return []
+        return [response.body] if response.chunks is None else response.chunks
 
     @staticmethod
     def _image(method: str, path: str, environ: dict[str, Any]) -> _Response:
-        name = path[len(images.PREFIX) :].removesuffix(".svg")
-        if not path.endswith(".svg") or not images.NAME.match(name):
+        name, _, extension = path[len(images.PREFIX) :].rpartition(".")
+        mime = {"svg": "image/svg+xml", **{k: v[1] for k, v in raster.FORMATS.items()}}
+        if extension not in mime or not images.NAME.match(name):
             return _detail(404, "Not Found")
         if method not in {"GET", "HEAD"}:
             return _detail(405, "Method Not Allowed", [("Allow", "GET, HEAD")])
         query = parse_qs(str(environ.get("QUERY_STRING", "")))
         title = (query.get("title") or [""])[0]
         headers = [
-            ("Content-Type", "image/svg+xml"),
+            ("Content-Type", mime[extension]),
             ("Cache-Control", "public, max-age=86400"),
             ("X-Content-Type-Options", "nosniff"),
             # Opened on its own, the picture still may not run or load anything.
             ("Content-Security-Policy", "default-src 'none'"),
         ]
-        return _Response(200, images.render_svg(name, title), headers)
+        if extension == "svg":
+            body = images.render_svg(name, title)
+        else:
+            body = raster.render_raster(name, title, extension)
+        return _Response(200, body, headers)
 
     def _api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
         key = _bearer(environ)
@@ -692,28 +556,64 @@ class Simulator:
     def _dispatch(
         self, endpoint: str, key: str, job_id: str | None, body: bytes, environ: dict[str, Any]
     ) -> tuple[_Response, str | None]:
-        fault = self._take_fault(endpoint, job_id)
-        if fault is not None:
-            if fault.kind == "slow":
-                time.sleep(fault.delay or 0)
-            if fault.kind == "rate_limit":
-                retry = str(max(0, math.ceil(fault.retry_after)))
-                return _detail(429, "Rate limit exceeded", [("Retry-After", retry)]), None
-            if fault.kind == "server_error":
-                return _detail(500, "Internal Server Error"), None
-            if fault.kind == "not_found":
-                return _detail(404, "Not Found"), None
-            if fault.kind == "not_json":
-                return _Response(200, _NOT_JSON_BODY, [("Content-Type", "text/html")]), None
-            if fault.kind == "list_instead_of_job":
-                return self._list(key, None), None
+        fault = self._take_fault(endpoint, job_id, key)
+        if fault is not None and fault.kind in faults.REPLACING:
+            return self._replacing_fault(fault, key, job_id), None
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay or 0)
         if endpoint == "list":
             query = parse_qs(str(environ.get("QUERY_STRING", "")))
-            return self._list(key, (query.get("next_token") or [None])[0]), None
-        if endpoint == "get":
+            response, created = self._list(key, (query.get("next_token") or [None])[0]), None
+        elif endpoint == "get":
             assert job_id is not None
-            return self._get(key, job_id), None
-        return self._create(key, body)
+            response, created = self._get(key, job_id), None
+        else:
+            response, created = self._create(key, body)
+        if fault is not None and response.status == 200:
+            response = self._altered(fault, response)
+        return response, created
+
+    def _replacing_fault(self, fault: _Fault, key: str, job_id: str | None) -> _Response:
+        """An answer that takes the place of the normal one."""
+        if fault.kind == "rate_limit":
+            if isinstance(fault.retry_after, str):
+                retry = fault.retry_after  # sent as given: "inf", "1e20", a date in the past
+            else:
+                retry = str(max(0, math.ceil(fault.retry_after)))
+            return _detail(429, "Rate limit exceeded", [("Retry-After", retry)])
+        if fault.kind == "server_error":
+            return _detail(500, "Internal Server Error")
+        if fault.kind == "not_found":
+            return _detail(404, "Not Found")
+        if fault.kind == "not_json":
+            return _Response(200, _NOT_JSON_BODY, [("Content-Type", "text/html")])
+        if fault.kind == "not_a_job":
+            return _json(200, {"hello": 1})
+        if fault.kind == "oversize":
+            chunks = faults.oversize(fault.size, job_id or "list")
+            length = fault.size if fault.declare_length else None
+            headers = [("Content-Type", "application/json")]
+            return _Response(200, b"", headers, chunks=chunks, length=length)
+        if fault.kind == "gzip_bomb":
+            headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
+            return _Response(200, faults.gzip_bomb(fault.size), headers)
+        return self._list(key, None)  # list_instead_of_job
+
+    @staticmethod
+    def _altered(fault: _Fault, response: _Response) -> _Response:
+        """The normal answer, changed on its way out."""
+        if fault.kind == "drip":
+            chunks = faults.drip(response.body, fault.delay or 1.0)
+            return _Response(
+                response.status, b"", response.headers, chunks=chunks, length=len(response.body)
+            )
+        if fault.kind in ("unstorable_text", "long_model", "wrong_charset"):
+            body = faults.alter_body(fault.kind, response.body)
+            headers = response.headers
+            if fault.kind == "wrong_charset":
+                headers = [("Content-Type", "application/json; charset=iso-8859-1")]
+            return _Response(response.status, body, headers)
+        return response
 
     def _get(self, key: str, job_id: str) -> _Response:
         with self._lock:
@@ -732,9 +632,9 @@ class Simulator:
         if token:
             cursor = _decode_token(token)
             if cursor is None:
-                error = _error(["query", "next_token"], "Invalid pagination token",
+                detail = problem(["query", "next_token"], "Invalid pagination token",
                                "value_error", token)  # fmt: skip
-                return _json(422, {"detail": [error]})
+                return _json(422, {"detail": [detail]})
         with self._lock:
             now = self.now()
             self._purge(now)
@@ -755,8 +655,8 @@ class Simulator:
         try:
             data = json.loads(body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
-            error = _error(["body", 0], "JSON decode error", "json_invalid", {}, error=str(exc))
-            return _json(422, {"detail": [error]}), None
+            detail = problem(["body", 0], "JSON decode error", "json_invalid", {}, error=str(exc))
+            return _json(422, {"detail": [detail]}), None
         errors = validate_create(data)
         if errors:
             return _json(422, {"detail": errors}), None

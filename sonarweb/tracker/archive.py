@@ -1,60 +1,157 @@
-"""The local archive of answers: stored JSON in, stored sanitized HTML out.
+"""The local archive of answers: the finished document in, sanitized HTML and Markdown out.
 
-Rendering happens once, when a request completes. ``RENDER_VERSION`` makes HTML
-stored by an older renderer re-render lazily on its next view, so page views
-normally do no markdown work at all.
+A finished job is archived once, by the background refresher: the document exactly as
+received, and its rendering (the page's HTML fragment and answer.md's body), all in one
+transaction together with the row's final status. Request threads only read what is stored.
+When ``RENDER_VERSION`` changes, ``rerender_stale`` renders old archives again in the
+background; until then pages show the HTML they have.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
 
 from sonarweb.answers.export import render_plain_markdown
+from sonarweb.answers.images import ImageMap
 from sonarweb.answers.render import RENDER_VERSION, render_completion
+from sonarweb.media import background as media
 from sonarweb.perplexity.payload import Completion, Job, PayloadError, loads_job
 
-from .models import TrackedRequest
+from .fitting import fit
+from .models import AnswerArchive, TrackedRequest, UpstreamStatus
 
 log = logging.getLogger("sonarweb.archive")
 
 FOLLOWUP_URL = "/new/"
+RENDER_ERROR_CHARS = AnswerArchive._meta.get_field("render_error").max_length or 300
 
 
-def stored_job(tracked: TrackedRequest) -> Job | None:
-    if not tracked.raw_json:
-        return None
+@dataclass(frozen=True)
+class Rendering:
+    html: str
+    markdown: str
+    error: str = ""
+
+
+def render(
+    completion: Completion | None, request_id: str, images: ImageMap | None = None
+) -> Rendering:
+    """Both renderings of an answer, with the archive's copies of its images. A renderer bug
+    never loses the archive: the raw JSON is stored anyway and stays downloadable, and the
+    page says the answer could not be shown."""
     try:
-        return loads_job(tracked.raw_json)
+        completion = completion or Completion()
+        html = render_completion(completion, followup_url=FOLLOWUP_URL, images=images)
+        markdown = render_plain_markdown(completion)
+    except Exception as exc:
+        log.exception("rendering the answer of request_id=%s failed", request_id)
+        return Rendering("", "", f"{type(exc).__name__}: the answer could not be rendered.")
+    return Rendering(html, markdown)
+
+
+def digest(raw_text: str) -> tuple[str, int]:
+    data = raw_text.encode("utf-8")
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[str, Any]) -> bool:
+    """Store a finished job's document and rendering, and the row's final fields, at once.
+
+    Returns False when the row already holds a completed archive: that is never replaced,
+    whatever a later call answers.
+    """
+    now = timezone.now()
+    if job.status == UpstreamStatus.COMPLETED:
+        # Its images are fetched in the background; until then the page says so.
+        media.record(tracked.pk, job.response)
+        rendering = render(job.response, tracked.request_id, media.image_copies(tracked.pk))
+    else:
+        rendering = Rendering("", "")
+    sha256, size = digest(raw_text)
+    with transaction.atomic():
+        if AnswerArchive.objects.filter(tracked_id=tracked.pk).exists():
+            return False
+        AnswerArchive.objects.create(
+            tracked_id=tracked.pk,
+            raw_json=raw_text,
+            sha256=sha256,
+            size=size,
+            archived_at=now,
+            rendered_html=rendering.html,
+            markdown=rendering.markdown,
+            render_version=RENDER_VERSION,
+            rendered_at=now,
+            render_error=rendering.error[:RENDER_ERROR_CHARS],
+        )
+        TrackedRequest.objects.filter(pk=tracked.pk).update(
+            **fit(TrackedRequest, {**fields, "archived_at": now, "claimed_by": ""}), updated=now
+        )
+    tracked.refresh_from_db()
+    return True
+
+
+def stored_job(archive: AnswerArchive) -> Job | None:
+    try:
+        return loads_job(archive.raw_json)
     except PayloadError:
-        log.warning("stored answer for request_id=%s cannot be parsed", tracked.request_id)
+        log.warning("stored answer of tracked request %s cannot be parsed", archive.tracked_id)
         return None
 
 
-def stored_completion(tracked: TrackedRequest) -> Completion | None:
-    job = stored_job(tracked)
-    return job.response if job else None
+def rerender(archive: AnswerArchive, request_id: str, now: datetime | None = None) -> None:
+    """Render an archived answer again with the current renderer (a background task)."""
+    job = stored_job(archive)
+    if job is None:
+        # Kept and downloadable as it is; there is nothing to show or to export as Markdown.
+        rendering = Rendering("", "", "The archived JSON cannot be parsed.")
+    else:
+        rendering = render(job.response, request_id, media.image_copies(archive.pk))
+    now = now or timezone.now()
+    with transaction.atomic():
+        AnswerArchive.objects.filter(pk=archive.pk).update(
+            rendered_html=rendering.html,
+            markdown=rendering.markdown,
+            render_version=RENDER_VERSION,
+            rendered_at=now,
+            render_error=rendering.error[:RENDER_ERROR_CHARS],
+        )
+        # The permalink's caches are keyed by the row's ``updated``.
+        TrackedRequest.objects.filter(pk=archive.pk).update(updated=now)
 
 
-def needs_render(tracked: TrackedRequest) -> bool:
-    return tracked.has_answer and tracked.render_version != RENDER_VERSION
-
-
-def render_stored(tracked: TrackedRequest) -> None:
-    """Render the archived answer and store the HTML, if it is missing or stale."""
-    if not needs_render(tracked):
-        return
-    completion = stored_completion(tracked)
-    try:
-        html = render_completion(completion or Completion(), followup_url=FOLLOWUP_URL)
-        text = render_plain_markdown(completion or Completion())
-    except Exception:
-        # The raw JSON stays archived and downloadable; the page says the answer could not
-        # be displayed. Recorded as done for this renderer, so views do not retry it.
-        log.exception("rendering the answer of request_id=%s failed", tracked.request_id)
-        html = text = ""
-    TrackedRequest.objects.filter(pk=tracked.pk).update(
-        rendered_html=html, render_version=RENDER_VERSION, answer_text=text
+def stale_archives(limit: int) -> list[int]:
+    """Archives of completed answers rendered by an older renderer, oldest first."""
+    return list(
+        AnswerArchive.objects.exclude(render_version=RENDER_VERSION)
+        .filter(tracked__status=UpstreamStatus.COMPLETED)
+        .order_by("archived_at")
+        .values_list("pk", flat=True)[:limit]
     )
-    tracked.answer_text = text
-    tracked.rendered_html = html
-    tracked.render_version = RENDER_VERSION
+
+
+def rerender_many(pks: list[int]) -> int:
+    """Render these archives again (their images changed, say); returns how many."""
+    done = 0
+    for archive in AnswerArchive.objects.select_related("tracked").filter(pk__in=pks):
+        rerender(archive, archive.tracked.request_id)
+        done += 1
+    return done
+
+
+def rerender_stale(limit: int = 5) -> int:
+    """Bring up to ``limit`` stale renderings up to date; returns how many."""
+    done = 0
+    for pk in stale_archives(limit):
+        archive = AnswerArchive.objects.select_related("tracked").filter(pk=pk).first()
+        if archive is None or archive.render_version == RENDER_VERSION:
+            continue
+        rerender(archive, archive.tracked.request_id)
+        done += 1
+    return done

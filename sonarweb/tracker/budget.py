@@ -7,6 +7,7 @@ them without locks or a cache server.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.utils import timezone
 from sonarweb.perplexity.client import UpstreamError
 
 from .models import ApiKey
+from .scheduler import MAX_BACKOFF_SECONDS
 
 WINDOW = timedelta(minutes=1)
 DEFAULT_PAUSE_SECONDS = 30.0
@@ -70,10 +72,17 @@ def take(key_id: int, now: datetime | None = None) -> None:
     raise BudgetExhausted(retry_after=max((window_end - now).total_seconds(), 0.5))
 
 
+def pause_seconds(retry_after: float | None) -> float:
+    """The pause a 429 asks for, clamped to the backoff range whatever upstream sent."""
+    if retry_after is None or not math.isfinite(retry_after) or retry_after <= 0:
+        return DEFAULT_PAUSE_SECONDS
+    return min(retry_after, MAX_BACKOFF_SECONDS)
+
+
 def pause(key_id: int, retry_after: float | None, now: datetime | None = None) -> datetime:
     """After a 429: no call with this key until Retry-After has passed."""
     now = now or timezone.now()
-    until = now + timedelta(seconds=retry_after if retry_after else DEFAULT_PAUSE_SECONDS)
+    until = now + timedelta(seconds=pause_seconds(retry_after))
     ApiKey.objects.filter(pk=key_id).filter(
         Q(paused_until__isnull=True) | Q(paused_until__lt=until)
     ).update(paused_until=until)

@@ -31,8 +31,10 @@ class ApiKey(models.Model):
     # The per-key call budget, shared by every process through atomic updates.
     budget_window_start = models.DateTimeField(null=True, blank=True)
     budget_calls = models.PositiveIntegerField(default=0)
-    # One refresher at a time works a key's list calls; others skip it until the lease ends.
+    # One refresher at a time works a key; others skip it until the lease ends. The holder
+    # renews the short lease while it is alive, so a refresher that died loses the key fast.
     refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    refresh_lease_holder = models.CharField(max_length=32, blank=True)
 
     class Meta:
         verbose_name = "API key"
@@ -106,8 +108,8 @@ class TrackedRequestQuerySet(models.QuerySet["TrackedRequest"]):
         return self.filter(status=UpstreamStatus.COMPLETED)
 
     def listing(self) -> TrackedRequestQuerySet:
-        """Rows for tables: without the large stored answer columns."""
-        return self.select_related("added_by").defer("raw_json", "rendered_html", "answer_text")
+        """Rows for tables, with the member who added them."""
+        return self.select_related("added_by")
 
 
 def new_slug() -> str:
@@ -142,15 +144,14 @@ class TrackedRequest(models.Model):
     error_message = models.TextField(blank=True)
     total_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
 
-    # The archive: the COMPLETED (or FAILED) document exactly as received, and its rendering.
-    raw_json = models.TextField(blank=True)
-    rendered_html = models.TextField(blank=True)
-    render_version = models.PositiveIntegerField(default=0)
-    # Plain text of the answer, for search.
-    answer_text = models.TextField(blank=True)
+    # When the finished document was stored in AnswerArchive (its own table, so that list
+    # pages never read megabytes of answer).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     # Polling. ``next_poll_at`` is null once nothing is left to ask upstream.
     next_poll_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    # The refresher process whose call for this row is in flight (its lease holder token).
+    claimed_by = models.CharField(max_length=32, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     poll_failures = models.PositiveIntegerField(default=0)
@@ -200,7 +201,7 @@ class TrackedRequest(models.Model):
 
     @property
     def has_answer(self) -> bool:
-        return self.status == UpstreamStatus.COMPLETED and bool(self.raw_json)
+        return self.status == UpstreamStatus.COMPLETED and self.archived_at is not None
 
     @property
     def display_title(self) -> str:
@@ -250,6 +251,60 @@ class TrackedRequest(models.Model):
         since = self.started_at or self.upstream_created_at
         limit = timedelta(minutes=settings.SONARWEB_STUCK_AFTER_MINUTES)
         return since is not None and timezone.now() - since > limit
+
+
+class AnswerArchive(models.Model):
+    """A finished job's document exactly as received, and what is rendered from it once.
+
+    Written once, when the job is archived; only the rendering is written again, in the
+    background, when the renderer changes (``render_version``).
+    """
+
+    tracked = models.OneToOneField(
+        TrackedRequest, on_delete=models.CASCADE, primary_key=True, related_name="archive"
+    )
+    # The body as received, decoded as UTF-8 (RFC 8259) whatever charset was declared.
+    raw_json = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(default=0)
+    archived_at = models.DateTimeField(default=timezone.now)
+    # The sanitized HTML fragment of the page and answer.md's body, rendered together.
+    rendered_html = models.TextField(blank=True)
+    markdown = models.TextField(blank=True)
+    render_version = models.PositiveIntegerField(default=0)
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    render_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["render_version"], name="archive_render_version")]
+
+    def __str__(self) -> str:
+        return f"archive of {self.tracked_id}"
+
+
+class RefresherBeat(models.Model):
+    """One background refresher process: when it started and last finished a pass.
+
+    In the database so that any machine (and the container health check) can tell whether
+    answers are being archived with nobody watching.
+    """
+
+    token = models.CharField(max_length=32, unique=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_pass_at = models.DateTimeField(null=True, blank=True)
+    last_pass_ms = models.PositiveIntegerField(default=0)
+    passes = models.PositiveBigIntegerField(default=0)
+    interval_seconds = models.FloatField(default=2.0)
+    keys_in_flight = models.PositiveIntegerField(default=0)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_pass_at"]
+
+    def __str__(self) -> str:
+        return f"refresher {self.host}:{self.pid}"
 
 
 class UpstreamCall(models.Model):

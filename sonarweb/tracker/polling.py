@@ -1,20 +1,22 @@
-"""Coalesced polling of one tracked request.
+"""Polling one tracked request, and storing what upstream answered.
 
-``refresh_if_due`` may be called by every open badge in every process: an atomic
-``UPDATE ... WHERE next_poll_at <= now`` claims the row, so at most one upstream
-call is made per request per interval and the others read what it stored. Once a
-row holds a COMPLETED answer, the archive fields are never written again (notes and
-states still are), so an archived answer is never overwritten or lost by a later
-failure.
+Only the background refresher calls upstream for polling (see refresher.py); page views read
+the database and may at most ask for an early poll (``request_early_poll``). A row is claimed
+with one atomic ``UPDATE ... WHERE next_poll_at <= now`` before its call, for longer than the
+call's total deadline, so a slow call is never made twice. Once a row holds a completed
+archive, its archive fields are never written again (notes and states still are), so an
+archived answer is never overwritten or lost by a later failure.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,9 +24,10 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import Job, JobSummary
 
 from . import budget
-from .archive import render_stored
+from .archive import archive_job
+from .fitting import fit
 from .models import ApiKey, AppState, TrackedRequest, UpstreamStatus
-from .scheduler import LEASE_SECONDS, NOT_FOUND_CONFIRM_SECONDS, backoff, poll_interval
+from .scheduler import FAST_SECONDS, NOT_FOUND_CONFIRM_SECONDS, backoff, poll_interval
 from .upstream import client_for, note_failure
 
 log = logging.getLogger("sonarweb.polling")
@@ -35,16 +38,45 @@ ERROR_AFTER_FAILURES = 3
 # archived as it is: upstream has been seen filling the answer in a moment later.
 EMPTY_ANSWER_RETRIES = 3
 MAX_COST = Decimal(10) ** 6
-MODEL_CHARS = TrackedRequest._meta.get_field("model").max_length or 64
 NOTE_CHARS = TrackedRequest._meta.get_field("note").max_length or 300
+# A claim outlasts the call's total deadline by this much, so it never runs out mid-call.
+CLAIM_MARGIN_SECONDS = 15.0
 
 
-def claim(tracked: TrackedRequest, now: datetime) -> bool:
+def claim_seconds() -> float:
+    return float(settings.PERPLEXITY_TOTAL_TIMEOUT) + CLAIM_MARGIN_SECONDS
+
+
+def claim(tracked: TrackedRequest, now: datetime, holder: str = "") -> bool:
     """Take the right to call upstream for this row now. True for exactly one caller."""
     claimed = TrackedRequest.objects.filter(pk=tracked.pk, next_poll_at__lte=now).update(
-        next_poll_at=now + timedelta(seconds=LEASE_SECONDS)
+        next_poll_at=now + timedelta(seconds=claim_seconds()), claimed_by=holder
     )
     return claimed == 1
+
+
+def extend_claim(tracked: TrackedRequest, now: datetime, holder: str) -> bool:
+    """Renew our claim right before a call, however long the row waited its turn."""
+    return (
+        TrackedRequest.objects.filter(pk=tracked.pk, claimed_by=holder).update(
+            next_poll_at=now + timedelta(seconds=claim_seconds())
+        )
+        == 1
+    )
+
+
+def request_early_poll(pks: Iterable[int], now: datetime | None = None) -> int:
+    """A viewer is watching: make these rows due within the fast interval.
+
+    One conditional UPDATE, no upstream call: the refresher picks the rows up on its next
+    pass and folds them into the key's list call, so viewers cost the key nothing extra.
+    Rows backing off after failures, paused, or already in a call are left alone.
+    """
+    now = now or timezone.now()
+    soon = now + timedelta(seconds=FAST_SECONDS)
+    return TrackedRequest.objects.filter(
+        pk__in=list(pks), next_poll_at__gt=soon, poll_failures=0, claimed_by=""
+    ).update(next_poll_at=soon)
 
 
 # Fields that make up the archive of a completed answer. Once a row holds a
@@ -58,7 +90,6 @@ ARCHIVE_FIELDS = frozenset(
         "completed_at",
         "failed_at",
         "error_message",
-        "raw_json",
         "total_cost",
         "next_poll_at",
     }
@@ -66,13 +97,17 @@ ARCHIVE_FIELDS = frozenset(
 
 
 def store(tracked: TrackedRequest, **fields: Any) -> None:
-    """Write what a poll learned, never touching a COMPLETED archive; then reload."""
+    """Write what a poll learned, never touching a COMPLETED archive; then reload.
+
+    Every write releases the row's claim: the call it was made for is over.
+    """
     now = timezone.now()
+    fields = fit(TrackedRequest, {**fields, "claimed_by": ""})
     archive = {k: v for k, v in fields.items() if k in ARCHIVE_FIELDS}
     other = {k: v for k, v in fields.items() if k not in ARCHIVE_FIELDS}
     rows = TrackedRequest.objects.filter(pk=tracked.pk)
     if archive:
-        rows.filter(~Q(status=UpstreamStatus.COMPLETED) | Q(raw_json="")).update(
+        rows.filter(~Q(status=UpstreamStatus.COMPLETED) | Q(archived_at__isnull=True)).update(
             **archive, updated=now
         )
     if other:
@@ -93,12 +128,12 @@ def _cost(job: JobSummary) -> Decimal | None:
     return value if abs(value) < MAX_COST else None
 
 
-def job_fields(job: JobSummary, raw_text: str, now: datetime, created: datetime) -> dict[str, Any]:
+def job_fields(job: JobSummary, now: datetime, created: datetime) -> dict[str, Any]:
     """What a successful answer (a full job, or a summary from the list) changes on the row."""
     fields: dict[str, Any] = {
         "status": job.status if job.status in UpstreamStatus.values else "",
         "state": AppState.PENDING,
-        "model": job.model[:MODEL_CHARS],
+        "model": job.model,
         "upstream_created_at": job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
@@ -115,7 +150,6 @@ def job_fields(job: JobSummary, raw_text: str, now: datetime, created: datetime)
         fields["state"] = AppState.ERROR
         fields["note"] = f"Perplexity reported an unknown status: {job.status[:40]}."
     if job.finished and isinstance(job, Job):
-        fields["raw_json"] = raw_text
         fields["next_poll_at"] = None
         fields["total_cost"] = _cost(job)
     else:
@@ -132,11 +166,14 @@ def failure_fields(
         # Nothing was sent: not a failure of upstream, just a wait.
         wait = max(exc.retry_after or 1.0, 1.0)
         return {"next_poll_at": now + timedelta(seconds=wait), "note": exc.note}
+    if isinstance(exc, upstream.Cancelled):
+        # We gave up on the call (shutting down): due again at once, for whoever is next.
+        return {"next_poll_at": now}
     failures = tracked.poll_failures + 1
     fields: dict[str, Any] = {
         "last_polled_at": now,
         "poll_failures": failures,
-        "note": exc.note[:NOTE_CHARS],
+        "note": exc.note,
     }
     if isinstance(exc, upstream.NotFound):
         strikes = tracked.not_found_strikes + 1
@@ -157,7 +194,7 @@ def failure_fields(
         # Upstream refuses the question itself (a 4xx): asking again will not help.
         fields["state"] = AppState.ERROR
         fields["next_poll_at"] = None
-        fields["note"] = f"{exc.note} Polling stopped."[:NOTE_CHARS]
+        fields["note"] = f"{exc.note} Polling stopped."
         return fields
     fields["next_poll_at"] = now + timedelta(seconds=backoff(failures, retry_after=retry_after))
     if not tracked.status and failures >= ERROR_AFTER_FAILURES:
@@ -194,9 +231,12 @@ def fetch_job(
     except upstream.UpstreamError as exc:
         record_failure(tracked, key, exc, now)
         return
-    store(tracked, **job_fields(job, raw_text, now, tracked.created))
-    if tracked.has_answer:
-        render_stored(tracked)
+    fields = job_fields(job, now, tracked.created)
+    # A finished job's document, its rendering and the final status land together, in one
+    # transaction; a row that already holds a completed archive only gets its notes updated.
+    if job.finished and archive_job(tracked, job, raw_text, fields):
+        return
+    store(tracked, **fields)
 
 
 def _answer_missing(job: Job) -> bool:
@@ -228,7 +268,10 @@ def refresh(tracked: TrackedRequest, now: datetime) -> None:
 
 
 def refresh_if_due(tracked: TrackedRequest, now: datetime | None = None) -> TrackedRequest:
-    """Poll upstream for this request if it is due and nobody else is doing it."""
+    """Poll upstream for this one request if it is due and nobody else is doing it.
+
+    For the refresher's own fallbacks and for tests; page views never call this.
+    """
     now = now or timezone.now()
     if tracked.next_poll_at is None or tracked.next_poll_at > now:
         return tracked
@@ -256,5 +299,11 @@ def resume_for_user(user_id: int) -> int:
         TrackedRequest.objects.filter(added_by_id=user_id, next_poll_at__isnull=True)
         .exclude(status__in=[UpstreamStatus.COMPLETED, UpstreamStatus.FAILED])
         .exclude(state=AppState.NOT_FOUND)
-        .update(next_poll_at=timezone.now(), state=AppState.PENDING, note="", poll_failures=0)
+        .update(
+            next_poll_at=timezone.now(),
+            state=AppState.PENDING,
+            note="",
+            poll_failures=0,
+            claimed_by="",
+        )
     )

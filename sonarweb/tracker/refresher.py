@@ -1,39 +1,79 @@
-"""The background refresher: keeps unfinished requests moving with nobody watching.
+"""The background refresher: the one place that polls upstream.
 
-Each pass works key by key. A key is leased with an atomic UPDATE so only one
-process (on any machine sharing the database) works it at a time; its due rows
-are claimed like interactive polls are. One paginated list call covers all of a
-key's claimed jobs, and a job's detail is fetched only once the list shows it
-COMPLETED or FAILED, or when the list does not show it at all.
+Page views never call upstream for polling; this loop keeps every unfinished request moving,
+watched or not. It works key by key: a key is leased with an atomic UPDATE so that one
+process (on any machine sharing the database) works it at a time, and its due rows are
+claimed. One list call, following ``next_token``, covers all of a key's claimed jobs, and a
+job's detail is fetched only once the list shows it COMPLETED or FAILED, or when the list
+does not show it at all. A finished answer is archived and rendered right there.
+
+Each key is worked in a thread of a small pool, so one slow upstream (every call ends by its
+total deadline) holds only its own key, and the loop goes on for every other key. Key
+leases are short and renewed by a heartbeat while the process lives: a refresher that dies
+loses its keys within two refresh intervals, and its claimed rows are handed back at once to
+whoever takes the key over. Every finished pass is recorded in ``RefresherBeat``, which the
+container health check and the staff page read.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
-from django.db.models import Q
+from django.db import close_old_connections, connection
+from django.db.models import F, Q
 from django.utils import timezone
 
+from sonarweb.accounts import audit
+from sonarweb.media import background as media
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
 
-from .models import ApiKey, TrackedRequest, UpstreamCall
-from .polling import claim, fetch_job, job_fields, record_failure, stop_for_missing_key, store
+from . import archive
+from .models import ApiKey, RefresherBeat, TrackedRequest, UpstreamCall
+from .polling import (
+    claim_seconds,
+    extend_claim,
+    fetch_job,
+    job_fields,
+    record_failure,
+    stop_for_missing_key,
+    store,
+)
 from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
 
-KEY_LEASE = timedelta(minutes=2)
 CALL_LOG_DAYS = timedelta(days=7)
+BEATS_KEPT = timedelta(days=1)
 PRUNE_EVERY = timedelta(minutes=10)
+# Rows of one key claimed in one pass.
+BATCH = 1000
+# The list is followed to its end, page by page, each page within the size cap; this bounds a
+# list that never ends.
+MAX_LIST_PAGES = 500
+# Archives rendered again per pass after the renderer changed.
+RERENDER_PER_PASS = 5
+# Answers whose images are fetched per pass, and portable bundles built per pass.
+IMAGE_ANSWERS_PER_PASS = 2
+BUNDLES_PER_PASS = 2
+# A lease is never shorter than this, however short the interval (tests use 0.1 s).
+MIN_LEASE_SECONDS = 2.0
+
 _last_prune: datetime | None = None
-BATCH = 200
-MAX_LIST_PAGES = 5
+
+
+def lease_seconds(interval: float) -> float:
+    """A key's lease: two refresh intervals, renewed by the holder while it lives."""
+    return max(2 * interval, MIN_LEASE_SECONDS)
 
 
 @dataclass
@@ -45,32 +85,77 @@ class PassStats:
     errors: list[str] = field(default_factory=list)
 
 
-def lease_key(key: ApiKey, now: datetime) -> datetime | None:
-    """Take the key for this process until the returned time, or None if another has it."""
-    until = now + KEY_LEASE
+# -- leases -------------------------------------------------------------------------------------
+
+
+def lease_key(
+    key: ApiKey, now: datetime, holder: str = "", seconds: float = MIN_LEASE_SECONDS
+) -> datetime | None:
+    """Take the key for ``holder`` until the returned time, or None if another process has it.
+
+    Taking over a lease that ran out means its holder died or hung: the rows it had claimed
+    are handed back at once instead of waiting out their claims.
+    """
+    until = now + timedelta(seconds=seconds)
+    free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=now)
+    previous = (
+        ApiKey.objects.filter(pk=key.pk).filter(free).values_list("refresh_lease_holder", flat=True)
+    ).first()
     leased = (
         ApiKey.objects.filter(pk=key.pk)
-        .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=now))
-        .update(refresh_lease_until=until)
+        .filter(free)
+        .update(refresh_lease_until=until, refresh_lease_holder=holder)
     )
-    return until if leased else None
+    if not leased:
+        return None
+    if previous and previous != holder:
+        released = TrackedRequest.objects.filter(
+            added_by_id=key.user_id, claimed_by=previous
+        ).update(next_poll_at=now, claimed_by="")
+        if released:
+            log.warning(
+                "took over key %s from a refresher that stopped renewing it; %d rows handed back",
+                key.mask,
+                released,
+            )
+    return until
 
 
 def release_key(key: ApiKey, lease: datetime) -> None:
     # Only our own lease: one that ran out and was taken by another process is theirs.
-    ApiKey.objects.filter(pk=key.pk, refresh_lease_until=lease).update(refresh_lease_until=None)
+    ApiKey.objects.filter(pk=key.pk, refresh_lease_until=lease).update(
+        refresh_lease_until=None, refresh_lease_holder=""
+    )
+
+
+def renew_leases(holder: str, seconds: float, now: datetime | None = None) -> set[int]:
+    """Extend every lease ``holder`` still has; returns the keys it holds.
+
+    A lease that ran out but that nobody took over is still ours (a takeover changes the
+    holder), so it is renewed too.
+    """
+    now = now or timezone.now()
+    rows = ApiKey.objects.filter(refresh_lease_holder=holder)
+    rows.update(refresh_lease_until=now + timedelta(seconds=seconds))
+    return set(rows.values_list("pk", flat=True))
+
+
+# -- what is due --------------------------------------------------------------------------------
 
 
 def keys_with_due_requests(now: datetime) -> list[ApiKey]:
+    """Keys with due rows, and keys a dead refresher left leased (whose rows it had claimed,
+    so they do not look due): taking those over hands the rows back."""
     user_ids = (
         TrackedRequest.objects.due(now)
         .filter(added_by__isnull=False)
-        # Never poll with the key of a deactivated member (sonarweb.accounts.members).
-        .filter(added_by__is_active=True)
         .values_list("added_by_id", flat=True)
         .distinct()
     )
-    return list(ApiKey.objects.filter(user_id__in=user_ids).order_by("pk"))
+    abandoned = Q(refresh_lease_until__lte=now) & ~Q(refresh_lease_holder="")
+    # Never a deactivated member's key (sonarweb.accounts.members), even to take a lease over.
+    active = ApiKey.objects.filter(user__is_active=True)
+    return list(active.filter(Q(user_id__in=user_ids) | abandoned).order_by("pk"))
 
 
 def orphaned_due(now: datetime) -> list[TrackedRequest]:
@@ -85,20 +170,63 @@ def orphaned_due(now: datetime) -> list[TrackedRequest]:
     )
 
 
+def stop_orphans(now: datetime) -> None:
+    for tracked in orphaned_due(now):
+        if TrackedRequest.objects.filter(pk=tracked.pk, next_poll_at__lte=now).exists():
+            stop_for_missing_key(tracked, None, now)
+
+
+# -- working one key ----------------------------------------------------------------------------
+
+
 def list_statuses(
-    api: upstream.PerplexityClient, wanted: set[str], stats: PassStats
+    api: upstream.PerplexityClient,
+    wanted: dict[str, TrackedRequest],
+    stats: PassStats,
 ) -> dict[str, JobSummary]:
-    """Page through the key's jobs (newest first) until every wanted id was seen."""
+    """Page through the key's jobs (newest first) until every wanted id was seen.
+
+    When every wanted job's creation time is known, paging also stops once the list has gone
+    past the oldest of them: a job not seen by then is not listed (it expired, or belongs to
+    another key), and is asked about on its own.
+    """
     found: dict[str, JobSummary] = {}
+    created = [t.upstream_created_at for t in wanted.values()]
+    oldest = min(created) if created and all(created) else None
     token: str | None = None
     for _ in range(MAX_LIST_PAGES):
         page = api.list_jobs(token)
         stats.list_calls += 1
         found.update({job.id: job for job in page.jobs if job.id in wanted})
         token = page.next_token
-        if not token or wanted <= found.keys():
+        if not token or wanted.keys() <= found.keys():
+            break
+        last = page.jobs[-1].created_at if page.jobs else None
+        if oldest is not None and last is not None and last < oldest - timedelta(seconds=1):
             break
     return found
+
+
+def claim_due_rows(key: ApiKey, now: datetime, holder: str) -> list[TrackedRequest]:
+    """Claim up to BATCH due rows of this key in one UPDATE, and read back what we got."""
+    ids = list(
+        TrackedRequest.objects.due(now)
+        .filter(added_by_id=key.user_id)
+        .order_by("next_poll_at")
+        .values_list("pk", flat=True)[:BATCH]
+    )
+    if not ids:
+        return []
+    TrackedRequest.objects.filter(pk__in=ids, next_poll_at__lte=now).update(
+        next_poll_at=now + timedelta(seconds=claim_seconds()), claimed_by=holder
+    )
+    return list(TrackedRequest.objects.filter(pk__in=ids, claimed_by=holder))
+
+
+def hand_back(rows: list[TrackedRequest], now: datetime) -> None:
+    TrackedRequest.objects.filter(pk__in=[t.pk for t in rows]).update(
+        next_poll_at=now, claimed_by=""
+    )
 
 
 def work_key(
@@ -106,27 +234,27 @@ def work_key(
     clock: Callable[[], datetime],
     stats: PassStats,
     stop: threading.Event | None = None,
+    holder: str = "",
+    still_held: Callable[[], bool] | None = None,
 ) -> None:
     now = clock()
     if key.is_invalid:
-        for tracked in TrackedRequest.objects.due(now).filter(added_by_id=key.user_id)[:BATCH]:
-            if claim(tracked, now):
-                stop_for_missing_key(tracked, key, now)
+        for tracked in claim_due_rows(key, now, holder):
+            stop_for_missing_key(tracked, key, now)
         return
-    due = list(TrackedRequest.objects.due(now).filter(added_by_id=key.user_id)[:BATCH])
-    claimed = {t.request_id: t for t in due if claim(t, now)}
+    claimed = {t.request_id: t for t in claim_due_rows(key, now, holder)}
     if not claimed:
         return
     stats.claimed += len(claimed)
     try:
-        api = client_for(key)
+        api = client_for(key, cancel=stop)
     except upstream.UpstreamError as exc:
         for tracked in claimed.values():
             record_failure(tracked, key, exc, clock())
         return
     with api:
         try:
-            summaries = list_statuses(api, set(claimed), stats)
+            summaries = list_statuses(api, claimed, stats)
         except upstream.UpstreamError as exc:
             stats.errors.append(type(exc).__name__)
             for tracked in claimed.values():
@@ -134,21 +262,23 @@ def work_key(
             return
         pending = list(claimed.values())
         while pending:
-            if stop is not None and stop.is_set():
+            if (stop is not None and stop.is_set()) or (still_held and not still_held()):
                 # Hand the rest back at once rather than leaving them claimed.
-                TrackedRequest.objects.filter(pk__in=[t.pk for t in pending]).update(
-                    next_poll_at=clock()
-                )
+                hand_back(pending, clock())
                 return
             tracked = pending.pop(0)
             summary = summaries.get(tracked.request_id)
             if summary is not None and not summary.finished:
-                store(tracked, **job_fields(summary, "", clock(), tracked.created))
+                store(tracked, **job_fields(summary, clock(), tracked.created))
             elif key.is_invalid:
                 stop_for_missing_key(tracked, key, clock())
             else:
                 stats.detail_calls += 1
+                extend_claim(tracked, clock(), holder)
                 fetch_job(tracked, key, api, clock())
+
+
+# -- housekeeping -------------------------------------------------------------------------------
 
 
 def prune_call_log(now: datetime) -> int:
@@ -158,54 +288,230 @@ def prune_call_log(now: datetime) -> int:
         return 0
     _last_prune = now
     deleted, _ = UpstreamCall.objects.filter(at__lt=now - CALL_LOG_DAYS).delete()
+    RefresherBeat.objects.filter(
+        Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
+    ).delete()
+    audit.prune(now)
     return deleted
 
 
+def housekeeping(now: datetime) -> None:
+    """Background work that is not a call upstream: archiving answers' images (then rendering
+    those answers again with their copies), renders after a renderer change, the portable
+    bundles, pruning."""
+    archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
+    archive.rerender_stale(RERENDER_PER_PASS)
+    media.build_due_bundles(BUNDLES_PER_PASS)
+    # Expiry happens with nobody acting: the audit trail learns of it here.
+    audit.record_expired_links(now)
+    prune_call_log(now)
+
+
+# -- one pass, for `--once`, cron and tests -----------------------------------------------------
+
+
 def run_once(now: datetime | None = None, stop: threading.Event | None = None) -> PassStats:
-    """One pass over every key with due requests. ``now`` pins the clock (for tests)."""
+    """One pass over every key with due requests, in this thread. ``now`` pins the clock."""
     clock: Callable[[], datetime] = (lambda: now) if now is not None else timezone.now
+    holder = secrets.token_hex(16)
     stats = PassStats()
-    for tracked in orphaned_due(clock()):
-        if claim(tracked, clock()):
-            stop_for_missing_key(tracked, None, clock())
+    stop_orphans(clock())
     for key in keys_with_due_requests(clock()):
         if stop is not None and stop.is_set():
             break
-        lease = lease_key(key, clock())
+        lease = lease_key(key, clock(), holder, seconds=claim_seconds() * 2)
         if lease is None:
             continue
         stats.keys += 1
         try:
             # The row as it is now: the member may have replaced the key since the pass began.
             key.refresh_from_db()
-            work_key(key, clock, stats, stop)
+            work_key(key, clock, stats, stop, holder)
         except Exception:
             # One key's trouble must not cost the other keys their pass.
             log.exception("refreshing the requests of key %s failed", key.mask)
             stats.errors.append("unexpected")
         finally:
             release_key(key, lease)
-    prune_call_log(clock())
+    try:
+        housekeeping(clock())
+    except Exception:
+        log.exception("refresher housekeeping failed")
     return stats
 
 
-def run_forever(stop: threading.Event, interval: float) -> None:
-    """Passes until ``stop`` is set; a failing pass is logged and the loop goes on."""
-    while not stop.is_set():
-        close_old_connections()
+# -- the loop -----------------------------------------------------------------------------------
+
+
+class Refresher:
+    """The long-running refresher: a loop that hands keys to a pool of workers.
+
+    The loop thread only does short database work (find due keys, lease them, record the
+    pass); every upstream call and every render runs in a worker. A heartbeat thread renews
+    the leases of the keys being worked, so they stay ours exactly as long as we are alive.
+    """
+
+    def __init__(
+        self, *, interval: float, workers: int, stop: threading.Event | None = None
+    ) -> None:
+        self.interval = interval
+        self.workers = max(workers, 1)
+        self.stop = stop or threading.Event()
+        self.holder = secrets.token_hex(16)
+        self.lease_seconds = lease_seconds(interval)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="refresh-key")
+        self._busy: dict[int, Future[None]] = {}
+        self._leases: dict[int, datetime] = {}
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._chores: Future[None] | None = None
+        self._beat: RefresherBeat | None = None
+
+    # The loop ---------------------------------------------------------------------------------
+
+    def start(self) -> RefresherBeat:
+        self._beat = RefresherBeat.objects.create(
+            token=self.holder,
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            interval_seconds=self.interval,
+        )
+        return self._beat
+
+    def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Passes until ``stop`` is set, then a clean shutdown."""
+        if self._beat is None:
+            self.start()
+        heartbeat = threading.Thread(target=self._heartbeat, name="refresh-heartbeat", daemon=True)
+        heartbeat.start()
+        if ready is not None:
+            ready()
         try:
-            stats = run_once(stop=stop)
+            while not self.stop.is_set():
+                close_old_connections()
+                started = time.monotonic()
+                try:
+                    self.run_pass()
+                    self._record_pass(started)
+                except Exception:
+                    log.exception("refresh pass failed; trying again next interval")
+                # A database restart or failover must not leave the loop with a dead connection.
+                close_old_connections()
+                self.stop.wait(self.interval)
+        finally:
+            self.shutdown()
+            heartbeat.join(timeout=self.lease_seconds)
+
+    def run_pass(self) -> None:
+        now = timezone.now()
+        self._reap()
+        stop_orphans(now)
+        for key in keys_with_due_requests(now):
+            if self.stop.is_set() or len(self._busy) >= self.workers:
+                break
+            if key.pk in self._busy:
+                continue
+            lease = lease_key(key, timezone.now(), self.holder, self.lease_seconds)
+            if lease is None:
+                continue
+            with self._lock:
+                self._leases[key.pk] = lease
+                self._held.add(key.pk)
+            self._busy[key.pk] = self._pool.submit(self._work, key)
+        if self._chores is None or self._chores.done():
+            self._chores = self._pool.submit(self._housekeeping)
+
+    def shutdown(self) -> None:
+        """Wait for calls in flight (each ends by its deadline), then give every key back."""
+        self.stop.set()
+        self._pool.shutdown(wait=True)
+        self._reap()
+        with self._lock:
+            for pk in list(self._leases):
+                ApiKey.objects.filter(pk=pk, refresh_lease_holder=self.holder).update(
+                    refresh_lease_until=None, refresh_lease_holder=""
+                )
+            self._leases.clear()
+            self._held.clear()
+        if self._beat is not None:
+            RefresherBeat.objects.filter(pk=self._beat.pk).update(stopped_at=timezone.now())
+        connection.close()
+
+    # Workers ----------------------------------------------------------------------------------
+
+    def _work(self, key: ApiKey) -> None:
+        close_old_connections()
+        stats = PassStats()
+        try:
+            key.refresh_from_db()
+            work_key(
+                key,
+                timezone.now,
+                stats,
+                self.stop,
+                self.holder,
+                still_held=lambda: key.pk in self._held,
+            )
             if stats.claimed:
                 log.info(
-                    "refresh pass: keys=%d claimed=%d list_calls=%d detail_calls=%d errors=%s",
-                    stats.keys,
+                    "refreshed key %s: claimed=%d list_calls=%d detail_calls=%d errors=%s",
+                    key.mask,
                     stats.claimed,
                     stats.list_calls,
                     stats.detail_calls,
                     ",".join(stats.errors) or "-",
                 )
         except Exception:
-            log.exception("refresh pass failed; trying again next interval")
-        # A database restart or failover must not leave the loop with a dead connection.
+            log.exception("refreshing the requests of key %s failed", key.mask)
+        finally:
+            with self._lock:
+                self._leases.pop(key.pk, None)
+                self._held.discard(key.pk)
+            ApiKey.objects.filter(pk=key.pk, refresh_lease_holder=self.holder).update(
+                refresh_lease_until=None, refresh_lease_holder=""
+            )
+            # A pool thread may sit idle for long, or be joined at shutdown: it keeps no
+            # database connection between tasks (one connect per key per pass is cheap).
+            connection.close()
+
+    def _housekeeping(self) -> None:
         close_old_connections()
-        stop.wait(interval)
+        try:
+            housekeeping(timezone.now())
+        except Exception:
+            log.exception("refresher housekeeping failed")
+        finally:
+            connection.close()
+
+    def _reap(self) -> None:
+        for pk, future in list(self._busy.items()):
+            if future.done():
+                del self._busy[pk]
+
+    def _heartbeat(self) -> None:
+        """Renew our leases a few times per lease, for as long as the process runs."""
+        every = self.lease_seconds / 4
+        while not self.stop.wait(every):
+            try:
+                held = renew_leases(self.holder, self.lease_seconds)
+                with self._lock:
+                    lost = self._held - held
+                    self._held &= held
+                for pk in lost:
+                    log.warning("lost the lease of key id=%s; its rows are handed back", pk)
+            except Exception:
+                log.exception("renewing refresher leases failed")
+            finally:
+                close_old_connections()
+        connection.close()
+
+    def _record_pass(self, started: float) -> None:
+        if self._beat is None:
+            return
+        now = timezone.now()
+        RefresherBeat.objects.filter(pk=self._beat.pk).update(
+            last_pass_at=now,
+            last_pass_ms=int((time.monotonic() - started) * 1000),
+            passes=F("passes") + 1,
+            keys_in_flight=len(self._busy),
+        )

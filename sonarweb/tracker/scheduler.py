@@ -6,6 +6,7 @@ to stay gentle with the per-key rate limit.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,8 +17,6 @@ FAST_PHASE_SECONDS = 180.0
 # Past the fast phase, the interval grows by one second for every GROWTH seconds of age.
 GROWTH = 20.0
 MAX_BACKOFF_SECONDS = 300.0
-# A claimed row is left alone for this long, so a crashed poller cannot hold it forever.
-LEASE_SECONDS = 60.0
 NOT_FOUND_CONFIRM_SECONDS = 3.0
 
 
@@ -43,6 +42,7 @@ def backoff(
     """
     window = min(MAX_BACKOFF_SECONDS, FAST_SECONDS * 2 ** max(min(failures, 16) - 1, 0))
     delay = window / 2 + rand() * window / 2
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    if retry_after is not None and math.isfinite(retry_after):
+        # A floor, but never beyond the backoff range: inf or 1e20 must still fit a timedelta.
+        delay = max(delay, min(retry_after, MAX_BACKOFF_SECONDS))
     return delay

@@ -1,13 +1,21 @@
 """Upstream clients bound to a stored key: every call is budgeted and logged.
 
-Views, the poller and the refresher all get their client here, so the per-key
-budget, 429 pauses, 401 invalidation and the staff call log apply everywhere.
+Views and the refresher all get their client here, so the per-key budget, 429 pauses, 401
+invalidation and the staff call log apply everywhere. Views only make the calls a person
+asked for (start research, check a key, list jobs to import), through ``interactive_client``:
+a shorter total deadline, and a cap on how many run at once in this process, so that a slow
+upstream can never take every request thread.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+from collections.abc import Callable
+from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
@@ -41,20 +49,75 @@ class KeyUnreadable(upstream.Unauthorized):
     )
 
 
-def client_for(key: ApiKey, *, budgeted: bool = True) -> upstream.PerplexityClient:
-    """A client for this stored key. Interactive one-off checks may skip the budget."""
+class Busy(upstream.UpstreamError):
+    """Every interactive slot of this process is taken by a call still in progress."""
 
-    def before(endpoint: str) -> None:
-        if budgeted:
-            budget.take(key.pk)
+    message = "Several calls to Perplexity are already in progress; try again in a moment."
 
+
+# How long a page waits for a free interactive slot before saying it is busy.
+SLOT_WAIT_SECONDS = 2.0
+
+
+@functools.cache
+def _slots(size: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(max(size, 1))
+
+
+def _interactive_hooks(
+    before: Callable[[str], None] | None, after: Callable[[upstream.CallRecord], None] | None
+) -> dict[str, Any]:
+    """before/after-call hooks that hold one interactive slot for the length of each call."""
+    slots = _slots(int(settings.SONARWEB_INTERACTIVE_CALLS))
+
+    def take(endpoint: str) -> None:
+        if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
+            raise Busy()
+        try:
+            if before is not None:
+                before(endpoint)
+        except BaseException:
+            slots.release()
+            raise
+
+    def give(call: upstream.CallRecord) -> None:
+        slots.release()
+        if after is not None:
+            after(call)
+
+    return {"before_call": take, "on_call": give}
+
+
+def client_for(key: ApiKey, cancel: threading.Event | None = None) -> upstream.PerplexityClient:
+    """A client for this stored key, for the refresher: budgeted and logged. Setting
+    ``cancel`` abandons a call in flight (a refresher shutting down does)."""
     try:
         secret = key.reveal()
     except DecryptionError as exc:
         raise KeyUnreadable() from exc
     return upstream.client_for_key(
-        secret, on_call=lambda call: record(key, call), before_call=before
+        secret,
+        on_call=lambda call: record(key, call),
+        before_call=lambda endpoint: budget.take(key.pk),
+        cancel=cancel,
     )
+
+
+def interactive_client(key: ApiKey) -> upstream.PerplexityClient:
+    """A client for a call a person asked for and waits on: logged, not budgeted (a person's
+    one call must not wait behind the refresher's), short deadline, limited concurrency."""
+    try:
+        secret = key.reveal()
+    except DecryptionError as exc:
+        raise KeyUnreadable() from exc
+    return upstream.client_for_key(
+        secret, interactive=True, **_interactive_hooks(None, lambda call: record(key, call))
+    )
+
+
+def interactive_client_for_secret(secret: str) -> upstream.PerplexityClient:
+    """As ``interactive_client``, for a key not saved yet (checking it before saving)."""
+    return upstream.client_for_key(secret, interactive=True, **_interactive_hooks(None, None))
 
 
 def note_failure(key: ApiKey, exc: upstream.UpstreamError) -> None:

@@ -48,7 +48,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, live_server, settings) -> Iterator[object]:
+def page(browser, live_server, refresher, settings) -> Iterator[object]:
     settings.SONARWEB_BADGE_POLL_SECONDS = 1
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(15_000)

@@ -62,7 +62,7 @@ def _filtered(form: DashboardFilterForm) -> tuple[QuerySet[TrackedRequest], str]
         rows = rows.filter(
             Q(question__icontains=query)
             | Q(title__icontains=query)
-            | Q(answer_text__icontains=query)
+            | Q(archive__markdown__icontains=query)
             | Q(request_id__iexact=query)
         )
     return rows, data.get("status", "")
@@ -77,9 +77,7 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
     if wanted:
         rows = rows.filter(_status_q(wanted))
     # The answer columns can be megabytes per row; a table needs none of them.
-    page = Paginator(rows.listing().defer("answer_text"), ROWS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(rows.listing(), ROWS_PER_PAGE).get_page(request.GET.get("page"))
     key = key_of(request)
     back = request.GET.copy()
     back.pop("edit", None)
@@ -146,9 +144,7 @@ def edit_title(request: HttpRequest, slug: str) -> HttpResponse:
     and the form posts here, which redirects back.
     """
     # Any member may edit any title (one team); the answer columns are not needed for it.
-    tracked = get_object_or_404(
-        TrackedRequest.objects.defer("raw_json", "rendered_html", "answer_text"), slug=slug
-    )
+    tracked = get_object_or_404(TrackedRequest, slug=slug)
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
     if request.method != "POST":
         if not request.htmx:

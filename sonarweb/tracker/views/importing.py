@@ -16,7 +16,7 @@ from sonarweb.perplexity.payload import JobPage
 
 from ..ids import InvalidRequestId, validate_request_id
 from ..models import STATUS_LABELS, ApiKey, Origin, TrackedRequest
-from ..upstream import client_for, note_failure
+from ..upstream import interactive_client, note_failure
 from .access import key_of
 from .messages_upstream import try_again
 
@@ -43,7 +43,7 @@ def _fetch(key: ApiKey, token: str | None) -> tuple[JobPage | None, str]:
     if token is not None and (len(token) > MAX_TOKEN_CHARS or not token.isprintable()):
         return None, "This page link is not valid. Start again from the first page."
     try:
-        with client_for(key, budgeted=False) as api:
+        with interactive_client(key) as api:
             return api.list_jobs(token), ""
     except upstream.UpstreamError as exc:
         return None, _list_error(exc, key)

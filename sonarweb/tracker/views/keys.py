@@ -13,6 +13,7 @@ from sonarweb.perplexity import client as upstream
 from ..forms import ApiKeyForm
 from ..models import ApiKey
 from ..polling import resume_for_user
+from ..upstream import interactive_client_for_secret
 from .access import key_of
 
 log = logging.getLogger("sonarweb.keys")
@@ -22,7 +23,7 @@ log = logging.getLogger("sonarweb.keys")
 def _check_with_upstream(secret: str) -> str | None:
     """One list call. Returns a warning for network trouble; raises Unauthorized for 401."""
     try:
-        with upstream.client_for_key(secret) as api:
+        with interactive_client_for_secret(secret) as api:
             api.list_jobs()
     except upstream.Unauthorized:
         raise

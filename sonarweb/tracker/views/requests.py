@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -9,23 +10,18 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
-from sonarweb.answers.render import RENDER_VERSION
+from sonarweb.media.background import current_bundle
+from sonarweb.media.lookup import image_summary
 
-from ..archive import needs_render, render_stored
-from ..models import TrackedRequest, UpstreamStatus
+from ..models import AnswerArchive, TrackedRequest, UpstreamStatus
 from ..pagecache import PageCache
-from ..polling import refresh_if_due
+from ..polling import request_early_poll
 from .access import get_request_for_user
 
 MAX_BATCH = 100
-# Rows one /badges/ request may poll upstream for, each a call of up to the read timeout.
-# The rest answer their stored state: the poller is back in seconds, and the background
-# refresher covers rows nobody watches.
-MAX_REFRESH_PER_BATCH = 3
 # What the slug path converter accepts (secrets.token_urlsafe output); anything else,
 # NUL bytes included, never reaches the database.
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
@@ -39,17 +35,26 @@ FINISHED_PAGES = PageCache(max_bytes=64 * 1024 * 1024, ttl_seconds=60)
 
 
 def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]:
-    return {
+    context: dict[str, object] = {
         "tracked": tracked,
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
         "is_adder": request.user.pk == tracked.added_by_id,
     }
+    if tracked.has_answer:
+        rendered_at = (
+            AnswerArchive.objects.filter(pk=tracked.pk)
+            .values_list("rendered_at", flat=True)
+            .first()
+        )
+        context["images"] = image_summary(tracked.pk)
+        context["bundle"] = current_bundle(tracked.pk, rendered_at)
+    return context
 
 
 def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """What a finished page depends on; None when the page must be rendered afresh."""
-    pk, updated, status, version = head
-    if status != UpstreamStatus.COMPLETED or version != RENDER_VERSION:
+    pk, updated, status, rendered_at = head
+    if status != UpstreamStatus.COMPLETED or rendered_at is None:
         return None
     # Pending messages are shown once, on whichever page comes next.
     if len(messages.get_messages(request)):
@@ -57,15 +62,18 @@ def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | 
     secret = request.META.get("CSRF_COOKIE", "")
     # The share panel spells out absolute URLs with this scheme and host. The secret stays
     # last: request_detail swaps it for the one the rendered page carries.
-    return (pk, updated, version, request.user.pk, request.scheme, request.get_host(), secret)
+    return (pk, updated, rendered_at, request.user.pk, request.scheme, request.get_host(), secret)
 
 
 @require_safe
 def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    """The permalink. Serves the archive when finished; otherwise polls if due."""
+    """The permalink: the archived answer once finished, the live status until then.
+
+    Nothing here calls upstream or renders an answer: both happen in the refresher.
+    """
     head = (
         TrackedRequest.objects.filter(slug=slug)
-        .values_list("pk", "updated", "status", "render_version")
+        .values_list("pk", "updated", "status", "archive__rendered_at")
         .first()
     )
     if head is None:
@@ -73,16 +81,12 @@ def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
     key = _page_key(request, head)
     if key is not None and (page := FINISHED_PAGES.get(key)) is not None:
         return _private(HttpResponse(page))
-    tracked = get_object_or_404(
-        # The stored HTML comes from _stored_answer, not with the row.
-        TrackedRequest.objects.select_related("added_by").defer(
-            "rendered_html", "answer_text", "raw_json"
-        ),
-        slug=slug,
-    )
-    if tracked.status == UpstreamStatus.COMPLETED and tracked.render_version == RENDER_VERSION:
+    tracked = get_object_or_404(TrackedRequest.objects.select_related("added_by"), slug=slug)
+    if tracked.is_polling:
+        request_early_poll([tracked.pk])
+    if tracked.has_answer and head[3] is not None:
         try:
-            answer = _stored_answer(tracked.pk, tracked.slug, RENDER_VERSION)
+            answer = _stored_answer(tracked.pk, tracked.slug, head[3])
         except LookupError:
             pass
         else:
@@ -93,9 +97,6 @@ def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
                     (*key[:-1], request.META.get("CSRF_COOKIE", "")), response.content
                 )
             return _private(response)
-    tracked = refresh_if_due(tracked)
-    if needs_render(tracked):
-        render_stored(tracked)
     return render(request, "tracker/request_detail.html", _context(request, tracked))
 
 
@@ -105,20 +106,32 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 
 @lru_cache(maxsize=ANSWER_CACHE_SIZE)
-def _stored_answer(pk: int, slug: str, version: int) -> bytes:
+def _stored_answer(pk: int, slug: str, rendered_at: datetime) -> bytes:
     """The stored HTML of a completed answer, as UTF-8.
 
-    Safe to keep: an archived answer's HTML only changes along with its render_version, and
-    the slug tells a row apart from a later one that reuses the primary key.
+    Safe to keep: the HTML only changes with a new rendering (a new ``rendered_at``), and the
+    slug tells a row apart from a later one that reuses the primary key.
     """
     html = (
-        TrackedRequest.objects.filter(pk=pk, slug=slug, render_version=version)
+        AnswerArchive.objects.filter(tracked_id=pk, tracked__slug=slug, rendered_at=rendered_at)
         .values_list("rendered_html", flat=True)
         .first()
     )
     if not html:
         raise LookupError(slug)  # not cached: lru_cache keeps only returned values
     return html.encode()
+
+
+def answer_html(tracked: TrackedRequest) -> str:
+    """The stored answer fragment, for the partials that swap it in ("" when there is none)."""
+    if not tracked.has_answer:
+        return ""
+    html = (
+        AnswerArchive.objects.filter(tracked_id=tracked.pk)
+        .values_list("rendered_html", flat=True)
+        .first()
+    )
+    return mark_safe(html or "")  # noqa: S308 - sanitized with nh3 when it was rendered
 
 
 def _page_with_answer(request: HttpRequest, tracked: TrackedRequest, answer: bytes) -> HttpResponse:
@@ -138,34 +151,48 @@ def _page_with_answer(request: HttpRequest, tracked: TrackedRequest, answer: byt
 
 @require_safe
 def request_status(request: HttpRequest, slug: str) -> HttpResponse:
-    """The badge partial that polls itself; once finished it also swaps the answer in."""
+    """The badge partial that polls itself; once finished it also swaps the answer in.
+
+    Reads the database only. A viewer's poll asks for an early upstream poll, which the
+    refresher folds into the key's next list call.
+    """
     tracked = get_request_for_user(request, slug)
-    tracked = refresh_if_due(tracked)
-    if needs_render(tracked):
-        render_stored(tracked)
-    return render(request, "tracker/request_detail.html#status_update", _context(request, tracked))
+    context = _context(request, tracked)
+    if tracked.is_polling:
+        request_early_poll([tracked.pk])
+    else:
+        context["answer_html"] = answer_html(tracked)
+    return render(request, "tracker/request_detail.html#status_update", context)
 
 
 @require_safe
 def badges(request: HttpRequest) -> HttpResponse:
     """One batched poll for every unfinished row visible in a table.
 
-    Answers each row's badge as an out-of-band swap and a new poller that names
-    only the rows still unfinished, so the polling stops by itself.
+    Answers each row's badge as an out-of-band swap and a new poller that names only the
+    rows still unfinished, so the polling stops by itself. Reads the database only.
     """
     slugs = [s for s in request.GET.getlist("s")[:MAX_BATCH] if SLUG.fullmatch(s)]
     rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
-    now = timezone.now()
-    # The longest-waiting rows first, so every row gets its turn across batches.
-    due = sorted(
-        (r for r in rows if r.next_poll_at is not None and r.next_poll_at <= now),
-        key=lambda r: r.next_poll_at,
-    )
-    for tracked in due[:MAX_REFRESH_PER_BATCH]:
-        refresh_if_due(tracked)
+    polling = [r for r in rows if r.is_polling]
+    if polling:
+        request_early_poll([r.pk for r in polling])
     context = {
         "rows": rows,
-        "polling_slugs": [r.slug for r in rows if r.is_polling],
+        "polling_slugs": [r.slug for r in polling],
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
     }
     return render(request, "tracker/dashboard.html#badge_batch", context)
+
+
+@require_safe
+def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
+    """Polled while an answer's images are being archived: nothing (204) until they are,
+    then the answer again, with its pictures, swapped in out of band."""
+    tracked = get_request_for_user(request, slug)
+    context = _context(request, tracked)
+    images = context.get("images")
+    if not tracked.has_answer or (images is not None and images.pending):
+        return HttpResponse(status=204)
+    context.update({"answer_html": answer_html(tracked), "oob": True})
+    return render(request, "tracker/request_detail.html#answer", context)

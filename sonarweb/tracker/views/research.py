@@ -17,10 +17,11 @@ from django.views.decorators.http import require_http_methods
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
 
+from ..fitting import fit
 from ..forms import MAX_QUESTION_CHARS, NewResearchForm
 from ..ids import InvalidRequestId, validate_request_id
 from ..models import ApiKey, Origin, TrackedRequest, UpstreamStatus
-from ..upstream import client_for, note_failure
+from ..upstream import interactive_client, note_failure
 from .access import key_of
 from .messages_upstream import retry_seconds, try_again
 
@@ -89,16 +90,24 @@ def _track(
     data = form.cleaned_data
     try:
         with transaction.atomic():
+            # The job has started upstream by now: whatever upstream called its model, the row
+            # must be written, or the job would run untracked.
+            fields = fit(
+                TrackedRequest,
+                {
+                    "question": data["question"],
+                    "model": summary.model or data["model"],
+                    "status": summary.status if summary.status in UpstreamStatus.values else "",
+                },
+            )
             return TrackedRequest.objects.create(
                 request_id=request_id,
                 added_by=request.user,
                 origin=Origin.STARTED,
-                question=data["question"],
-                model=summary.model or data["model"],
                 options={**form.options(), "idempotency_key": form_key},
-                status=summary.status if summary.status in UpstreamStatus.values else "",
                 upstream_created_at=summary.created_at,
                 next_poll_at=timezone.now(),
+                **fields,
             )
     except IntegrityError:
         # A concurrent submit of the same form got the same job from upstream and won.
@@ -122,7 +131,7 @@ def _start(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
         return _render(request, form, key, status=422)
     body = form.upstream_request()
     try:
-        with client_for(key, budgeted=False) as api:
+        with interactive_client(key) as api:
             summary, _ = api.create_job(
                 body, idempotency_key=upstream_idempotency_key(form_key, body)
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -19,20 +18,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from sonarweb.accounts import audit
-from sonarweb.answers.render import RENDER_VERSION
+from sonarweb.media.links import for_share
 
-from ..archive import render_stored
-from ..models import ShareLink, TrackedRequest, UpstreamStatus
+from ..models import AnswerArchive, ShareLink, TrackedRequest, UpstreamStatus
 from .access import get_request_for_user
 from .requests import ANSWER_SLOT, _stored_answer
 
 log = logging.getLogger("sonarweb.sharing")
 
 LINKS_PER_PAGE = 50
-# Link rows never need the stored answer, which can run to megabytes.
-ANSWER_COLUMNS = ("tracked__raw_json", "tracked__rendered_html", "tracked__answer_text")
-# Content hashes kept per process; each costs a read and a SHA-256 of megabytes on a miss.
-HASH_CACHE_SIZE = 256
+# Public answers kept per process, each with its images moved under its link's token.
+SHARED_ANSWERS_CACHED = 16
 EXPIRY_CHOICES = [("never", "Never"), ("1", "In 1 day"), ("7", "In 7 days"), ("30", "In 30 days")]
 
 
@@ -46,33 +42,20 @@ class ShareForm(forms.Form):
         return timezone.now() + timedelta(days=int(choice))
 
 
-def _digest(raw_json: str) -> str:
-    return hashlib.sha256(raw_json.encode()).hexdigest()[:12]
-
-
-@lru_cache(maxsize=HASH_CACHE_SIZE)
-def _cached_hash(pk: int, slug: str, updated: datetime) -> str:
-    raw = (
-        TrackedRequest.objects.filter(pk=pk, slug=slug, updated=updated)
-        .values_list("raw_json", flat=True)
-        .first()
-    )
-    if raw is None:
-        raise LookupError(slug)  # changed meanwhile; lru_cache keeps only returned values
-    return _digest(raw)
-
-
 def content_hash(tracked: TrackedRequest) -> str:
-    """A short fingerprint of the archived JSON, so a reader can tell two copies apart.
+    """A short fingerprint of the archived JSON, so a reader can tell two copies apart."""
+    digest = (
+        AnswerArchive.objects.filter(tracked_id=tracked.pk).values_list("sha256", flat=True).first()
+    )
+    return (digest or "")[:12]
 
-    Every write of raw_json also sets ``updated``, so (pk, slug, updated) names one
-    content; the slug tells a row apart from a later one that reuses the primary key.
-    """
-    try:
-        return _cached_hash(tracked.pk, tracked.slug, tracked.updated)
-    except LookupError:
-        raw = TrackedRequest.objects.filter(pk=tracked.pk).values_list("raw_json", flat=True)
-        return _digest(raw.first() or "")
+
+@lru_cache(maxsize=SHARED_ANSWERS_CACHED)
+def _shared_answer(pk: int, slug: str, rendered_at: datetime | None, token: str) -> bytes:
+    """The stored answer with its images addressed under the share link, where the public
+    image view checks that each belongs to the shared answer."""
+    html = _stored_answer(pk, slug, rendered_at).decode()
+    return for_share(html, token).encode()
 
 
 def _touch(tracked_pk: int) -> None:
@@ -111,7 +94,7 @@ def create_share(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     """Any member may revoke any link: sharing is the team's decision, not one member's."""
-    rows = ShareLink.objects.select_related("tracked", "created_by").defer(*ANSWER_COLUMNS)
+    rows = ShareLink.objects.select_related("tracked", "created_by")
     link = get_object_or_404(rows, pk=pk)
     # Conditional, so a second click keeps the first revocation time.
     if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
@@ -131,7 +114,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_safe
 def links(request: HttpRequest) -> HttpResponse:
-    rows = ShareLink.objects.select_related("tracked", "created_by").defer(*ANSWER_COLUMNS)
+    rows = ShareLink.objects.select_related("tracked", "created_by")
     page = Paginator(rows, LINKS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "tracker/links.html", {"page": page})
 
@@ -153,18 +136,12 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
     link = (
         ShareLink.objects.active()
         .select_related("tracked")
-        # The answer is spliced in from _stored_answer and the hash comes from a per-process
-        # cache: a view reads none of the large columns.
-        .defer(*ANSWER_COLUMNS)
         .filter(token=token, tracked__status=UpstreamStatus.COMPLETED)
         .first()
     )
     if link is None:
         return _public(render(request, "tracker/shared_answer.html", {}, status=404))
     tracked = link.tracked
-    if tracked.render_version != RENDER_VERSION:
-        # Stored by an older renderer: render once now, as the permalink would.
-        render_stored(tracked)
     context = {
         "tracked": tracked,
         "link": link,
@@ -172,8 +149,13 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
         # Public pages never show the team's own title, which may be an internal note.
         "public_title": tracked.question or tracked.request_id,
     }
+    rendered_at = (
+        AnswerArchive.objects.filter(tracked_id=tracked.pk)
+        .values_list("rendered_at", flat=True)
+        .first()
+    )
     try:
-        answer = _stored_answer(tracked.pk, tracked.slug, RENDER_VERSION)
+        answer = _shared_answer(tracked.pk, tracked.slug, rendered_at, link.token)
     except LookupError:
         return _public(render(request, "tracker/shared_answer.html", context))
     page = render_to_string(

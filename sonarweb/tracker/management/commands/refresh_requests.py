@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from sonarweb.tracker.refresher import run_forever, run_once
+from sonarweb.tracker.refresher import Refresher, run_once
 
 
 class Command(BaseCommand):
@@ -24,8 +24,16 @@ class Command(BaseCommand):
             default=None,
             help="Seconds between passes (default SONARWEB_REFRESH_SECONDS).",
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Keys worked at the same time (default SONARWEB_REFRESH_WORKERS).",
+        )
 
-    def handle(self, *args: Any, once: bool, interval: float | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, once: bool, interval: float | None, workers: int | None, **options: Any
+    ) -> None:
         if once:
             stats = run_once()
             self.stdout.write(
@@ -38,9 +46,21 @@ class Command(BaseCommand):
         def request_stop(signum: int, frame: object) -> None:
             stop.set()
 
+        # Handlers first: a SIGTERM that arrives once we have said we are ready is honoured.
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         every = interval if interval is not None else settings.SONARWEB_REFRESH_SECONDS
-        self.stdout.write(f"Refreshing unfinished requests every {every:g} s (SIGTERM stops).")
-        run_forever(stop, every)
+        refresher = Refresher(
+            interval=every,
+            workers=workers if workers is not None else settings.SONARWEB_REFRESH_WORKERS,
+            stop=stop,
+        )
+        refresher.start()
+
+        def ready() -> None:
+            self.stdout.write(f"Refreshing unfinished requests every {every:g} s (SIGTERM stops).")
+            self.stdout.flush()
+
+        refresher.run(ready=ready)
         self.stdout.write("Refresher stopped.")
+        self.stdout.flush()
