@@ -8,6 +8,7 @@ secret stops start-up with a clear message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -45,6 +46,16 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from exc
 
 
 def env_file_value(name: str) -> str | None:
@@ -166,7 +177,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "sonarweb.tracker",
+    "sonarweb.accounts",
     "sonarweb.media",
     "sonarweb.simulator",
 ]
@@ -183,6 +196,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sonarweb.urls"
@@ -240,6 +255,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "login"
@@ -335,6 +356,40 @@ SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
 SONARWEB_REFRESH_SECONDS = float(os.environ.get("SONARWEB_REFRESH_SECONDS", "2"))
 # Keys one refresher process works at the same time: a slow upstream holds only its own.
 SONARWEB_REFRESH_WORKERS = env_int("SONARWEB_REFRESH_WORKERS", 4)
+
+# Sign-in throttling (django-axes; see sonarweb/accounts/throttle.py). Both the app's and
+# the admin's sign-in count. Failures are remembered until the window passes with none.
+SONARWEB_LOGIN_FAILURES_PER_USER = env_int("SONARWEB_LOGIN_FAILURES_PER_USER", 10)
+SONARWEB_LOGIN_FAILURES_PER_ADDRESS = env_int("SONARWEB_LOGIN_FAILURES_PER_ADDRESS", 50)
+SONARWEB_LOGIN_LOCKOUT_MINUTES = env_float("SONARWEB_LOGIN_LOCKOUT_MINUTES", 15.0)
+if min(SONARWEB_LOGIN_FAILURES_PER_USER, SONARWEB_LOGIN_FAILURES_PER_ADDRESS) < 1:
+    raise ImproperlyConfigured("SONARWEB_LOGIN_FAILURES_PER_* must be 1 or more.")
+if SONARWEB_LOGIN_LOCKOUT_MINUTES <= 0:
+    raise ImproperlyConfigured("SONARWEB_LOGIN_LOCKOUT_MINUTES must be more than 0.")
+AXES_ENABLED = True
+AXES_HANDLER = "sonarweb.accounts.throttle.TeamSignInHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "sonarweb.accounts.throttle.failure_limit"
+AXES_COOLOFF_TIME = "sonarweb.accounts.throttle.lockout_window"
+AXES_LOCKOUT_CALLABLE = "sonarweb.accounts.throttle.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout are not counted, so the lock ends on time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Logs name the username and the address (axes masks them by default); the password is
+# always masked.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+# The client's address is the socket's, unless the socket is the TLS proxy's (the addresses
+# gunicorn also believes X-Forwarded-Proto from): then it is the right-most X-Forwarded-For
+# entry that is not a proxy of ours. Entries further left come from the client, forgeable.
+SONARWEB_PROXY_IPS = env_list("SONARWEB_PROXY_IPS", "127.0.0.1,::1")
+try:
+    for _network in SONARWEB_PROXY_IPS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        "SONARWEB_PROXY_IPS must list the proxy's addresses or CIDR networks (never *)."
+    ) from exc
+AXES_CLIENT_IP_CALLABLE = "sonarweb.accounts.throttle.client_address"
 
 LOGGING = {
     "version": 1,

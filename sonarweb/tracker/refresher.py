@@ -32,6 +32,7 @@ from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sonarweb.accounts import audit
 from sonarweb.media import background as media
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
@@ -152,14 +153,19 @@ def keys_with_due_requests(now: datetime) -> list[ApiKey]:
         .distinct()
     )
     abandoned = Q(refresh_lease_until__lte=now) & ~Q(refresh_lease_holder="")
-    return list(ApiKey.objects.filter(Q(user_id__in=user_ids) | abandoned).order_by("pk"))
+    # Never a deactivated member's key (sonarweb.accounts.members), even to take a lease over.
+    active = ApiKey.objects.filter(user__is_active=True)
+    return list(active.filter(Q(user_id__in=user_ids) | abandoned).order_by("pk"))
 
 
 def orphaned_due(now: datetime) -> list[TrackedRequest]:
     """Due rows whose member has no key (or no longer exists): they stop with a note."""
     return list(
         TrackedRequest.objects.due(now).filter(
-            Q(added_by__isnull=True) | Q(added_by__api_key__isnull=True)
+            Q(added_by__isnull=True)
+            | Q(added_by__api_key__isnull=True)
+            # A row a poll re-armed while its member was being deactivated.
+            | Q(added_by__is_active=False)
         )[:BATCH]
     )
 
@@ -285,6 +291,7 @@ def prune_call_log(now: datetime) -> int:
     RefresherBeat.objects.filter(
         Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
     ).delete()
+    audit.prune(now)
     return deleted
 
 
@@ -295,6 +302,8 @@ def housekeeping(now: datetime) -> None:
     archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
     archive.rerender_stale(RERENDER_PER_PASS)
     media.build_due_bundles(BUNDLES_PER_PASS)
+    # Expiry happens with nobody acting: the audit trail learns of it here.
+    audit.record_expired_links(now)
     prune_call_log(now)
 
 

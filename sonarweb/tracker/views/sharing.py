@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from sonarweb.accounts import audit
 from sonarweb.media.links import for_share
 
 from ..models import AnswerArchive, ShareLink, TrackedRequest, UpstreamStatus
@@ -83,6 +84,7 @@ def create_share(request: HttpRequest, slug: str) -> HttpResponse:
         tracked=tracked, created_by=request.user, expires_at=form.expires_at()
     )
     log.info("user_id=%s created share link id=%s for %s", request.user.pk, link.pk, tracked.slug)
+    audit.record(request.user, "link_created", link=link)
     if request.htmx:
         return _panel(request, tracked)
     messages.success(request, "Public link created.")
@@ -97,6 +99,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     # Conditional, so a second click keeps the first revocation time.
     if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         log.info("user_id=%s revoked share link id=%s", request.user.pk, pk)
+        audit.record(request.user, "link_revoked", link=link)
         _touch(link.tracked_id)
     link.refresh_from_db(fields=["revoked_at"])
     from_panel = request.POST.get("from") == "panel"
