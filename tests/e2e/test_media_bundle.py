@@ -61,7 +61,7 @@ def test_the_bundle_reads_offline_with_its_images(browser, tmp_path):
     page.wait_for_function(
         "() => [...document.images].length === 4 && "
         "[...document.images].every(i => i.complete && i.naturalWidth > 0)",
-        timeout=15_000,
+        timeout=60_000,
     )
     assert page.locator("h1").first.inner_text() == "How do heat pumps cope with frost?"
     # The inline styles apply: the gallery is a grid, as on the permalink.
