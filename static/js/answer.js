@@ -43,8 +43,10 @@
     // Keep the card on screen: under the marker, shifted left or flipped up when needed.
     card.style.left = marker.offsetLeft + "px";
     var box = card.getBoundingClientRect();
-    if (box.right > window.innerWidth - 8) {
-      card.style.left = Math.max(marker.offsetLeft - (box.right - window.innerWidth + 8),
+    // The layout viewport's width: on a phone, innerWidth grows with the card that overflows.
+    var width = document.documentElement.clientWidth;
+    if (box.right > width - 8) {
+      card.style.left = Math.max(marker.offsetLeft - (box.right - width + 8),
         -marker.parentNode.getBoundingClientRect().left + 8) + "px";
     }
     if (box.bottom > window.innerHeight && box.top > box.height + 40) card.classList.add("above");

@@ -89,6 +89,10 @@ def test_reading_a_long_report(open_context, sim_server, simulator, device, sche
         marker.focus()
     card = page.locator("#cite-card")
     expect(card).to_be_visible()
+    assert card.evaluate(
+        "c => { const b = c.getBoundingClientRect();"
+        " return b.left >= 0 && b.right <= document.documentElement.clientWidth; }"
+    ), "the citation card sticks out of the screen"
     assert abs(scroll_y(page) - before) < 5
     assert "#source-" not in page.url
     assert card.evaluate("c => [...c.querySelectorAll('a, button')].every(e => e.tabIndex === -1)")

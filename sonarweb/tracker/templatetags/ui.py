@@ -36,10 +36,10 @@ def when(value: datetime | None) -> SafeString | str:
 
 
 # The phone chart, in SVG user units: drawn 360 wide, it shows at about its own size on a
-# 390 px screen, so its 13-unit labels read at about 12 px.
+# 390 px screen, so its 14-unit labels read at about 12 px.
 NARROW_WIDTH = 360
-NARROW_LEFT = 72
-NARROW_RIGHT = 64
+NARROW_LEFT = 80
+NARROW_RIGHT = 70
 NARROW_ROW = 30
 NARROW_BAR = 18
 NARROW_TOP = 8
