@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +144,38 @@ def assert_fits(page, state: str) -> None:
     """Nothing makes the page wider than the screen (no sideways scrolling)."""
     sizes = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert sizes[0] <= sizes[1], f"{state} is {sizes[0]} px wide on a {sizes[1]} px screen"
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two computed colours (``rgb(r, g, b)``)."""
+    high, low = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def assert_focus_ring_visible(page, locator, state: str) -> None:
+    """The focus ring of ``locator`` (focused by keyboard) is 3:1 or more against the card
+    it sits on and against the page (WCAG 2.2 non-text contrast)."""
+    locator.focus()
+    colours = locator.evaluate(
+        """e => {
+            const style = getComputedStyle(e);
+            let box = e.parentElement;
+            while (box && getComputedStyle(box).backgroundColor === "rgba(0, 0, 0, 0)") {
+                box = box.parentElement;
+            }
+            return [style.outlineColor, style.outlineStyle, style.outlineWidth,
+                    box ? getComputedStyle(box).backgroundColor : "rgb(255, 255, 255)",
+                    getComputedStyle(document.documentElement).backgroundColor];
+        }"""
+    )
+    ring, line, width, behind, page_bg = colours
+    assert line != "none" and float(width.removesuffix("px")) >= 2, f"{state}: no focus ring"
+    for background in (behind, page_bg):
+        ratio = contrast(ring, background)
+        assert ratio >= 3, f"{state}: focus ring {ring} on {background} is {ratio:.1f}:1"

@@ -12,7 +12,7 @@ from sonarweb.tracker.models import ShareLink, TrackedRequest
 from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
-from .conftest import assert_accessible, assert_fits, sign_in
+from .conftest import assert_accessible, assert_fits, assert_focus_ring_visible, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,6 +63,10 @@ def test_every_page_and_state(open_context, sim_server, simulator, device, schem
     sign_in(page, "olivia", PASSWORD)
     expect(page.get_by_text("No requests are tracked yet")).to_be_visible()
     check("dashboard, empty")
+
+    page.keyboard.press("Tab")  # keyboard mode, so :focus-visible applies from here on
+    assert_focus_ring_visible(page, page.get_by_role("link", name="start new research"), "link")
+    assert_focus_ring_visible(page, page.get_by_label("Request ID"), "field")
 
     # Every nav link is on screen: the nav wraps on a phone instead of hiding its end.
     for link in page.locator("nav[aria-label='Main'] a").all():
