@@ -99,7 +99,10 @@ def burst(
                     if state["started"] >= max_requests:
                         return
                     state["started"] += 1
-                response = client.get(path)
+                # Raw bytes, as sent: a browser decompresses on its own machine, so the load
+                # client must not spend this machine's CPU inflating every gzipped page.
+                with client.stream("GET", path) as response:
+                    size = sum(len(chunk) for chunk in response.iter_raw())
                 if not keep_cookies:
                     client.cookies = httpx.Cookies(cookies)
                 with lock:
@@ -107,7 +110,7 @@ def burst(
                         failures.append(f"{path}: {response.status_code}")
                         return
                     state["done"] += 1
-                    state["bytes"] += len(response.content)
+                    state["bytes"] += size
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     start = time.perf_counter()
