@@ -20,6 +20,7 @@ class Element:
         self.tag = tag
         self.attrs = attrs
         self.text = ""
+        self.ancestors: list[Element] = []
 
     @property
     def classes(self) -> set[str]:
@@ -44,6 +45,7 @@ class Dom(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         element = Element(tag, dict(attrs))
+        element.ancestors = list(self._open)
         self.elements.append(element)
         if tag not in self.VOID:
             self._open.append(element)
@@ -104,6 +106,10 @@ SOURCES = {
 
 def render(content: Any = "", **fields: Any) -> Dom:
     return Dom(render_completion(raw(content, **fields)))
+
+
+def elements_within(dom: Dom, container: Element) -> list[Element]:
+    return [e for e in dom.elements if any(a is container for a in e.ancestors)]
 
 
 def cite_targets(dom: Dom) -> list[str]:
@@ -623,3 +629,67 @@ def test_a_failed_image_says_why() -> None:
     item = dom.one("li", "gallery-missing")
     assert "Not archived: the image is larger than 10 MB." in item.text and "Map" in item.text
     assert dom.one("a", "image-missing-origin").attrs["href"] == "https://big.example/p"
+
+
+# --- reading long reports: scrolling regions, back-links, contents ---------------------------
+
+
+def test_wide_tables_and_code_scroll_in_focusable_regions() -> None:
+    text = (
+        "| A | B |\n|---|---|\n| 1 | 2 |\n\n```sh\nls\n```\n\n    indented\n\n| C |\n|---|\n| 3 |"
+    )
+    dom = render(text)
+    regions = dom.find("div", "table-scroll")
+    assert [r.attrs["aria-label"] for r in regions] == ["Table 1", "Table 2"]
+    assert all(r.attrs["tabindex"] == "0" and r.attrs["role"] == "region" for r in regions)
+    assert "1" in regions[0].text and "3" in regions[1].text
+    assert [p.attrs.get("tabindex") for p in dom.find("pre")] == ["0", "0"]
+
+
+def test_source_cards_link_back_to_the_passages_that_cite_them() -> None:
+    text = "First [1][2].\n\nSecond [2] and again [2].\n\n| cell [1] |\n|---|\n| x |\n\nLast [1]."
+    dom = render(text, **SOURCES)
+    groups = [s.attrs["id"] for s in dom.find("sup", "cites")]
+    assert groups == ["cite-1", "cite-2", "cite-3", "cite-4", "cite-5"]
+    card1 = dom.one("li", "source-card", id="source-1")
+    card2 = dom.one("li", "source-card", id="source-2")
+    # Source 1: paragraph 1, the table (passage 3), paragraph 4; source 2: paragraphs 1 and 2
+    # (one back-link for the two markers in paragraph 2).
+    back1 = [a for a in elements_within(dom, card1) if "backlink" in a.classes]
+    back2 = [a for a in elements_within(dom, card2) if "backlink" in a.classes]
+    assert [(a.text, a.attrs["href"]) for a in back1] == [
+        ("¶1", "#cite-1"),
+        ("¶3", "#cite-4"),
+        ("¶4", "#cite-5"),
+    ]
+    assert [(a.text, a.attrs["href"]) for a in back2] == [("¶1", "#cite-1"), ("¶2", "#cite-2")]
+    assert back1[0].attrs["aria-label"] == "paragraph 1"
+    assert "Cited in" in card1.text
+
+
+def test_many_back_links_are_summarised() -> None:
+    text = "\n\n".join(f"Paragraph {i} [1]." for i in range(10))
+    dom = render(text, **SOURCES)
+    card = dom.one("li", "source-card", id="source-1")
+    assert len(dom.find("a", "backlink")) == 6
+    assert "and 4 more" in card.text
+
+
+def test_contents_are_collapsible_and_list_the_sections() -> None:
+    text = "# One\n\nx [1]\n\n## Two\n\ny\n\n## Three\n\nz"
+    dom = render(
+        text,
+        **SOURCES,
+        images=[{"image_url": "https://img.example/a.png", "origin_url": "https://a.example/"}],
+        related_questions=["And then?"],
+    )
+    toc = dom.one("nav", "answer-toc")
+    details = dom.one("details", "toc-box")
+    assert "open" not in details.attrs  # closed in the markup; answer.js opens it on wide screens
+    assert dom.one("summary", id="answer-toc-title").text == "Contents"
+    assert toc.attrs["aria-labelledby"] == "answer-toc-title"
+    hrefs = [a.attrs["href"] for a in elements_within(dom, toc) if a.tag == "a"]
+    sections = ["#answer-gallery", "#answer-sources", "#answer-related"]
+    assert hrefs == ["#one", "#two", "#three", *sections]
+    for target in hrefs:
+        assert dom.find(id=target[1:])

@@ -144,7 +144,7 @@ def test_hostile_text_in_every_field(payload: str) -> None:
     dom = assert_safe(render_completion(completion))
     # Titles are escaped text, not markup: the marker's accessible name still has the payload.
     assert payload.strip() in dom.one("span", id="source-1-label").text
-    assert payload in dom.one("span", "image-missing").attrs["aria-label"]
+    assert payload in dom.one("span", "image-missing-caption").text
 
 
 def test_hostile_ids_do_not_clobber_the_fragment() -> None:

@@ -45,3 +45,25 @@ def test_non_uuid_ids_are_accepted_when_plausible():
 def test_implausible_ids_are_refused_with_a_reason(pasted, reason):
     with pytest.raises(InvalidRequestId, match=reason):
         extract_request_id(pasted)
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        # The page's own name is in the path; the job is in the query string or fragment.
+        f"https://www.perplexity.ai/whatever?id={UUID}",
+        f"https://www.perplexity.ai/search/heat-pumps-in-cold-climates-Xy9Q?request_id={UUID}",
+        f"https://www.perplexity.ai/search/heat-pumps?utm_source=copy&id={UUID}&s=u",
+        f"https://www.perplexity.ai/async/jobs#{UUID}",
+        f"https://www.perplexity.ai/app#/jobs?id={UUID}",
+        f"https://research.example.com/login?next=%2Fjobs%2F{UUID}%2Fview",
+        f"https://www.perplexity.ai/async/{UUID}/details",
+        f"https://api.perplexity.ai/v1/async/sonar/{UUID}?format=json",
+    ],
+)
+def test_a_uuid_anywhere_in_a_pasted_url_is_the_id(pasted):
+    assert extract_request_id(pasted) == UUID
+
+
+def test_a_url_without_a_uuid_still_gives_its_last_path_segment():
+    assert extract_request_id("https://api.example.com/v1/async/sonar/req_01HXYZ") == "req_01HXYZ"

@@ -169,8 +169,12 @@ def test_an_open_permalink_gets_the_pictures_once_they_are_kept(
     housekeeping(timezone_now())
     poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
     html = poll.content.decode()
-    assert poll.status_code == 200 and 'hx-swap-oob="true"' in html
-    assert len(image_srcs(html)) == 2 and "images-poller" not in html
+    assert poll.status_code == 200
+    # Only the gallery and the counts change; the poller goes.
+    assert '<section hx-swap-oob="true" class="answer-gallery" id="answer-gallery"' in html
+    assert 'id="image-archive"' in html and "Images: 2 archived" in html
+    assert '<div id="images-poller" hx-swap-oob="delete">' in html
+    assert len(image_srcs(html)) == 2 and 'id="answer"' not in html
     assert "images-poller" not in owner_client.get(f"/r/{tracked.slug}/").content.decode()
 
 
@@ -195,3 +199,20 @@ def test_answer_md_names_only_the_archives_copies(sim_server, simulator, owner, 
     # Not archived: a link to it, which no Markdown viewer loads by itself.
     assert "[gone](https://tracker.example/p.gif)" in text and "![gone]" not in text
     assert sim_server.url not in text
+
+
+def test_an_answer_with_inline_images_gets_its_whole_section_again(
+    sim_server, simulator, owner, owner_client
+):
+    completion = {
+        "choices": [
+            {"message": {"content": f"See ![chart]({sim_server.url}/_sim/images/c-40x30.png)."}}
+        ]
+    }
+    job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0, completion=completion)
+    tracked = poll(TrackedRequest.objects.create(request_id=job_id, added_by=owner))
+    assert owner_client.get(f"/r/{tracked.slug}/answer/").status_code == 204
+    housekeeping(timezone_now())
+    html = owner_client.get(f"/r/{tracked.slug}/answer/").content.decode()
+    assert '<section id="answer" class="answer-section" hx-swap-oob="true"' in html
+    assert len(image_srcs(html)) == 1

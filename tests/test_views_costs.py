@@ -82,7 +82,8 @@ def test_totals_per_month_and_member_by_model(member_client, team):
 
 def test_chart_is_inline_svg_with_title_and_no_style_attributes(member_client, team):
     html = member_client.get("/costs/").content.decode()
-    svg = re.search(r'<svg viewBox="[^"]*" role="img".*?</svg>', html, re.S).group(0)
+    wide = r'<svg class="chart chart-wide" viewBox="[^"]*" role="img".*?</svg>'
+    svg = re.search(wide, html, re.S).group(0)
     assert '<title id="cost-chart-title">' in svg and "aria-labelledby" in svg
     assert "style=" not in html and "<script" not in svg
     # Jan, an empty Feb, and Mar: three month labels, bars only where there is cost.
@@ -91,6 +92,20 @@ def test_chart_is_inline_svg_with_title_and_no_style_attributes(member_client, t
     rects = re.findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)" fill', svg)
     assert len(rects) == 5  # Jan: 2 models, Mar: 3 models
     assert "Mar 2025, sonar-pro: $0.0200" in svg
+
+
+def test_phones_get_the_chart_drawn_across_with_the_same_figures(member_client, team):
+    html = member_client.get("/costs/").content.decode()
+    svg = re.search(r'<svg class="chart chart-narrow" viewBox="0 0 360 (\d+)".*?</svg>', html, re.S)
+    assert svg is not None
+    narrow = svg.group(0)
+    for label in ("Jan 2025", "Feb 2025", "Mar 2025"):
+        assert f">{label}</text>" in narrow
+    assert len(re.findall(r"<rect ", narrow)) == 5
+    assert "Mar 2025, sonar-pro: $0.0200" in narrow
+    # Drawn 360 units wide for a 390 px screen: 14-unit labels read at about 12 px.
+    assert 'font-size="14"' in narrow
+    assert "style=" not in narrow
 
 
 def test_chart_geometry_is_proportional():

@@ -92,6 +92,30 @@ def test_start_creates_one_job_and_tracks_it(owner_client, owner, sim_server, si
     assert "Research started" in page and "heat pumps cope" in page
 
 
+def test_the_started_message_never_shows_on_a_finished_page(owner_client, sim_server, simulator):
+    from sonarweb.tracker.polling import refresh_if_due
+
+    simulator.queue_seconds = simulator.run_seconds = 0
+    response = owner_client.post("/new/", form_data())
+    tracked = TrackedRequest.objects.get()
+    refresh_if_due(tracked)  # the job finished before the browser followed the redirect
+    tracked.refresh_from_db()
+    assert tracked.status == "COMPLETED"
+    page = owner_client.get(response["Location"]).content.decode()
+    assert "Research started" not in page
+    # Consumed, not kept for the next page either.
+    assert "Research started" not in owner_client.get("/").content.decode()
+
+
+def test_the_started_message_promises_no_live_updates(owner_client, sim_server, simulator):
+    response = owner_client.post("/new/", form_data())
+    page = owner_client.get(response["Location"]).content.decode()
+    message = re.search(r'<li class="message message-success" data-live-status>([^<]*)<', page)
+    assert message and "updates by itself" not in message.group(1)
+    assert '<span class="live-note" hidden>This page updates by itself.</span>' in page
+    assert "<noscript>" in page and "reload it" in page
+
+
 def test_unset_options_are_not_sent(owner_client, sim_server, simulator):
     data = form_data(search_recency_filter="", reasoning_effort="", search_domain_filter="")
     del data["return_related_questions"]

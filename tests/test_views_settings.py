@@ -56,11 +56,20 @@ def test_malformed_keys_never_reach_upstream(member_client, sim_server, simulato
     response = member_client.post("/settings/", {"api_key": bad})
     assert response.status_code == 422
     assert simulator.calls.count() == 0
+    # The page opens on the field to fix, described by its error.
+    field = re.search(r"<input[^>]*name=\"api_key\"[^>]*>", response.content.decode()).group(0)
+    assert "autofocus" in field and 'aria-invalid="true"' in field
+    assert 'id="id_api_key_error"' in response.content.decode()
 
 
 def test_replace_and_remove(owner_client, owner, sim_server):
     owner_client.post("/settings/", {"api_key": MEMBER_KEY})
     assert ApiKey.objects.get(user=owner).last4 == "c3d4"
+    # Without JavaScript, Remove key leads to a page that asks first and changes nothing.
+    ask = owner_client.get("/settings/key/delete/")
+    assert ask.status_code == 200
+    assert "Remove your API key?" in ask.content.decode() and "pplx-…c3d4" in ask.content.decode()
+    assert ApiKey.objects.filter(user=owner).exists()
     response = owner_client.post("/settings/key/delete/")
     assert response.status_code == 303
     assert not ApiKey.objects.filter(user=owner).exists()

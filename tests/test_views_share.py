@@ -74,9 +74,42 @@ def test_htmx_create_answers_the_panel_with_an_absolute_url(
     html = response.content.decode()
     link = ShareLink.objects.get()
     assert "<html" not in html and 'id="share-panel"' in html
-    assert f'value="http://testserver/s/{link.token}/"' in html
+    assert f">http://testserver/s/{link.token}/</textarea>" in html
     assert f'hx-post="/links/{link.pk}/revoke/"' in html
     assert "Create public link" in html
+    # The panel was swapped with the focus in it: the new link's Copy button takes it.
+    assert "Public link created." in html
+    copy = re.search(r"<button[^>]*data-copy-from=\"share-url-\d+\"[^>]*>", html).group(0)
+    assert "data-focus-after-swap" in copy
+
+
+def test_revoke_asks_first_without_javascript(member_client, owner, sim_server, simulator):
+    tracked = completed(simulator, owner)
+    link = share(tracked, owner)
+    page = member_client.get(f"/links/{link.pk}/revoke/?from=panel")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Revoke this public link?" in html
+    assert f'action="/links/{link.pk}/revoke/"' in html and 'name="from" value="panel"' in html
+    assert f'href="/r/{tracked.slug}/"' in html  # Cancel goes back to the answer
+    link.refresh_from_db()
+    assert link.revoked_at is None  # asking changes nothing
+    member_client.post(f"/links/{link.pk}/revoke/", {"from": "panel"})
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+
+
+def test_revoke_from_the_panel_by_htmx_moves_the_focus_to_a_notice(
+    member_client, owner, sim_server, simulator
+):
+    tracked = completed(simulator, owner)
+    link = share(tracked, owner)
+    response = member_client.post(
+        f"/links/{link.pk}/revoke/", {"from": "panel"}, HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert re.search(r'<p class="share-notice" tabindex="-1" data-focus-after-swap>', html)
+    assert "Public link revoked." in html
 
 
 @pytest.mark.parametrize("outcome", ["IN_PROGRESS", "FAILED"])
@@ -234,7 +267,9 @@ def test_links_page_lists_statuses_and_revokes(
     assert "mateo" in html and "olivia" in html
     statuses = re.findall(r'data-link-status="(\w+)"', html)
     assert sorted(statuses) == ["active", "expired", "revoked"]
-    assert html.count('/revoke/"') == 2  # action and hx-post of the one active link
+    # The one active link: the confirmation form's action, the dialog form's action and hx-post.
+    assert html.count('/revoke/"') == 3
+    assert f'data-copy-text="http://testserver/s/{active.token}/"' in html
     assert f'hx-post="/links/{active.pk}/revoke/"' in html
 
     response = member_client.post(f"/links/{active.pk}/revoke/", HTTP_HX_REQUEST="true")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -26,10 +27,24 @@ from markdown_it.token import Token
 
 from sonarweb.answers.sources import Source
 
+
+@dataclass(frozen=True)
+class Backref:
+    """A passage that cites a source, and the id number of its first marker group there."""
+
+    passage: int
+    group: int
+
+
 ENV_SOURCES = "answer_sources"
 ENV_COUNT = "answer_citable"
 ENV_CITED = "answer_cited"
 ENV_LINKS = "answer_cite_links"
+# Back-links from source cards: the passage being rendered, the running number of marker
+# groups (each group's id is ``cite-<n>``), and per source the passages that cite it.
+ENV_PASSAGE = "answer_passage"
+ENV_GROUPS = "answer_cite_groups"
+ENV_BACKREFS = "answer_backrefs"
 
 _GROUP = re.compile(r"\[ ?(\d{1,4}(?: ?, ?\d{1,4})*) ?\]")
 
@@ -86,13 +101,28 @@ def render_citation(
     # Long answers repeat the same few markers hundreds of times: build each link once.
     links: dict[int, str] = env.setdefault(ENV_LINKS, {})
     sources: Sequence[Source] = env[ENV_SOURCES]
+    group = env[ENV_GROUPS] = env.get(ENV_GROUPS, 0) + 1
+    passage: int = env.get(ENV_PASSAGE, 0)
+    backrefs: dict[int, list[Backref]] = env.setdefault(ENV_BACKREFS, {})
     parts = []
     for n in tokens[idx].meta["numbers"]:
         link = links.get(n)
         if link is None:
             link = links[n] = _marker_link(sources[n - 1])
         parts.append(link)
-    return f'<sup class="cites">{"".join(parts)}</sup>'
+        # One back-link per passage: the first marker of the source there.
+        refs = backrefs.setdefault(n, [])
+        if not refs or refs[-1].passage != passage:
+            refs.append(Backref(passage=passage, group=group))
+    return f'<sup class="cites" id="cite-{group}">{"".join(parts)}</sup>'
+
+
+def count_passage(
+    self: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    """Paragraphs and tables are the passages that back-links number (¶1, ¶2, ...)."""
+    env[ENV_PASSAGE] = env.get(ENV_PASSAGE, 0) + 1
+    return str(self.renderToken(tokens, idx, options, env))
 
 
 def citations_plugin(md: MarkdownIt) -> None:
@@ -108,3 +138,7 @@ def citation_env(sources: Sequence[Source]) -> dict[str, Any]:
 
 def cited_numbers(env: dict[str, Any]) -> set[int]:
     return set(env.get(ENV_CITED, ()))
+
+
+def backrefs(env: dict[str, Any]) -> dict[int, list[Backref]]:
+    return dict(env.get(ENV_BACKREFS, {}))

@@ -73,8 +73,10 @@ def placeholder(src: str, alt: str, origin: str, copy: ImageCopy | None) -> str:
         if page
         else ""
     )
+    # Plain text and a link, not role="img": a picture with a link inside would nest
+    # interactive content, and the caption already says what the picture showed.
     return (
-        f'<span class="image-missing" role="img" aria-label="{escape(label)}">'
+        f'<span class="image-missing">'
         f'<span class="image-missing-caption">{escape(label)}</span>{link}'
         f'<span class="image-missing-reason">{escape(why)}</span></span>'
     )

@@ -22,7 +22,14 @@ from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
-from sonarweb.answers.citations import citation_env, citations_plugin, cited_numbers
+from sonarweb.answers.citations import (
+    Backref,
+    backrefs,
+    citation_env,
+    citations_plugin,
+    cited_numbers,
+    count_passage,
+)
 from sonarweb.answers.images import ImageMap, inline_image
 from sonarweb.answers.sources import Source, http_url
 
@@ -32,6 +39,7 @@ ENV_HEADINGS = "answer_headings"
 ENV_DROP_LINK = "answer_drop_link"
 # The archive's copies of the images the answer names (answers/images.py).
 ENV_IMAGES = "answer_images"
+ENV_TABLES = "answer_tables"
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _SLUG_DROP = re.compile(r"[^\w\- ]")
@@ -51,6 +59,7 @@ class RenderedMarkdown:
     html: str
     headings: list[Heading] = field(default_factory=list)
     cited: set[int] = field(default_factory=set)
+    backrefs: dict[int, list[Backref]] = field(default_factory=dict)
 
 
 def slugify(text: str) -> str:
@@ -191,6 +200,37 @@ def _heading_anchor(
     return f' <a class="heading-anchor" href="#{slug}" aria-label="Link to section: {text}">#</a>'
 
 
+def _scrolling_code(default: Any) -> Any:
+    """Code blocks scroll sideways, so they must take keyboard focus to be scrolled."""
+
+    def render(
+        self: Rule, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]
+    ) -> str:
+        html = str(default(tokens, idx, options, env))
+        return html.replace("<pre>", '<pre tabindex="0">', 1)
+
+    return render
+
+
+def _table_open(
+    self: Rule, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    # A wide table scrolls inside its own region instead of squeezing its words apart; the
+    # region takes focus so the keyboard can scroll it, and its name says what it is.
+    count_passage(self, tokens, idx, options, env)
+    number = env[ENV_TABLES] = env.get(ENV_TABLES, 0) + 1
+    table = self.renderToken(tokens, idx, options, env)
+    return (
+        f'<div class="table-scroll" tabindex="0" role="region" aria-label="Table {number}">{table}'
+    )
+
+
+def _table_close(
+    self: Rule, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    return f"{self.renderToken(tokens, idx, options, env)}</div>"
+
+
 def _build() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "langPrefix": "language-"})
     md.enable(["table", "strikethrough"])
@@ -204,6 +244,11 @@ def _build() -> MarkdownIt:
     md.add_render_rule("html_inline", _html_inline)
     md.add_render_rule("html_block", _html_block)
     md.add_render_rule("heading_anchor", _heading_anchor)
+    md.add_render_rule("paragraph_open", count_passage)
+    md.add_render_rule("table_open", _table_open)
+    md.add_render_rule("table_close", _table_close)
+    for name in ("fence", "code_block"):
+        md.add_render_rule(name, _scrolling_code(md.renderer.rules[name]))
     return md
 
 
@@ -218,7 +263,9 @@ def render_answer(
     env[ENV_ANCHORS] = True
     env[ENV_IMAGES] = images
     html = _MD.render(text, env)
-    return RenderedMarkdown(html=html, headings=env[ENV_HEADINGS], cited=cited_numbers(env))
+    return RenderedMarkdown(
+        html=html, headings=env[ENV_HEADINGS], cited=cited_numbers(env), backrefs=backrefs(env)
+    )
 
 
 def render_note(text: str, *, doc_id: str, shift: int = 2, images: ImageMap | None = None) -> str:

@@ -3,12 +3,14 @@
 Fragment layout (classes and ids templates, answer.js and browser tests rely on)::
 
     article.answer
-      nav.answer-toc#answer-toc              only with 3+ headings
-      div.answer-body                        the markdown; sup.cites > a.cite[href=#source-n]
+      nav.answer-toc#answer-toc              only with 3+ headings; details.toc-box > ol
+      div.answer-body                        the markdown; sup.cites#cite-n > a.cite[href=#source-n]
+                                             div.table-scroll[role=region] > table; pre[tabindex]
       p.answer-note                          when the model hit its length limit
       section.answer-attachments             non-text content chunks, as links
       section.answer-gallery                 ul.gallery > li.gallery-item > a.gallery-thumb > img
       section.answer-sources#answer-sources  ol.source-list > li.source-card#source-n[.cited]
+                                             with a.backlink[href=#cite-n] per citing passage
       section.answer-related                 ul.related-list > li > a.followup
       details.answer-reasoning               think blocks and reasoning steps, closed
       section.answer-usage                   table.usage-table
@@ -29,7 +31,12 @@ from sonarweb.perplexity.payload import Completion
 
 # Bump whenever the HTML changes: stored fragments older than this are rendered again in
 # the background.
-RENDER_VERSION = 5
+# 4: wide tables in a focusable scrolling region, focusable code blocks, marker groups with
+#    ids and "Cited in ¶n" back-links on source cards, collapsible contents listing the
+#    fragment's sections.
+# 5: images from the archive's copies or placeholders, never from their hosts; at most 200
+#    uncited sources listed.
+RENDER_VERSION = 6
 # Sources listed on the page: every source the text cites, and at most this many others. An
 # answer with 100,000 search results would otherwise be a page of 90 MB.
 UNCITED_LISTED = 200
@@ -43,7 +50,7 @@ def _body(answer: str, sources: Sequence[Source], images: ImageMap | None) -> Re
     pretty = json_answer(answer)
     if pretty is not None:
         code = f'<code class="language-json">{escape(pretty)}</code>'
-        return RenderedMarkdown(html=f'<pre class="answer-json">{code}</pre>')
+        return RenderedMarkdown(html=f'<pre class="answer-json" tabindex="0">{code}</pre>')
     return render_answer(answer, sources, images)
 
 
@@ -92,15 +99,25 @@ def render_completion(
         note = (
             '<p class="answer-note">The answer stops early: the model reached its length limit.</p>'
         )
+    gallery = sections.gallery(completion.images, images)
+    source_list = sections.sources(listed, body.cited, body.backrefs) + _more_sources(hidden)
+    related = sections.related(completion.related_questions, followup_url)
+    # The fragment's own sections, listed after the answer's headings in the contents.
+    named = (
+        ("answer-attachments", "Attachments", attachments),
+        ("answer-gallery", "Images", gallery),
+        ("answer-sources", "Sources", source_list),
+        ("answer-related", "Related questions", related),
+    )
+    extra = [(slug, name) for slug, name, html in named if html]
     parts = (
-        sections.toc(body.headings),
+        sections.toc(body.headings, extra),
         main,
         note,
         attachments,
-        sections.gallery(completion.images, images),
-        sections.sources(listed, body.cited),
-        _more_sources(hidden),
-        sections.related(completion.related_questions, followup_url),
+        gallery,
+        source_list,
+        related,
         sections.reasoning(split.thoughts, completion.reasoning_steps, images),
         sections.usage(completion.usage),
     )

@@ -40,6 +40,9 @@ ATTRIBUTES = {
 TAG_ATTRIBUTE_VALUES = {
     "a": {"target": {"_blank"}},
     "span": {"role": {"img"}},
+    # Scrolling regions (wide tables, code) must take keyboard focus; nothing else may.
+    "div": {"role": {"region"}, "tabindex": {"0"}},
+    "pre": {"tabindex": {"0"}},
 }
 
 # Forced onto every image whatever the markup said, so no image leaks the page address.

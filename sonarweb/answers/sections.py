@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from urllib.parse import quote_plus
 
+from sonarweb.answers.citations import Backref
 from sonarweb.answers.images import ImageMap, local_img, placeholder
 from sonarweb.answers.markdown import Heading, render_note
 from sonarweb.answers.sources import Source, domain_of, http_url
@@ -45,8 +46,14 @@ def _date(value: str, cls: str, prefix: str = "") -> str:
     return f'<span class="{cls}">{prefix}{escape(value)}</span>'
 
 
-def toc(headings: Sequence[Heading]) -> str:
-    """Contents for answers with three or more headings; deep levels would only add noise."""
+def toc(headings: Sequence[Heading], extra: Sequence[tuple[str, str]] = ()) -> str:
+    """Contents for answers with three or more headings; deep levels would only add noise.
+
+    ``extra`` lists the fragment's own sections (id, name) after the answer's headings, so a
+    reader finds the sources of a long report without scrolling past it. The list sits in a
+    ``<details>``: closed in the markup so a phone shows one line, not thousands of pixels,
+    before the text; answer.css shows it on wide screens and answer.js opens it there.
+    """
     if len(headings) < 3:
         return ""
     top = min(h.level for h in headings)
@@ -56,13 +63,33 @@ def toc(headings: Sequence[Heading]) -> str:
         for h in headings
         if h.level - top < 3
     )
+    items += "".join(
+        f'<li class="toc-depth-0 toc-section"><a href="#{escape(slug)}">{escape(name)}</a></li>'
+        for slug, name in extra
+    )
     return (
         '<nav class="answer-toc" id="answer-toc" aria-labelledby="answer-toc-title">'
-        f'<h2 id="answer-toc-title">Contents</h2><ol>{items}</ol></nav>'
+        '<details class="toc-box"><summary id="answer-toc-title">Contents</summary>'
+        f"<ol>{items}</ol></details></nav>"
     )
 
 
-def _source_card(source: Source, cited: bool) -> str:
+# Back-links a source card lists before it summarises the rest.
+BACKLINKS_SHOWN = 6
+
+
+def _backlinks(refs: Sequence[Backref]) -> str:
+    links = ", ".join(
+        f'<a class="backlink" href="#cite-{r.group}" aria-label="paragraph {r.passage}">'
+        f"¶{r.passage}</a>"
+        for r in refs[:BACKLINKS_SHOWN]
+    )
+    more = len(refs) - BACKLINKS_SHOWN
+    rest = f" and {more} more" if more > 0 else ""
+    return f'<span class="source-cited">Cited in {links}{rest}</span>'
+
+
+def _source_card(source: Source, cited: bool, refs: Sequence[Backref]) -> str:
     classes = "source-card cited" if cited else "source-card"
     meta = []
     if source.domain:
@@ -71,7 +98,9 @@ def _source_card(source: Source, cited: bool) -> str:
         meta.append(_date(source.date, "source-date"))
     elif source.updated:
         meta.append(_date(source.updated, "source-date", "updated "))
-    if cited:
+    if refs:
+        meta.append(_backlinks(refs))
+    elif cited:
         meta.append('<span class="source-cited">cited</span>')
     snippet = f'<p class="source-snippet">{escape(source.snippet)}</p>' if source.snippet else ""
     return (
@@ -84,10 +113,13 @@ def _source_card(source: Source, cited: bool) -> str:
     )
 
 
-def sources(items: Sequence[Source], cited: set[int]) -> str:
+def sources(
+    items: Sequence[Source], cited: set[int], refs: Mapping[int, Sequence[Backref]] | None = None
+) -> str:
     if not items:
         return ""
-    cards = "".join(_source_card(s, s.number in cited) for s in items)
+    refs = refs or {}
+    cards = "".join(_source_card(s, s.number in cited, refs.get(s.number, ())) for s in items)
     count = f' <span class="count">({len(items)})</span>'
     return _section("sources", f"Sources{count}", f'<ol class="source-list">{cards}</ol>')
 
@@ -117,10 +149,12 @@ def _step(step: ReasoningStep) -> str:
         parts.append(f'<p class="step-label">Read</p><ul class="step-urls">{links}</ul>')
     if step.code:
         parts.append(
-            f'<pre class="step-code"><code class="language-python">{escape(step.code)}</code></pre>'
+            '<pre class="step-code" tabindex="0"><code class="language-python">'
+            f"{escape(step.code)}</code></pre>"
         )
     if step.code_result:
-        parts.append(f'<pre class="step-result"><code>{escape(step.code_result)}</code></pre>')
+        result = escape(step.code_result)
+        parts.append(f'<pre class="step-result" tabindex="0"><code>{result}</code></pre>')
     if not parts:
         return ""
     cls = f"reasoning-step step-{kind}" if kind else "reasoning-step"
@@ -151,6 +185,7 @@ def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
     """Thumbnails of the archive's copies, linking to the page each image came from; answer.js
     opens the full copy in a lightbox instead. An image with no copy is a placeholder."""
     items = []
+    shown = 0  # the lightbox's index counts only the pictures it can show
     for image in images:
         src = http_url(image.image_url)
         if src is None:
@@ -172,9 +207,10 @@ def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
             continue
         items.append(
             f'<li class="gallery-item"><a class="gallery-thumb" href="{escape(origin)}" {_OUT} '
-            f'data-index="{len(items)}" data-full="{escape(copy.full_url)}" '
+            f'data-index="{shown}" data-full="{escape(copy.full_url)}" '
             f'title="{escape(domain or alt)}">{local_img(copy, alt, thumb=True)}</a>{caption}</li>'
         )
+        shown += 1
     if not items:
         return ""
     return _section("gallery", "Images", f'<ul class="gallery">{"".join(items)}</ul>')

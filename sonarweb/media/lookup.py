@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Sum
 
 from .links import team_image_url
-from .models import AnswerImage, ArchivedImage, ImageStatus
+from .models import AnswerImage, ArchivedImage, ImageKind, ImageStatus
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,8 @@ def disk_usage() -> DiskUsage:
         stored_bytes=(totals["full"] or 0) + (totals["thumbs"] or 0),
         source_bytes=totals["source"] or 0,
     )
+
+
+def has_inline_images(tracked_id: int) -> bool:
+    """Whether the answer's text shows images itself (not only in its gallery)."""
+    return AnswerImage.objects.filter(tracked_id=tracked_id, kind=ImageKind.INLINE).exists()

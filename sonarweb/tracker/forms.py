@@ -10,7 +10,21 @@ from .ids import UUID, InvalidRequestId, extract_request_id
 _KEY = re.compile(r"[A-Za-z0-9_\-.]{8,200}")
 
 
-class TrackForm(forms.Form):
+class FocusFirstInvalid(forms.Form):
+    """After a failed submit the page opens with the focus on the first field in error, so a
+    keyboard or screen reader user lands where the fix goes (Django adds aria-invalid)."""
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        super().add_error(field, error)
+        first = next((name for name in self.fields if name in self.errors), None)
+        for name, form_field in self.fields.items():
+            if name == first and not form_field.widget.is_hidden:
+                form_field.widget.attrs["autofocus"] = True
+            else:
+                form_field.widget.attrs.pop("autofocus", None)
+
+
+class TrackForm(FocusFirstInvalid):
     request_id = forms.CharField(
         label="Request ID",
         max_length=4000,
@@ -27,7 +41,7 @@ class TrackForm(forms.Form):
             raise forms.ValidationError(str(exc), code="invalid") from exc
 
 
-class ApiKeyForm(forms.Form):
+class ApiKeyForm(FocusFirstInvalid):
     api_key = forms.CharField(
         label="API key",
         max_length=200,
@@ -99,7 +113,7 @@ def parse_domain(text: str) -> str:
     return f"-{host}" if exclude else host
 
 
-class NewResearchForm(forms.Form):
+class NewResearchForm(FocusFirstInvalid):
     question = forms.CharField(
         label="Question",
         max_length=MAX_QUESTION_CHARS,

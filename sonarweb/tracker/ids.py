@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 MAX_LENGTH = 128
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -35,11 +35,33 @@ def _from_json(text: str) -> str | None:
 
 
 def _from_url(text: str) -> str | None:
+    """The id in a pasted URL: a UUID anywhere in it wins over the last path segment.
+
+    Links to a job carry its id in many places (``/sonar/<id>``, ``?id=<id>``,
+    ``#/jobs/<id>``, ``?next=/jobs/<id>``); the last path segment alone named a page such as
+    ``/whatever`` as the job, which then ended as Not found.
+    """
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     segments = [unquote(s) for s in parts.path.split("/") if s]
+    # Query values and the fragment first: a page address with the job in its query string
+    # (``/search/some-title?id=<uuid>``) names the page in its path, not the job.
+    for value in _query_values(parts.query, parts.fragment):
+        if UUID.fullmatch(value):
+            return value
+    for value in (*_query_values(parts.query, parts.fragment), parts.fragment, *segments):
+        if found := UUID.search(unquote(value)):
+            return found.group(0)
     return segments[-1] if segments else None
+
+
+def _query_values(query: str, fragment: str) -> list[str]:
+    values = [v.strip() for _, v in parse_qsl(query, keep_blank_values=False)]
+    # Fragments often hold a query of their own (``#id=…`` or ``#/jobs?id=…``).
+    _, _, fragment_query = fragment.rpartition("?")
+    values += [v.strip() for _, v in parse_qsl(fragment_query, keep_blank_values=False)]
+    return values
 
 
 def extract_request_id(text: str) -> str:

@@ -1,6 +1,8 @@
-// Behaviour for the rendered answer fragment (sonarweb/answers): hover cards for citation
-// markers and the image lightbox. Listeners sit on document so fragments swapped in later
-// by htmx work without re-initialising; no inline scripts or style attributes (CSP).
+// Behaviour for the rendered answer fragment (sonarweb/answers): hover and tap cards for
+// citation markers, the image lightbox, the contents (open on wide screens, a current-section
+// highlight), copy buttons for code and citations, and printing. Listeners sit on document so
+// fragments swapped in later by htmx work; per-fragment set-up runs again after each swap.
+// No inline scripts or style attributes in markup (CSP); CSSOM styles are allowed.
 (function () {
   "use strict";
 
@@ -27,14 +29,24 @@
     card.append(...source.cloneNode(true).childNodes);
     // The clone must not repeat ids (the hidden label is what markers are named by).
     card.querySelectorAll("[id]").forEach(function (el) { el.removeAttribute("id"); });
+    // The card is a preview: it adds no Tab stops (the source card in the list has them).
+    // Its links still work by pointer and touch.
+    var jump = document.createElement("a");
+    jump.className = "cite-card-jump";
+    jump.href = marker.hash;
+    jump.textContent = "Show in the sources";
+    card.append(jump);
+    card.querySelectorAll("a, button, [tabindex]").forEach(function (el) { el.tabIndex = -1; });
     marker.parentNode.append(card);
     marker.setAttribute("aria-describedby", "cite-card");
     owner = marker;
     // Keep the card on screen: under the marker, shifted left or flipped up when needed.
     card.style.left = marker.offsetLeft + "px";
     var box = card.getBoundingClientRect();
-    if (box.right > window.innerWidth - 8) {
-      card.style.left = Math.max(marker.offsetLeft - (box.right - window.innerWidth + 8),
+    // The layout viewport's width: on a phone, innerWidth grows with the card that overflows.
+    var width = document.documentElement.clientWidth;
+    if (box.right > width - 8) {
+      card.style.left = Math.max(marker.offsetLeft - (box.right - width + 8),
         -marker.parentNode.getBoundingClientRect().left + 8) + "px";
     }
     if (box.bottom > window.innerHeight && box.top > box.height + 40) card.classList.add("above");
@@ -70,6 +82,27 @@
     hideCard();
   });
 
+  // Touch: the first tap on a marker previews its source in the card instead of jumping
+  // thousands of pixels to the list; a second tap (or "Show in the sources") goes there.
+  var touched = false;
+  var tapOnOpen = false;
+  document.addEventListener("pointerdown", function (e) {
+    touched = e.pointerType === "touch" || e.pointerType === "pen";
+    var marker = markerOf(e.target);
+    tapOnOpen = Boolean(marker) && owner === marker;
+  }, true);
+  document.addEventListener("click", function (e) {
+    var marker = markerOf(e.target);
+    if (marker && touched && !tapOnOpen) {
+      e.preventDefault();
+      showCard(marker);
+      tapOnOpen = true;
+      return;
+    }
+    // A tap elsewhere closes the preview.
+    if (card && !marker && !(e.target instanceof Node && card.contains(e.target))) hideCard();
+  });
+
   // --- gallery lightbox ------------------------------------------------------------------
   var dialog = null;
   var thumbs = [];
@@ -82,13 +115,14 @@
     dialog.id = "lightbox";
     dialog.setAttribute("aria-label", "Image viewer");
     dialog.innerHTML =
-      '<figure><img class="lightbox-image" alt="" referrerpolicy="no-referrer">' +
+      '<figure><span class="lightbox-count" aria-live="polite"></span>' +
+      '<img class="lightbox-image" alt="" referrerpolicy="no-referrer">' +
       '<figcaption><span class="lightbox-title"></span> ' +
       '<a class="lightbox-origin" target="_blank" rel="noopener noreferrer">Open the page it comes from</a>' +
       '</figcaption></figure>' +
       '<button type="button" class="lightbox-prev" aria-label="Previous image">‹</button>' +
       '<button type="button" class="lightbox-next" aria-label="Next image">›</button>' +
-      '<button type="button" class="lightbox-close" aria-label="Close">×</button>';
+      '<button type="button" class="lightbox-close" aria-label="Close" autofocus>×</button>';
     document.body.append(dialog);
     dialog.addEventListener("close", function () {
       if (thumbs[current] && thumbs[current].isConnected) thumbs[current].focus();
@@ -112,16 +146,19 @@
     var thumb = thumbs[current];
     var small = thumb.querySelector("img");
     var big = dialog.querySelector(".lightbox-image");
+    // The thumbnail's size only sets the shape; the full-size copy is what the box shows.
     ["width", "height"].forEach(function (name) {
       var value = small.getAttribute(name);
       if (value) big.setAttribute(name, value);
       else big.removeAttribute(name);
     });
-    big.src = small.currentSrc || small.src;
+    big.src = thumb.dataset.full || small.currentSrc || small.src;
     big.alt = small.alt;
     dialog.querySelector(".lightbox-title").textContent = small.alt;
     dialog.querySelector(".lightbox-origin").href = thumb.href;
     dialog.dataset.index = String(current);
+    dialog.querySelector(".lightbox-count").textContent =
+      "Image " + (current + 1) + " of " + thumbs.length;
   }
 
   document.addEventListener("click", function (e) {
@@ -133,9 +170,19 @@
     lightbox();
     show(thumbs.indexOf(thumb));
     if (!dialog.open) dialog.showModal();
+    // Close first: Escape works anyway, and the arrows move between images.
+    dialog.querySelector(".lightbox-close").focus();
   });
 
   // --- print ------------------------------------------------------------------------------
+  // Lazy images below the fold were printed as blanks: load them all before printing.
+  function eagerImages() {
+    var images = Array.from(document.querySelectorAll('.answer img[loading="lazy"]'));
+    images.forEach(function (img) { img.loading = "eager"; });
+    return images;
+  }
+  window.addEventListener("beforeprint", eagerImages);
+
   // The button is hidden in the markup so that it only shows where it can work.
   function enablePrint() {
     document.querySelectorAll("[data-print][hidden]").forEach(function (button) {
@@ -143,9 +190,159 @@
     });
   }
   document.addEventListener("click", function (e) {
-    if (e.target instanceof Element && e.target.closest("[data-print]")) window.print();
+    if (!(e.target instanceof Element && e.target.closest("[data-print]"))) return;
+    var pending = eagerImages().filter(function (img) { return !img.complete; });
+    var loaded = pending.map(function (img) {
+      return new Promise(function (resolve) {
+        img.addEventListener("load", resolve, { once: true });
+        img.addEventListener("error", resolve, { once: true });
+      });
+    });
+    // An image host that never answers must not block printing for long.
+    var patience = new Promise(function (resolve) { window.setTimeout(resolve, 5000); });
+    Promise.race([Promise.all(loaded), patience]).then(function () { window.print(); });
   });
-  // Answers swapped in by the status poll bring their own button.
-  document.addEventListener("htmx:afterSettle", enablePrint);
-  enablePrint();
+
+  // --- contents: open beside the text on wide screens, a bar on phones; current section -----
+  var WIDE = window.matchMedia("(min-width: 1100px)");
+
+  function setUpContents(toc) {
+    var box = toc.querySelector("details");
+    var summary = box && box.querySelector("summary");
+    if (!box || !summary) return;
+    var current = document.createElement("span");
+    current.className = "toc-current";
+    current.setAttribute("aria-hidden", "true");
+    summary.append(current);
+    function layout() { box.open = WIDE.matches; }
+    layout();
+    WIDE.addEventListener("change", layout);
+
+    var links = [];
+    var targets = [];
+    toc.querySelectorAll('a[href^="#"]').forEach(function (link) {
+      var target = document.getElementById(decodeURIComponent(link.hash.slice(1)));
+      if (target) { links.push(link); targets.push(target); }
+    });
+    var shown = -1;
+
+    function scroller() {
+      var list = box.querySelector("ol");
+      return [toc, list].find(function (el) { return el && el.scrollHeight > el.clientHeight + 1; });
+    }
+
+    function mark(index) {
+      if (index === shown) return;
+      if (shown >= 0) links[shown].removeAttribute("aria-current");
+      shown = index;
+      current.textContent = index >= 0 ? "· " + links[index].textContent : "";
+      if (index < 0) return;
+      var link = links[index];
+      link.setAttribute("aria-current", "location");
+      // Keep the highlighted entry in view inside a list that scrolls on its own.
+      var pane = scroller();
+      if (!pane) return;
+      var box1 = pane.getBoundingClientRect();
+      var box2 = link.getBoundingClientRect();
+      if (box2.top < box1.top || box2.bottom > box1.bottom) {
+        pane.scrollTop += box2.top - box1.top - box1.height / 3;
+      }
+    }
+
+    // The current section is the last one whose start has scrolled past the top fifth of
+    // the screen. Targets are in document order, so a binary search reads few positions.
+    function spy() {
+      ticking = false;
+      var line = Math.min(window.innerHeight / 5, 160);
+      var low = 0;
+      var high = targets.length - 1;
+      var found = -1;
+      while (low <= high) {
+        var middle = (low + high) >> 1;
+        if (targets[middle].getBoundingClientRect().top <= line) {
+          found = middle;
+          low = middle + 1;
+        } else {
+          high = middle - 1;
+        }
+      }
+      mark(found);
+    }
+    var ticking = false;
+    window.addEventListener("scroll", function () {
+      if (ticking || !toc.isConnected) return;
+      ticking = true;
+      window.requestAnimationFrame(spy);
+    }, { passive: true });
+    spy();
+
+    // On a phone the list closes once a section is chosen, leaving the text in view.
+    toc.addEventListener("click", function (e) {
+      if (!WIDE.matches && e.target instanceof Element && e.target.closest("a")) box.open = false;
+    });
+  }
+
+  // --- copy buttons for code blocks and citations (copy.js does the copying) --------------
+  function copyButton(label, name) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-button";
+    button.textContent = label;
+    button.setAttribute("aria-label", name);
+    button.hidden = true;
+    return button;
+  }
+
+  function addCopyButtons(answer) {
+    answer.querySelectorAll("pre").forEach(function (pre, i) {
+      var tools = document.createElement("div");
+      tools.className = "code-tools";
+      var button = copyButton("Copy", "Copy code block " + (i + 1));
+      button.setAttribute("data-copy-code", "");
+      button.setAttribute("data-copied", "Code copied");
+      tools.append(button);
+      pre.before(tools);
+    });
+    answer.querySelectorAll(".source-card").forEach(function (source) {
+      var number = source.id.replace("source-", "");
+      var title = source.querySelector(".source-title");
+      var meta = Array.from(source.querySelectorAll(".source-domain, .source-date"))
+        .map(function (el) { return el.textContent.trim(); })
+        .filter(Boolean);
+      var text = "[" + number + "] " + (title ? title.textContent.trim() : "") + ".";
+      if (meta.length) text += " " + meta.join(", ") + ".";
+      if (title && title.href) text += " " + title.href;
+      var tools = document.createElement("div");
+      tools.className = "source-tools";
+      var button = copyButton("Copy citation", "Copy citation " + number);
+      button.setAttribute("data-copy-text", text);
+      button.setAttribute("data-copied", "Citation " + number + " copied");
+      tools.append(button);
+      source.append(tools);
+    });
+    document.dispatchEvent(new CustomEvent("sonarweb:added-copy-buttons"));
+  }
+
+  // --- back to top: shown once the reader is a screen down --------------------------------
+  function placeBackToTop() {
+    var link = document.querySelector(".back-to-top");
+    if (link) link.classList.toggle("at-top", window.scrollY < window.innerHeight);
+  }
+  window.addEventListener("scroll", placeBackToTop, { passive: true });
+
+  function setUp() {
+    document.querySelectorAll("article.answer").forEach(function (answer) {
+      if (answer.dataset.ready) return;
+      answer.dataset.ready = "1";
+      var toc = answer.querySelector(".answer-toc");
+      if (toc) setUpContents(toc);
+      addCopyButtons(answer);
+    });
+    enablePrint();
+    placeBackToTop();
+  }
+
+  // Answers swapped in by the status poll bring their own contents and buttons.
+  document.addEventListener("htmx:afterSettle", setUp);
+  setUp();
 })();

@@ -52,3 +52,73 @@
     if (detail.successful && failedFrom && detail.elt === failedFrom) clear();
   });
 })();
+
+// Confirmation before destructive actions (revoke a public link, remove the API key). The
+// button submits a GET form that leads to a confirmation page, which is the whole step
+// without JavaScript; here the form opens the <dialog> it names instead, whose own form
+// posts. Cancel is a method="dialog" form: it closes the dialog without any script.
+(function () {
+  "use strict";
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var id = form instanceof HTMLFormElement && form.getAttribute("data-opens-dialog");
+    var dialog = id && document.getElementById(id);
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    event.preventDefault();
+    dialog.showModal();
+  });
+
+  // The confirmed post leaves the dialog; htmx then swaps the panel or row it was in.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    var dialog = elt && elt.closest ? elt.closest("dialog[open]") : null;
+    if (dialog) dialog.close();
+  });
+})();
+
+// Focus and announcements around swaps and failed submits.
+(function () {
+  "use strict";
+
+  function announce(text) {
+    var region = document.getElementById("announcer");
+    if (!region || !text) return;
+    region.textContent = "";
+    window.requestAnimationFrame(function () {
+      region.textContent = text;
+    });
+  }
+
+  // htmx replaced a panel (the share panel, a links row) with the focus inside it, which
+  // would drop the focus to <body>: the new content marks where it goes instead.
+  document.addEventListener("htmx:afterSettle", function () {
+    var notice = document.querySelector("[data-announce]");
+    if (notice) {
+      notice.removeAttribute("data-announce");
+      announce(notice.textContent.trim());
+    }
+    var target = document.querySelector("[data-focus-after-swap]");
+    if (!target) return;
+    target.removeAttribute("data-focus-after-swap");
+    if (target.hidden && navigator.clipboard) target.hidden = false;
+    if (target.hidden) target = target.closest("section, li, tr") || target;
+    target.focus();
+  });
+
+  // After a failed submit, the first field in error (the server also marks it autofocus).
+  var invalid = document.querySelector("main [aria-invalid='true']");
+  if (invalid && (!document.activeElement || document.activeElement === document.body)) {
+    invalid.focus();
+  }
+
+  // Boxes that are collapsed on phones and open on wider screens (the dashboard filters).
+  document.querySelectorAll("details[data-open-from]").forEach(function (box) {
+    var wide = window.matchMedia("(min-width: " + box.getAttribute("data-open-from") + "px)");
+    function apply() {
+      if (wide.matches) box.open = true;
+    }
+    apply();
+    wide.addEventListener("change", apply);
+  });
+})();

@@ -55,8 +55,18 @@
     }
   }
 
+  // "Research started…" is old news once the job has finished.
+  function dropStartedMessage() {
+    document.querySelectorAll(".messages [data-live-status]").forEach(function (item) {
+      var list = item.parentNode;
+      item.remove();
+      if (list && !list.children.length) list.remove();
+    });
+  }
+
   function finish(outcome) {
     announced = true;
+    dropStartedMessage();
     document.title = outcome.prefix + baseTitle;
     setFavicon(icons[outcome.icon]);
     updateButton();
@@ -102,6 +112,11 @@
       if (asked && asked.then) asked.then(updateButton);
     });
   }
+
+  // Only with this script does the page update by itself; the markup does not claim it.
+  document.querySelectorAll(".live-note[hidden]").forEach(function (note) {
+    note.hidden = false;
+  });
 
   // A page opened on a finished request has nothing to announce: only a change counts.
   if (FINISHED[badgeStatus()]) announced = true;

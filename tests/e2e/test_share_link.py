@@ -21,7 +21,7 @@ def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator)
     page.evaluate("window.__sameDocument = true")
     page.get_by_label("Link expires").select_option("7")
     page.get_by_role("button", name="Create public link").click()
-    url_field = page.locator("#share-panel input.share-url")
+    url_field = page.locator("#share-panel textarea.share-url")
     expect(url_field).to_be_visible()
     token = tracked.share_links.get().token
     expect(url_field).to_have_value(f"{page.url.split('/r/')[0]}/s/{token}/")
@@ -47,7 +47,8 @@ def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator)
         expect(public.locator("#cite-card")).to_be_visible()
         assert errors == []
 
-        page.get_by_role("button", name="Revoke").click()
+        page.get_by_role("button", name="Revoke public link 1").click()
+        page.get_by_role("dialog").get_by_role("button", name="Revoke link").click()
         expect(page.locator("#share-panel")).to_contain_text("This answer has no public link.")
         assert public.goto(public_url).status == 404
         expect(public.get_by_role("heading", name="Not found")).to_be_visible()

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from sonarweb.perplexity import client as upstream
 
@@ -68,8 +68,28 @@ def settings_view(request: HttpRequest) -> HttpResponse:
     return render(request, "tracker/settings.html", {"form": form, "key": key}, status=status)
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def delete_key(request: HttpRequest) -> HttpResponse:
+    """GET asks first (the Remove key button without JavaScript); POST removes the key."""
+    if request.method != "POST":
+        key = key_of(request)
+        if key is None:
+            return HttpResponseRedirect("/settings/", status=303)
+        return render(
+            request,
+            "tracker/confirm.html",
+            {
+                "heading": "Remove your API key?",
+                "sentence": (
+                    f"sonarweb forgets {key.mask}. Polling of the requests you added stops "
+                    "until you save a key again."
+                ),
+                "action": "/settings/key/delete/",
+                "fields": [],
+                "button": "Remove key",
+                "cancel_url": "/settings/",
+            },
+        )
     deleted, _ = ApiKey.objects.filter(user_id=request.user.pk).delete()
     if deleted:
         messages.success(request, "Your API key was removed.")

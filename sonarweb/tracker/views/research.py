@@ -157,7 +157,13 @@ def _start(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
         tracked.request_id,
         tracked.model,
     )
-    messages.success(request, "Research started. This page updates by itself when it finishes.")
+    # Tagged so the page drops it once the job has finished (base.html, watch.js): by then
+    # "started" is old news. It promises nothing about live updates, which need JavaScript.
+    messages.success(
+        request,
+        "Research started. It is archived when it finishes, even if you leave this page.",
+        extra_tags="live-status",
+    )
     return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from sonarweb.accounts import audit
 from sonarweb.media.links import for_share
@@ -65,9 +65,23 @@ def _touch(tracked_pk: int) -> None:
 
 
 def _panel(
-    request: HttpRequest, tracked: TrackedRequest, error: str = "", status: int = 200
+    request: HttpRequest,
+    tracked: TrackedRequest,
+    error: str = "",
+    status: int = 200,
+    *,
+    notice: str = "",
+    focus_link: int | None = None,
 ) -> HttpResponse:
-    context = {"tracked": tracked, "share_error": error}
+    """The panel alone, for htmx. ``notice`` says what just happened; ``focus_link`` is the
+    link whose Copy button takes the focus (else the notice does): the old panel went away
+    with the focus in it."""
+    context = {
+        "tracked": tracked,
+        "share_error": error,
+        "share_notice": notice,
+        "focus_link": focus_link,
+    }
     return render(request, "tracker/_share_panel.html", context, status=status)
 
 
@@ -86,27 +100,48 @@ def create_share(request: HttpRequest, slug: str) -> HttpResponse:
     log.info("user_id=%s created share link id=%s for %s", request.user.pk, link.pk, tracked.slug)
     audit.record(request.user, "link_created", link=link)
     if request.htmx:
-        return _panel(request, tracked)
+        return _panel(request, tracked, notice="Public link created.", focus_link=link.pk)
     messages.success(request, "Public link created.")
     return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
-    """Any member may revoke any link: sharing is the team's decision, not one member's."""
+    """Any member may revoke any link: sharing is the team's decision, not one member's.
+
+    GET asks first: it is where the Revoke button leads without JavaScript (with it, a
+    dialog on the page asks and posts here directly).
+    """
     rows = ShareLink.objects.select_related("tracked", "created_by")
     link = get_object_or_404(rows, pk=pk)
+    from_panel = request.POST.get("from", request.GET.get("from")) == "panel"
+    if request.method != "POST":
+        back = link.tracked.get_absolute_url() if from_panel else "/links/"
+        return render(
+            request,
+            "tracker/confirm.html",
+            {
+                "heading": "Revoke this public link?",
+                "sentence": (
+                    f"Anyone who has the link to “{link.tracked.display_title}” gets "
+                    "“Not found” from now on."
+                ),
+                "action": f"/links/{link.pk}/revoke/",
+                "fields": [("from", "panel")] if from_panel else [],
+                "button": "Revoke link",
+                "cancel_url": back,
+            },
+        )
     # Conditional, so a second click keeps the first revocation time.
     if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         log.info("user_id=%s revoked share link id=%s", request.user.pk, pk)
         audit.record(request.user, "link_revoked", link=link)
         _touch(link.tracked_id)
     link.refresh_from_db(fields=["revoked_at"])
-    from_panel = request.POST.get("from") == "panel"
     if request.htmx:
         if from_panel:
-            return _panel(request, link.tracked)
-        return render(request, "tracker/links.html#link_row", {"link": link})
+            return _panel(request, link.tracked, notice="Public link revoked.")
+        return render(request, "tracker/links.html#link_row", {"link": link, "swapped": True})
     messages.success(request, "Public link revoked.")
     back = link.tracked.get_absolute_url() if from_panel else "/links/"
     return HttpResponseRedirect(back, status=303)

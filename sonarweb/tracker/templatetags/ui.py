@@ -1,0 +1,108 @@
+"""Template helpers for how pages read: times that print as dates, a chart drawn for phones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django import template
+from django.template.defaultfilters import date as date_filter
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
+
+from ..costs import Chart
+
+register = template.Library()
+
+
+@register.simple_tag
+def when(value: datetime | None) -> SafeString | str:
+    """``3 minutes ago`` on screen, ``2026-07-24 14:02 UTC`` on paper and on hover.
+
+    A printed page is read later, when "3 minutes ago" no longer means anything.
+    """
+    if value is None:
+        return "—"
+    absolute = date_filter(value, "Y-m-d H:i T")
+    return format_html(
+        '<time datetime="{}" title="{}"><span class="when-rel">{} ago</span>'
+        '<span class="when-abs">{}</span></time>',
+        value.isoformat(),
+        absolute,
+        timesince(value),
+        absolute,
+    )
+
+
+# The phone chart, in SVG user units: drawn 360 wide, it shows at about its own size on a
+# 390 px screen, so its 14-unit labels read at about 12 px.
+NARROW_WIDTH = 360
+NARROW_LEFT = 80
+NARROW_RIGHT = 70
+NARROW_ROW = 30
+NARROW_BAR = 18
+NARROW_TOP = 8
+
+
+@dataclass(frozen=True)
+class NarrowSegment:
+    x: float
+    width: float
+    fill: str
+    title: str
+
+
+@dataclass(frozen=True)
+class NarrowBar:
+    label: str
+    total_label: str
+    y: float
+    text_y: float
+    total_x: float
+    segments: list[NarrowSegment]
+
+
+@dataclass(frozen=True)
+class NarrowChart:
+    width: int
+    height: int
+    left: int
+    bottom: float
+    bars: list[NarrowBar]
+
+
+@register.filter
+def narrow_chart(chart: Chart | None) -> NarrowChart | None:
+    """The same months and amounts as horizontal bars, one row per month, for phones.
+
+    Derived from the wide chart's geometry (segment heights are proportional to amounts),
+    so both always show the same figures.
+    """
+    if chart is None or not chart.bars:
+        return None
+    stacks = [sum(s.height for s in bar.segments) for bar in chart.bars]
+    peak = max(stacks) or 1.0
+    plot = NARROW_WIDTH - NARROW_LEFT - NARROW_RIGHT
+    bars = []
+    for i, (bar, stack) in enumerate(zip(chart.bars, stacks, strict=True)):
+        y = NARROW_TOP + i * NARROW_ROW
+        x = float(NARROW_LEFT)
+        segments = []
+        # The wide chart stacks upwards from the most expensive model; left to right here.
+        for seg in bar.segments:
+            width = round(seg.height / peak * plot, 2)
+            segments.append(NarrowSegment(round(x, 2), width, seg.fill, seg.title))
+            x += width
+        bars.append(
+            NarrowBar(
+                label=bar.label,
+                total_label=bar.total_label if bar.segments else "",
+                y=y,
+                text_y=y + NARROW_BAR / 2,
+                total_x=round(NARROW_LEFT + stack / peak * plot + 6, 2),
+                segments=segments,
+            )
+        )
+    height = NARROW_TOP * 2 + len(bars) * NARROW_ROW
+    return NarrowChart(NARROW_WIDTH, height, NARROW_LEFT, height - NARROW_TOP, bars)
