@@ -155,19 +155,7 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_safe
 def badges(request: HttpRequest) -> HttpResponse:
-    """One batched poll for every unfinished row visible in a table.
+    """The dashboard's batched poll (see dashboard.badge_batch). Reads the database only."""
+    from .dashboard import badge_batch
 
-    Answers each row's badge as an out-of-band swap and a new poller that names only the
-    rows still unfinished, so the polling stops by itself. Reads the database only.
-    """
-    slugs = [s for s in request.GET.getlist("s")[:MAX_BATCH] if SLUG.fullmatch(s)]
-    rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
-    polling = [r for r in rows if r.is_polling]
-    if polling:
-        request_early_poll([r.pk for r in polling])
-    context = {
-        "rows": rows,
-        "polling_slugs": [r.slug for r in polling],
-        "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
-    }
-    return render(request, "tracker/dashboard.html#badge_batch", context)
+    return badge_batch(request)
