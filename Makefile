@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test test-sqlite test-postgres lint format bench clean check-deploy
+.PHONY: demo test test-sqlite test-postgres lint format bench bench-scale clean check-deploy
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@bash scripts/bench.sh
+
+# The dashboard, search, /costs/, a permalink and polling on a large archive:
+# `make bench-scale ROWS=10000`; with DATABASE_URL set, on that (fresh) PostgreSQL database.
+ROWS ?= 100000
+bench-scale: $(STAMP)
+	@bash scripts/bench-scale.sh --rows $(ROWS) $(BENCH_ARGS)
 
 check-deploy: $(STAMP)
 	@bash scripts/check-deploy.sh

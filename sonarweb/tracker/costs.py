@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db import connection
+from django.db.models import Count, DateField, Expression, Func, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
@@ -192,11 +193,27 @@ def build_chart(per_month: dict[date, dict[str, Decimal]], series: list[Series])
     )
 
 
+def month_of(field: Expression) -> Expression:
+    """The first day of ``field``'s month in the current time zone, computed in SQL.
+
+    Django's TruncMonth on SQLite calls a Python function once per row (1.4 s for 100k rows);
+    SQLite's own strftime with 'localtime' does the same in C. Django points the process's TZ
+    at settings.TIME_ZONE, which is what 'localtime' reads.
+    """
+    if connection.vendor == "sqlite":
+        return Func(
+            field,
+            template="strftime('%%%%Y-%%%%m-01', %(expressions)s, 'localtime')",
+            output_field=DateField(),
+        )
+    return TruncMonth(field)
+
+
 def ledger() -> Ledger:
     costed = TrackedRequest.objects.completed().filter(total_cost__isnull=False)
     # completed_at comes from upstream and may be missing; the tracking date stands in.
     month_rows = (
-        costed.annotate(month=TruncMonth(Coalesce("completed_at", "created")))
+        costed.annotate(month=month_of(Coalesce("completed_at", "created")))
         .values("month", "model")
         .annotate(cost=Sum("total_cost"), n=Count("id"))
         .order_by()

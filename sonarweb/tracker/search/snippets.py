@@ -81,12 +81,17 @@ class Matcher:
 
     def window(self, text: str, whole_below: int = 0) -> str | None:
         """The passage around the first match, or None when nothing here matches."""
-        text = plain(text)
         at = self.first(text)
         if at is None:
             return None
         if len(text) <= whole_below:
-            return text
+            return plain(text)
+        # Markdown is cleaned up around the match only: a whole answer is 100s of KB.
+        head = max(0, at - 4 * WINDOW_BEFORE)
+        text = ("…" if head else "") + plain(text[head : at + 4 * WINDOW_AFTER])
+        at = self.first(text)
+        if at is None:
+            return None
         start = max(0, at - WINDOW_BEFORE)
         end = min(len(text), at + WINDOW_AFTER)
         # Whole words only at the cut ends.

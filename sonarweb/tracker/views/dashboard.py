@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -36,10 +37,11 @@ FILTER_PARAMS = ("q", "status", "member", "model")
 class View:
     """What one dashboard URL asks for, resolved to column values."""
 
-    form: DashboardFilterForm
+    form: DashboardFilterForm | None
     filters: Filters
     text: str
     status: str
+    params: dict[str, str]
 
     @property
     def filtering(self) -> bool:
@@ -62,7 +64,28 @@ def read_view(request: HttpRequest) -> View:
         model=data.get("model") or "",
         badge=status if status in STATUSES else "",
     )
-    return View(form, filters, (data.get("q") or "").strip(), filters.badge)
+    params = {n: str(request.GET[n]) for n in FILTER_PARAMS if request.GET.get(n)}
+    return View(form, filters, (data.get("q") or "").strip(), filters.badge, params)
+
+
+def read_poll_view(request: HttpRequest) -> View:
+    """The filters a poller repeats, without building the form (a poll every few seconds
+    per open dashboard). Unknown values are ignored, as the form does."""
+    get = request.GET
+    member = get.get("member", "")[:150]
+    member_id = (
+        get_user_model().objects.filter(username=member).values_list("pk", flat=True).first()
+        if member
+        else None
+    )
+    status = get.get("status", "")
+    filters = Filters(
+        member_id=member_id,
+        model=get.get("model", "")[:64],
+        badge=status if status in STATUSES else "",
+    )
+    params = {n: str(get[n]) for n in FILTER_PARAMS if get.get(n)}
+    return View(None, filters, get.get("q", "").strip()[:200], filters.badge, params)
 
 
 def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
@@ -71,18 +94,14 @@ def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
             (value, label, counts.get(value, 0)) for value, label in STATUS_FILTER_CHOICES if value
         ],
         "total_count": sum(counts.values()),
-        "filters": view.form,
+        "current_status": view.status,
     }
 
 
 def poller_query(view: View, slugs: list[str], top: str | None) -> str:
     """The poller's query string: the running rows, the filters, and the newest row shown."""
     params: list[tuple[str, str]] = [("s", s) for s in slugs]
-    params += [
-        (name, str(view.form.data.get(name, "")))
-        for name in FILTER_PARAMS
-        if view.form.data.get(name)
-    ]
+    params += list(view.params.items())
     if top:
         params.append(("top", top))
     return urlencode(params)
@@ -103,6 +122,7 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
     context = {
         **status_counts_context(view, page.counts),
         "form": form,
+        "filters": view.form,
         "filtering": view.filtering,
         "page_obj": page,
         "rows": page.rows,
@@ -127,7 +147,7 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     """
     slugs = [s for s in request.GET.getlist("s")[:MAX_BATCH] if SLUG.fullmatch(s)]
     rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
-    view = read_view(request)
+    view = read_poll_view(request)
     top = request.GET.get("top")
     new_rows = listing.newer_than(view.filters, top) if top and not view.text else []
     polling = [r for r in [*new_rows, *rows] if r.is_polling]
