@@ -151,6 +151,9 @@ def _fresh_page_cache() -> Iterator[None]:
     """Cached finished pages are per process; tests must not see each other's."""
     from sonarweb.tracker.views.requests import FINISHED_PAGES
 
+    from django.core.cache import cache
+
     FINISHED_PAGES.clear()
+    cache.clear()  # the dashboard poll's status counts
     yield
     FINISHED_PAGES.clear()

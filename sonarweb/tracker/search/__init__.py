@@ -59,6 +59,7 @@ class Search:
         self.backend: Backend = backend_for(connections[using].vendor)
         request_id = self.text if _REQUEST_ID.fullmatch(self.text) else None
         self._derived = self.backend.derived(self.query, request_id)
+        self._unranked = self.backend.derived(self.query, request_id, ranked=False)
 
     def _run(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         with connections[self.using].cursor() as cursor:
@@ -78,7 +79,7 @@ class Search:
 
     def counts(self, filters: Filters) -> dict[str, int]:
         """How many requests match, per badge status, under every filter but the status."""
-        matches, params = self._derived
+        matches, params = self._unranked
         where, where_params = filters.where(with_badge=False)
         rows = self._run(
             f"SELECT t.badge, COUNT(*) FROM ({matches}) m "

@@ -23,7 +23,7 @@ class Backend:
 
     vendor = ""
 
-    def matching(self, query: Query) -> Sql:
+    def matching(self, query: Query, ranked: bool = True) -> Sql:
         raise NotImplementedError
 
     def excluding(self, words_sql: str) -> Sql:
@@ -32,11 +32,11 @@ class Backend:
     def highlight(self, query: Query, passages: list[str], matcher: Matcher) -> list[Any]:
         return [matcher.highlight(p) for p in passages]
 
-    def derived(self, query: Query, request_id: str | None) -> Sql:
-        """All matches as one derived table ``(id, score)``."""
+    def derived(self, query: Query, request_id: str | None, ranked: bool = True) -> Sql:
+        """All matches as one derived table ``(id, score)``; unranked (score 0) for counting."""
         parts: list[Sql] = []
         if query.matching:
-            parts.append(self.matching(query))
+            parts.append(self.matching(query, ranked))
         for group in query.excluding:
             parts.append(self.excluding(self._alternatives(query, group)))
         if request_id:
@@ -64,10 +64,12 @@ class Backend:
 class SQLiteBackend(Backend):
     vendor = "sqlite"
 
-    def matching(self, query: Query) -> Sql:
+    def matching(self, query: Query, ranked: bool = True) -> Sql:
         # rank is bm25 with the column weights set in the migration; lower is better.
+        score = "-rank" if ranked else "0"
         return (
-            "SELECT rowid AS id, -rank AS score FROM tracker_search WHERE tracker_search MATCH %s",
+            f"SELECT rowid AS id, {score} AS score FROM tracker_search "
+            "WHERE tracker_search MATCH %s",
             [query.fts5(query.matching)],
         )
 
@@ -85,14 +87,19 @@ class SQLiteBackend(Backend):
 class PostgresBackend(Backend):
     vendor = "postgresql"
 
-    def matching(self, query: Query) -> Sql:
+    def matching(self, query: Query, ranked: bool = True) -> Sql:
         # Ranked by the title and question only: ranking by the answer as well would read the
         # answer's vector (tens of KB) for every match, on a common word thousands of them.
         text = query.websearch(query.matching)
+        match = f"(head || body) @@ websearch_to_tsquery('{PG_CONFIG}', %s)"
+        if not ranked:
+            return (
+                f"SELECT tracked_id AS id, 0 AS score FROM tracker_searchdocument WHERE {match}",
+                [text],
+            )
         return (
             f"SELECT tracked_id AS id, ts_rank(head, websearch_to_tsquery('{PG_CONFIG}', %s)) "
-            f"AS score FROM tracker_searchdocument "
-            f"WHERE (head || body) @@ websearch_to_tsquery('{PG_CONFIG}', %s)",
+            f"AS score FROM tracker_searchdocument WHERE {match}",
             [text, text],
         )
 
