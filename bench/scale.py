@@ -18,6 +18,7 @@ alternation so that noise on the machine hits both alike. Then:
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import random
 import re
@@ -41,6 +42,7 @@ from bench.page_bench import burst
 from bench.results import Result, record
 from bench.scale_fill import FAMILIES, MISS_WORD, build_pool, fill, make_members, running_jobs
 
+POLLER = re.compile(r'hx-get="/badges/\?([^"]+)"')
 LIST_P95_MS = 150.0
 SEARCH_P95_MS = 300.0
 BADGE_P95_MS = 100.0
@@ -280,6 +282,10 @@ def polling_scenario(
                                 errors.append(str(response.status_code))
                             else:
                                 badge_ms.append((time.perf_counter() - tick) * 1000)
+                                # As htmx does: the next poll is the one the answer names.
+                                poller = POLLER.search(response.text)
+                                if poller:
+                                    query = html.unescape(poller.group(1))
                         except httpx.HTTPError as exc:
                             errors.append(type(exc).__name__)
                         stop.wait(max(0.0, 3.0 - (time.perf_counter() - tick)))

@@ -103,12 +103,18 @@ def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def poller_query(view: View, slugs: list[str], top: str | None) -> str:
-    """The poller's query string: the running rows, the filters, and the newest row shown."""
-    params: list[tuple[str, str]] = [("s", s) for s in slugs]
+def poller_query(
+    view: View, rows: list[TrackedRequest], top: str | None, counts: dict[str, int] | None
+) -> str:
+    """The poller's query string: the running rows with the badge each shows, the filters,
+    the newest row shown and a digest of the counts shown, so that the next answer carries
+    only what changed."""
+    params: list[tuple[str, str]] = [("s", f"{r.slug}.{r.badge_status}") for r in rows]
     params += list(view.params.items())
     if top:
         params.append(("top", top))
+    if counts is not None:
+        params.append(("c", counts_digest(counts)))
     return urlencode(params)
 
 
@@ -121,7 +127,7 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
     key = key_of(request)
     back = request.GET.copy()
     back.pop("edit", None)
-    polling = [r.slug for r in page.rows if r.is_polling]
+    polling = [r for r in page.rows if r.is_polling]
     # New rows are looked for above the first page of the newest-first listing only.
     top = encode_cursor(page.rows[0]) if page.rows and page.is_first and not view.text else None
     context = {
@@ -135,12 +141,16 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
         "key": key,
         "editing": request.GET.get("edit", ""),
         "next_url": f"/?{back.urlencode()}" if back else "/",
-        "polling_slugs": polling,
-        "poller_query": poller_query(view, polling, top) if polling else "",
+        "polling_slugs": [r.slug for r in polling],
+        "poller_query": poller_query(view, polling, top, page.counts) if polling else "",
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
         "off_filter": set(),
     }
     return render(request, "tracker/dashboard.html", context, status=status)
+
+
+def counts_digest(counts: dict[str, int]) -> str:
+    return hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:12]
 
 
 def poll_counts(view: View) -> dict[str, int]:
@@ -166,8 +176,11 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     Reads the database only; running rows ask for an early upstream poll, which the refresher
     folds into the key's next list call.
     """
-    slugs = [s for s in request.GET.getlist("s")[:MAX_BATCH] if SLUG.fullmatch(s)]
+    # Each ``s`` is "<slug>.<badge shown>" (or a bare slug): only changed badges are sent.
+    shown = dict(value.partition(".")[::2] for value in request.GET.getlist("s")[:MAX_BATCH])
+    slugs = [s for s in shown if SLUG.fullmatch(s)]
     rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
+    changed = [r for r in rows if shown.get(r.slug) != r.badge_status]
     view = read_poll_view(request)
     top = request.GET.get("top")
     new_rows = listing.newer_than(view.filters, top) if top and not view.text else []
@@ -181,19 +194,18 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
         request_early_poll(early)
     # The dashboard's own poller names its filters; a bare batch (older pages) gets badges.
     with_counts = "top" in request.GET or any(request.GET.get(n) for n in FILTER_PARAMS)
-    counts = poll_counts(view) if with_counts else {}
+    counts = poll_counts(view) if with_counts else None
     next_top = encode_cursor(new_rows[0]) if new_rows else top
-    slugs_next = [r.slug for r in polling]
     context = {
-        **status_counts_context(view, counts),
-        "rows": rows,
+        **status_counts_context(view, counts or {}),
+        "rows": changed,
         "new_rows": new_rows,
-        "with_counts": with_counts,
+        "with_counts": counts is not None and request.GET.get("c") != counts_digest(counts),
         # A row whose status moved out of the status filter stays, marked as such.
-        "off_filter": {r.pk for r in rows if view.status and r.badge_status != view.status},
+        "off_filter": {r.pk for r in changed if view.status and r.badge_status != view.status},
         "status_label": STATUS_LABELS.get(view.status, view.status).lower(),
-        "polling_slugs": slugs_next,
-        "poller_query": poller_query(view, slugs_next, next_top) if slugs_next else "",
+        "polling_slugs": [r.slug for r in polling],
+        "poller_query": poller_query(view, polling, next_top, counts) if polling else "",
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
         "next_url": "/",
         "editing": "",
