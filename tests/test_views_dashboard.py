@@ -385,3 +385,31 @@ def test_a_badge_batch_never_calls_upstream(owner_client, owner, sim_server, sim
     poller = re.search(r'<div id="badge-poller"[^>]*>', html).group(0)
     for row in rows:
         assert f'id="badge-{row.slug}"' in html and f"s={row.slug}" in poller
+
+
+def test_a_poll_sends_only_changes_and_links_counts_to_the_dashboard(owner_client, owner):
+    from sonarweb.tracker.listing import encode_cursor
+
+    rows = [
+        TrackedRequest.objects.create(request_id=f"job-{i}", added_by=owner, status="IN_PROGRESS")
+        for i in range(3)
+    ]
+    top = encode_cursor(rows[-1])
+    shown = "&".join(f"s={r.slug}.IN_PROGRESS" for r in rows)
+    html = owner_client.get(f"/badges/?{shown}&status=IN_PROGRESS&top={top}").content.decode()
+    # Nothing changed: no badge is sent again, only the counts (not yet shown) and the poller.
+    assert 'hx-swap-oob="true"' in html and f'id="badge-{rows[0].slug}"' not in html
+    counts = re.search(r'<ul id="status-counts".*?</ul>', html, re.S).group(0)
+    assert 'href="?status=COMPLETED"' not in counts
+    assert 'href="?status=IN_PROGRESS"' in counts and "?s=" not in counts and "top=" not in counts
+    poller = re.search(r'hx-get="/badges/\?([^"]+)"', html).group(1).replace("&amp;", "&")
+    # The counts shown are named by a digest: the next poll gets them only if they change.
+    again = owner_client.get(f"/badges/?{poller}").content.decode()
+    assert "hx-swap-oob" not in again
+    TrackedRequest.objects.filter(pk=rows[0].pk).update(status="COMPLETED", next_poll_at=None)
+    from django.core.cache import cache
+
+    cache.clear()
+    changed = owner_client.get(f"/badges/?{poller}").content.decode()
+    assert f'id="badge-{rows[0].slug}"' in changed and "no longer in progress" in changed
+    assert f'id="badge-{rows[1].slug}"' not in changed and "status-counts" in changed

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import IntegrityError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -100,6 +100,9 @@ def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
         ],
         "total_count": sum(counts.values()),
         "current_status": view.status,
+        # The counts link to the dashboard with these filters (a poll's own query string
+        # holds other things).
+        "counts_query": QueryDict(urlencode(list(view.params.items()))),
     }
 
 
@@ -179,7 +182,12 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     # Each ``s`` is "<slug>.<badge shown>" (or a bare slug): only changed badges are sent.
     shown = dict(value.partition(".")[::2] for value in request.GET.getlist("s")[:MAX_BATCH])
     slugs = [s for s in shown if SLUG.fullmatch(s)]
-    rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
+    # A badge needs only these columns; whole rows are read for rows added above the table.
+    rows = list(
+        TrackedRequest.objects.filter(slug__in=slugs).only(
+            "slug", "status", "state", "next_poll_at"
+        )
+    )
     changed = [r for r in rows if shown.get(r.slug) != r.badge_status]
     view = read_poll_view(request)
     top = request.GET.get("top")
