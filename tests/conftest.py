@@ -149,9 +149,9 @@ def anon_client() -> Client:
 @pytest.fixture(autouse=True)
 def _fresh_page_cache() -> Iterator[None]:
     """Cached finished pages are per process; tests must not see each other's."""
-    from sonarweb.tracker.views.requests import FINISHED_PAGES
-
     from django.core.cache import cache
+
+    from sonarweb.tracker.views.requests import FINISHED_PAGES
 
     FINISHED_PAGES.clear()
     cache.clear()  # the dashboard poll's status counts
