@@ -151,7 +151,9 @@ def permalink_throughput(
 
     client = Client()
     client.force_login(User.objects.get(username="bench"))
-    body = client.get(f"/r/{slug}/").content
+    page = client.get(f"/r/{slug}/", HTTP_HOST="127.0.0.1")
+    assert page.status_code == 200 and b'id="answer"' in page.content, page.status_code
+    body = page.content
     static = Path(env["SONARWEB_STATIC_ROOT"]) / "bench-permalink.html"
     static.write_bytes(body)
     port = free_port()

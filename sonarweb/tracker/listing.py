@@ -183,7 +183,7 @@ def search(text: str, filters: Filters, page: Any) -> Page:
     except (TypeError, ValueError):
         number = 1
     found = Search(text)
-    ids = found.page(filters, (number - 1) * ROWS_PER_PAGE, ROWS_PER_PAGE + 1)
+    ids, counts = found.page_and_counts(filters, (number - 1) * ROWS_PER_PAGE, ROWS_PER_PAGE + 1)
     shown = ids[:ROWS_PER_PAGE]
     by_id = TrackedRequest.objects.listing().in_bulk(shown)
     snippets = found.snippets(shown)
@@ -192,7 +192,7 @@ def search(text: str, filters: Filters, page: Any) -> Page:
         row.search_snippets = snippets.get(row.pk, [])  # type: ignore[attr-defined]
     return Page(
         rows=rows,
-        counts=found.counts(filters),
+        counts=counts,
         newer=str(number - 1) if number > 1 else None,
         older=str(number + 1) if len(ids) > ROWS_PER_PAGE and number < MAX_SEARCH_PAGE else None,
         number=number,

@@ -77,6 +77,28 @@ class Search:
         )
         return [row[0] for row in rows]
 
+    def page_and_counts(
+        self, filters: Filters, offset: int, limit: int
+    ) -> tuple[list[int], dict[str, int]]:
+        """``page`` and ``counts`` in one statement: the index is asked once (a phrase over
+        common words reads long position lists; doing that twice doubled the page's time)."""
+        matches, params = self._derived
+        where, where_params = filters.where(with_badge=False)
+        badge = "AND j.badge = %s" if filters.badge else ""
+        rows = self._run(
+            f"WITH m AS MATERIALIZED ({matches}), "
+            f"j AS MATERIALIZED (SELECT t.id, t.badge, t.created, m.score FROM m "
+            f"JOIN tracker_trackedrequest t ON t.id = m.id WHERE {where}) "
+            f"SELECT 0, badge, COUNT(*), 0 FROM j GROUP BY badge "
+            f"UNION ALL SELECT * FROM (SELECT 1, '', j.id, ROW_NUMBER() OVER "
+            f"(ORDER BY j.score DESC, j.created DESC, j.id DESC) AS n FROM j WHERE 1 = 1 {badge} "
+            f"ORDER BY n LIMIT %s OFFSET %s) p",
+            [*params, *where_params, *([filters.badge] if filters.badge else []), limit, offset],
+        )
+        counts = {badge: n for kind, badge, n, _ in rows if kind == 0}
+        page = sorted((position, pk) for kind, _, pk, position in rows if kind == 1)
+        return [pk for _, pk in page], counts
+
     def counts(self, filters: Filters) -> dict[str, int]:
         """How many requests match, per badge status, under every filter but the status."""
         matches, params = self._unranked
