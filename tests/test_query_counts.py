@@ -73,3 +73,9 @@ def test_a_dashboard_poll_is_a_few_queries(owner_client, owner, member):
     # Session, user, rows, new rows, early poll, counts.
     assert len(sql) <= 7, "\n".join(sql)
     assert not any("tracker_answerarchive" in q for q in sql)
+
+
+@pytest.mark.parametrize("url", [u for u in URLS if "q=" not in u])
+def test_list_pages_never_read_the_answer_table(owner_client, owner, member, url):
+    add_rows(owner, member, 3)
+    assert not [q for q in queries(owner_client, url) if "tracker_answerarchive" in q]

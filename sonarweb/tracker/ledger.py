@@ -123,16 +123,18 @@ def pg_functions(zone: str) -> list[str]:
     ]
 
 
+# WHEN clauses keep the function out of the refresher's many updates of unfinished rows.
 PG_TRIGGERS = {
-    "tracker_costledger_ins": """CREATE TRIGGER tracker_costledger_ins
-        AFTER INSERT ON tracker_trackedrequest
-        FOR EACH ROW EXECUTE FUNCTION tracker_costledger_row()""",
+    "tracker_costledger_ins": f"""CREATE TRIGGER tracker_costledger_ins
+        AFTER INSERT ON tracker_trackedrequest FOR EACH ROW
+        WHEN ({_counts("NEW")}) EXECUTE FUNCTION tracker_costledger_row()""",
     "tracker_costledger_upd": f"""CREATE TRIGGER tracker_costledger_upd
-        AFTER UPDATE OF {_COLUMNS} ON tracker_trackedrequest
-        FOR EACH ROW EXECUTE FUNCTION tracker_costledger_row()""",
-    "tracker_costledger_del": """CREATE TRIGGER tracker_costledger_del
-        AFTER DELETE ON tracker_trackedrequest
-        FOR EACH ROW EXECUTE FUNCTION tracker_costledger_row()""",
+        AFTER UPDATE OF {_COLUMNS} ON tracker_trackedrequest FOR EACH ROW
+        WHEN (({_counts("OLD")}) OR ({_counts("NEW")}))
+        EXECUTE FUNCTION tracker_costledger_row()""",
+    "tracker_costledger_del": f"""CREATE TRIGGER tracker_costledger_del
+        AFTER DELETE ON tracker_trackedrequest FOR EACH ROW
+        WHEN ({_counts("OLD")}) EXECUTE FUNCTION tracker_costledger_row()""",
     # Django's flush (between transactional tests) truncates, which fires no row triggers.
     "tracker_costledger_trunc": """CREATE TRIGGER tracker_costledger_trunc
         AFTER TRUNCATE ON tracker_trackedrequest
