@@ -4,12 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
+# Tests spread over the CPUs (pytest-xdist); each test file stays on one worker, so files
+# that start servers keep them to themselves. PYTEST_PARALLEL= runs them in one process.
+PYTEST_PARALLEL ?= -n auto --dist loadfile
 
-.PHONY: demo test test-sqlite test-postgres lint format bench bench-scale clean check-deploy
+.PHONY: demo test test-sqlite test-postgres test-stress lint lint-docker format bench bench-scale clean check-deploy lock secrets
 
-$(STAMP): pyproject.toml
+# The locked versions first (hashes checked), then the project itself; a dependency added
+# to pyproject.toml but not yet locked still installs, and tests/test_lock.py says to lock it.
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -19,16 +25,38 @@ demo: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure-chromium.sh
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+
+# `make test` with every CPU kept busy by nproc+2 spinning processes, as on a loaded CI host.
+test-stress: $(STAMP)
+	@bash scripts/test-stress.sh
 
 # The same suite against PostgreSQL (installed from Debian's packages and started if needed).
 test-postgres: $(STAMP)
 	@bash scripts/ensure-chromium.sh
-	DATABASE_URL="$$(bash scripts/postgres.sh)" $(BIN)/pytest
+	DATABASE_URL="$$(bash scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_PARALLEL)
 
-lint: $(STAMP)
+lint: $(STAMP) lint-docker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+lint-docker: $(STAMP)
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+
+# Pin every dependency with hashes: requirements.lock (runtime, installed by the Dockerfile)
+# and requirements-dev.lock (what make test and make demo install). Run after editing
+# pyproject.toml; universal, so one lock serves every platform and Python 3.11+. Pins
+# already in the files are kept; `make lock LOCK_FLAGS=--upgrade` moves to the newest.
+LOCK_FLAGS ?=
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
+
+# Random secrets for compose.yaml under ./secrets (kept when they exist).
+secrets:
+	@bash scripts/compose-secrets.sh secrets
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -118,3 +118,25 @@ def sign_in(base: str) -> httpx.Cookies:
         )
         assert response.status_code == 302, f"sign-in failed with {response.status_code}"
         return client.cookies
+
+
+@contextmanager
+def refresher(env: dict[str, str], log: Path, interval: float = 1.0) -> Iterator[Any]:
+    """The background refresher as its own process, as in production; ready when it says so."""
+    command = [sys.executable, "manage.py", "refresh_requests", "--interval", str(interval)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while b"Refreshing unfinished requests" not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the refresher did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

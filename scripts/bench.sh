@@ -12,5 +12,7 @@ trap 'rm -f "$BENCH_RESULTS"' EXIT
 $PY bench/render_bench.py
 $PY bench/page_bench.py
 $PY bench/poll_load.py
+$PY bench/upstream_faults.py
+$PY bench/image_archive.py
 
 $PY bench/report.py

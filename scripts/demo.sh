@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 SIM_PORT=${SIM_PORT:-8001}
 export DJANGO_DEBUG=1 SONARWEB_INSECURE_HTTP=1
+# The simulator serves its answers' images on loopback; production never fetches from there.
+export SONARWEB_IMAGES_ALLOW_PRIVATE=1
 export PERPLEXITY_API_BASE="http://127.0.0.1:${SIM_PORT}"
 
 pids=()

@@ -8,6 +8,7 @@ secret stops start-up with a clear message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -17,6 +18,10 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from sonarweb import sentry
+from sonarweb.mailurl import parse_email_url
+from sonarweb.media.conf import media_storage, settings_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -43,6 +48,38 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from exc
+
+
+def env_file_value(name: str) -> str | None:
+    """NAME, or the content of the file named by NAME_FILE; None when neither is set.
+
+    Messages name the variable and never its value: these are secrets.
+    """
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        content = Path(path).read_text().strip()
+    except OSError:
+        raise ImproperlyConfigured(
+            f"{name}_FILE points at {path!r}, which this process cannot read."
+        ) from None
+    if not content:
+        raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which is empty.")
+    return content
+
+
 def env_secret(name: str, *, generate: str | None = None) -> str:
     """A secret from NAME, or from the file named by NAME_FILE.
 
@@ -50,21 +87,13 @@ def env_secret(name: str, *, generate: str | None = None) -> str:
     in the data directory under that file name, so restarts keep sessions and
     stored keys readable.
     """
-    value = os.environ.get(name, "").strip()
-    if value:
+    value = env_file_value(name)
+    if value is not None:
         return value
-    path = os.environ.get(f"{name}_FILE", "").strip()
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(
-                f"{name}_FILE points at {path!r}, which cannot be read."
-            ) from exc
     if generate is None:
         raise ImproperlyConfigured(
-            f"{name} is not set. Set it (or {name}_FILE) in the environment; "
-            "see the configuration table in README.md."
+            f"{name} is not set: set it, or {name}_FILE, in the environment "
+            "(see the configuration table in README.md)."
         )
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     kept = DATA_DIR / generate
@@ -84,6 +113,38 @@ def env_secret(name: str, *, generate: str | None = None) -> str:
     return kept.read_text().strip()
 
 
+def fernet_keys(name: str, raw: str) -> list[str]:
+    """The comma-separated Fernet keys in ``raw``; a malformed one stops start-up now
+    rather than at the first stored API key it fails to encrypt or decrypt."""
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise ImproperlyConfigured(f"{name} lists no key.")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{name} entry {position} of {len(keys)} is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes, as Fernet.generate_key() makes)."
+            ) from None
+    return keys
+
+
+def database_from_url(name: str, url: str, *, conn_max_age: int) -> dict:
+    """Django's database settings for ``url``; refuses what would otherwise fall back or
+    fail later. The URL holds a password, so no message repeats it."""
+    try:
+        parsed = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    except (ValueError, KeyError, AttributeError):
+        parsed = {}
+    if not parsed.get("ENGINE") or not parsed.get("NAME"):
+        raise ImproperlyConfigured(
+            f"{name} cannot be parsed as a database URL "
+            "(expected e.g. postgres://user:password@host:5432/name)."
+        )
+    return parsed
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 TESTING = "pytest" in sys.modules or env_bool("SONARWEB_TESTING", False)
 DATA_DIR = Path(os.environ.get("SONARWEB_DATA_DIR", BASE_DIR / "data")).resolve()
@@ -91,14 +152,17 @@ INSECURE_HTTP = env_bool("SONARWEB_INSECURE_HTTP", False)
 _generate = DEBUG or TESTING
 
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY", generate="secret_key" if _generate else None)
-ENCRYPTION_KEYS = [
-    k.strip()
-    for k in env_secret(
-        "SONARWEB_ENCRYPTION_KEYS", generate="encryption_keys" if _generate else None
-    ).split(",")
-    if k.strip()
-]
+ENCRYPTION_KEYS = fernet_keys(
+    "SONARWEB_ENCRYPTION_KEYS",
+    env_secret("SONARWEB_ENCRYPTION_KEYS", generate="encryption_keys" if _generate else None),
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if _generate else "")
+if not ALLOWED_HOSTS and not DEBUG:
+    # Django would start and answer 400 to every request.
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is empty: list the host names this site answers to, "
+        "comma-separated (e.g. research.example.com)."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -113,7 +177,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "sonarweb.tracker",
+    "sonarweb.accounts",
+    "sonarweb.media",
     "sonarweb.simulator",
 ]
 
@@ -129,6 +196,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sonarweb.urls"
@@ -144,6 +213,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "sonarweb.passwords.offers",
             ],
         },
     },
@@ -151,10 +221,10 @@ TEMPLATES = [
 
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DATA_DIR / 'sonarweb.sqlite3'}",
+    "default": database_from_url(
+        "DATABASE_URL",
+        env_file_value("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'sonarweb.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -175,11 +245,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+if TESTING:
+    # Tests make a few users per test; PBKDF2's deliberate slowness (~0.3 s a hash) would be
+    # most of the suite's time. Production keeps Django's default hashers.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "login"
@@ -229,7 +310,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "https:", "http:"],
+        # Answers' images are archived and served from here: nothing loads from elsewhere.
+        "img-src": ["'self'", "data:"],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
@@ -238,6 +320,17 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# The image archive (sonarweb/media): fetch limits, and where the images are kept.
+# Defaults and meanings are in sonarweb/media/conf.py.
+_images = settings_from_env()
+SONARWEB_IMAGES_ALLOW_PRIVATE = _images["SONARWEB_IMAGES_ALLOW_PRIVATE"]
+SONARWEB_IMAGE_MAX_BYTES = _images["SONARWEB_IMAGE_MAX_BYTES"]
+SONARWEB_IMAGE_MAX_PIXELS = _images["SONARWEB_IMAGE_MAX_PIXELS"]
+SONARWEB_IMAGE_CONNECT_TIMEOUT = _images["SONARWEB_IMAGE_CONNECT_TIMEOUT"]
+SONARWEB_IMAGE_TIMEOUT = _images["SONARWEB_IMAGE_TIMEOUT"]
+SONARWEB_IMAGES_ANSWER_SECONDS = _images["SONARWEB_IMAGES_ANSWER_SECONDS"]
+STORAGES["media"] = media_storage(DATA_DIR)
 
 # Perplexity
 PERPLEXITY_API_BASE = os.environ.get("PERPLEXITY_API_BASE", "https://api.perplexity.ai").rstrip("/")
@@ -264,6 +357,40 @@ SONARWEB_REFRESH_SECONDS = float(os.environ.get("SONARWEB_REFRESH_SECONDS", "2")
 # Keys one refresher process works at the same time: a slow upstream holds only its own.
 SONARWEB_REFRESH_WORKERS = env_int("SONARWEB_REFRESH_WORKERS", 4)
 
+# Sign-in throttling (django-axes; see sonarweb/accounts/throttle.py). Both the app's and
+# the admin's sign-in count. Failures are remembered until the window passes with none.
+SONARWEB_LOGIN_FAILURES_PER_USER = env_int("SONARWEB_LOGIN_FAILURES_PER_USER", 10)
+SONARWEB_LOGIN_FAILURES_PER_ADDRESS = env_int("SONARWEB_LOGIN_FAILURES_PER_ADDRESS", 50)
+SONARWEB_LOGIN_LOCKOUT_MINUTES = env_float("SONARWEB_LOGIN_LOCKOUT_MINUTES", 15.0)
+if min(SONARWEB_LOGIN_FAILURES_PER_USER, SONARWEB_LOGIN_FAILURES_PER_ADDRESS) < 1:
+    raise ImproperlyConfigured("SONARWEB_LOGIN_FAILURES_PER_* must be 1 or more.")
+if SONARWEB_LOGIN_LOCKOUT_MINUTES <= 0:
+    raise ImproperlyConfigured("SONARWEB_LOGIN_LOCKOUT_MINUTES must be more than 0.")
+AXES_ENABLED = True
+AXES_HANDLER = "sonarweb.accounts.throttle.TeamSignInHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "sonarweb.accounts.throttle.failure_limit"
+AXES_COOLOFF_TIME = "sonarweb.accounts.throttle.lockout_window"
+AXES_LOCKOUT_CALLABLE = "sonarweb.accounts.throttle.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout are not counted, so the lock ends on time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Logs name the username and the address (axes masks them by default); the password is
+# always masked.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+# The client's address is the socket's, unless the socket is the TLS proxy's (the addresses
+# gunicorn also believes X-Forwarded-Proto from): then it is the right-most X-Forwarded-For
+# entry that is not a proxy of ours. Entries further left come from the client, forgeable.
+SONARWEB_PROXY_IPS = env_list("SONARWEB_PROXY_IPS", "127.0.0.1,::1")
+try:
+    for _network in SONARWEB_PROXY_IPS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        "SONARWEB_PROXY_IPS must list the proxy's addresses or CIDR networks (never *)."
+    ) from exc
+AXES_CLIENT_IP_CALLABLE = "sonarweb.accounts.throttle.client_address"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -272,3 +399,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("SONARWEB_LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Mail. Without EMAIL_URL nothing is sent, so password reset is not offered at all (its pages
+# answer 404) rather than saying "sent" while nothing leaves; `manage.py changepassword` is the
+# way then. The URL is not kept as a setting: it holds the mail password.
+_email_url = env_file_value("EMAIL_URL")
+SONARWEB_MAIL_ENABLED = _email_url is not None
+if _email_url:
+    globals().update(parse_email_url("EMAIL_URL", _email_url))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "sonarweb@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 3  # a reset link works for three hours
+
+# Errors to Sentry, with API keys scrubbed (sonarweb/sentry.py). Never from the test suite.
+_sentry_dsn = env_file_value("SENTRY_DSN")
+if _sentry_dsn and not TESTING:
+    sentry.init(_sentry_dsn, os.environ.get("SENTRY_ENVIRONMENT", "").strip())

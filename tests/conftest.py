@@ -28,6 +28,8 @@ def simulator() -> Simulator:
 def sim_server(simulator: Simulator, settings) -> Iterator[RunningServer]:
     """The simulator on a real socket; the app's client is pointed at it."""
     with serve(simulator) as server:
+        # Answers' images point at the simulator itself, as the demo's do.
+        simulator.image_base = server.url
         settings.PERPLEXITY_API_BASE = server.url
         settings.PERPLEXITY_READ_TIMEOUT = 2.0
         settings.PERPLEXITY_CONNECT_TIMEOUT = 2.0
@@ -40,6 +42,8 @@ def refresher(transactional_db, settings) -> Iterator[object]:
     the only thing that polls upstream. Stopped (and its calls abandoned) after the test."""
     from sonarweb.tracker.refresher import Refresher
 
+    # The simulator serves answers' images on loopback, which production refuses to fetch.
+    settings.SONARWEB_IMAGES_ALLOW_PRIVATE = True
     running = Refresher(interval=0.2, workers=4)
     ready = threading.Event()
     thread = threading.Thread(target=running.run, kwargs={"ready": ready.set}, daemon=True)
@@ -144,6 +148,16 @@ def member_client(member: User) -> Client:
 @pytest.fixture
 def anon_client() -> Client:
     return Client()
+
+
+@pytest.fixture(autouse=True)
+def _media_in_a_temporary_directory(settings, tmp_path_factory) -> None:
+    """Archived images and bundles go to a directory of the test run, not the data directory."""
+    media = settings.STORAGES["media"]
+    if media["BACKEND"].endswith("FileSystemStorage"):
+        location = tmp_path_factory.mktemp("media")
+        options = {**media.get("OPTIONS", {}), "location": str(location)}
+        settings.STORAGES = {**settings.STORAGES, "media": {**media, "OPTIONS": options}}
 
 
 @pytest.fixture(autouse=True)

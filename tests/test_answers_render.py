@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sonarweb.answers import RENDER_VERSION, render_completion
+from sonarweb.answers.images import ImageCopy
 from sonarweb.answers.sections import usd
 from sonarweb.perplexity.payload import Completion, parse_completion
 
@@ -394,8 +395,10 @@ def test_missing_fields_everywhere_do_not_raise() -> None:
     assert completion is not None
     dom = Dom(render_completion(completion))
     assert dom.one("a", "cite").attrs["href"] == "#source-1"
-    img = dom.one("img")
-    assert "width" not in img.attrs
+    # Not archived (no copies given): a placeholder that names the image's host.
+    assert not dom.find("img")
+    missing = dom.one("span", "image-missing")
+    assert "i.example.com" in missing.text and "Not archived." in missing.text
     assert not dom.find("section", "answer-usage")
 
 
@@ -416,7 +419,16 @@ def test_gallery_thumbnails() -> None:
         {"image_url": "https://img.example.com/2.jpg", "origin_url": "javascript:alert(2)",
          "title": ""},
     ]  # fmt: skip
-    dom = render("Answer.", images=images)
+    copies = {
+        "https://img.example.com/1.jpg": ImageCopy(
+            full_url="/images/aaa.webp", thumb_url="/images/bbb.webp", width=1600, height=1067,
+            thumb_width=400, thumb_height=267,
+        ),
+        "https://img.example.com/2.jpg": ImageCopy(
+            full_url="/images/ccc.webp", thumb_url="/images/ddd.webp"
+        ),
+    }  # fmt: skip
+    dom = Dom(render_completion(raw("Answer.", images=images), images=copies))
     thumbs = dom.find("a", "gallery-thumb")
     assert len(thumbs) == 2
     first, second = thumbs
@@ -424,12 +436,14 @@ def test_gallery_thumbnails() -> None:
     assert first.attrs["target"] == "_blank"
     assert first.attrs["rel"] == "noopener noreferrer"
     assert first.attrs["data-index"] == "0" and second.attrs["data-index"] == "1"
+    assert first.attrs["data-full"] == "/images/aaa.webp"
     imgs = dom.find("img")
+    # The archive's thumbnail, never the address the answer names.
     assert imgs[0].attrs == {
-        "src": "https://img.example.com/1.jpg",
+        "src": "/images/bbb.webp",
         "alt": "Battery farm",
-        "width": "1200",
-        "height": "800",
+        "width": "400",
+        "height": "267",
         "loading": "lazy",
         "referrerpolicy": "no-referrer",
     }
@@ -529,12 +543,13 @@ def big_completion(words: int = 40_000, sources: int = 150, images: int = 30) ->
 def test_big_answer_renders_fast() -> None:
     completion = big_completion()
     render_completion(completion)  # warm caches: imports, compiled regexes
-    start = time.perf_counter()
+    # CPU time, not wall time: on a busy machine the wall clock also counts other processes.
+    start = time.process_time()
     html = render_completion(completion)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     dom = Dom(html)
     assert len(dom.find("li", "source-card")) == 150
-    assert len(dom.find("a", "gallery-thumb")) == 30
+    assert len(dom.find("li", "gallery-missing")) == 30
     assert len(dom.find("a", "cite")) > 4000
     assert elapsed < 1.0, f"{elapsed:.2f}s"
 
@@ -550,3 +565,61 @@ def test_simulator_answers_render() -> None:
     assert all("cited" in c.classes for c in dom.find("li", "source-card"))
     assert "<think>" not in dom.one("div", "answer-body").text
     assert dom.find("details", "answer-reasoning")
+
+
+def test_a_hundred_thousand_sources_list_the_cited_ones_and_count_the_rest() -> None:
+    from sonarweb.answers.export import render_plain_markdown
+    from sonarweb.answers.render import UNCITED_LISTED
+
+    results = [
+        {"url": f"https://example.org/{i}", "title": f"Result {i}", "snippet": "s"}
+        for i in range(100_000)
+    ]
+    completion = parse_completion(
+        {
+            "choices": [{"message": {"content": "Cited [1] and [9999]."}}],
+            "search_results": results,
+        }
+    )
+    html = render_completion(completion)
+    dom = Dom(html)
+    cards = dom.find("li", "source-card")
+    assert len(cards) == UNCITED_LISTED + 2
+    assert 'id="source-9999"' in html and 'id="source-1"' in html
+    assert "99,798 more sources that the answer does not cite" in html
+    assert len(html) < 500_000
+    markdown = render_plain_markdown(completion)
+    assert "99,798 more sources that the answer does not cite are in answer.json." in markdown
+    assert "9999. [Result 9998]" in markdown
+
+
+def test_images_load_only_from_the_archive() -> None:
+    content = (
+        "Inline ![chart](https://tracker.example/pixel.gif) and ![kept](https://a.example/k.png)."
+    )
+    images = [
+        {"image_url": "https://tracker.example/pixel.gif", "origin_url": "https://p.example/"}
+    ]
+    copies = {"https://a.example/k.png": ImageCopy(full_url="/images/k.webp", width=8, height=6)}
+    dom = Dom(render_completion(raw(content, images=images), images=copies))
+    assert [img.attrs["src"] for img in dom.find("img")] == ["/images/k.webp"]
+    # The tracking pixel is a placeholder with its caption, host and the page it came from.
+    missing = dom.find("span", "image-missing")
+    assert len(missing) == 2 and "tracker.example" in missing[0].text
+    links = [a.attrs["href"] for a in dom.find("a", "image-missing-origin")]
+    assert links == ["https://tracker.example/pixel.gif", "https://p.example/"]
+    # Even a renderer mistake could not load another host: the sanitizer drops such a src.
+    from sonarweb.answers.sanitize import sanitize
+
+    assert "src" not in Dom(sanitize('<img src="https://tracker.example/x.gif">')).one("img").attrs
+    assert "src" not in Dom(sanitize('<img src="//tracker.example/x.gif">')).one("img").attrs
+
+
+def test_a_failed_image_says_why() -> None:
+    images = [{"image_url": "https://big.example/x.png", "origin_url": "https://big.example/p",
+               "title": "Map"}]  # fmt: skip
+    copies = {"https://big.example/x.png": ImageCopy(reason="the image is larger than 10 MB.")}
+    dom = Dom(render_completion(raw("A.", images=images), images=copies))
+    item = dom.one("li", "gallery-missing")
+    assert "Not archived: the image is larger than 10 MB." in item.text and "Map" in item.text
+    assert dom.one("a", "image-missing-origin").attrs["href"] == "https://big.example/p"

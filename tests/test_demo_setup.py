@@ -6,6 +6,7 @@ import re
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from sonarweb.simulator.demo import DEMO_KEY, DEMO_TRACKED
 from sonarweb.tracker.models import ApiKey, TrackedRequest
@@ -19,9 +20,16 @@ def run() -> str:
     return re.search(r"password: (\S+)", out.getvalue()).group(1)
 
 
+def sign_in(password: str):
+    # Sign-in throttling counts per client, so authentication needs the request.
+    return authenticate(
+        RequestFactory().post("/accounts/login/"), username="demo", password=password
+    )
+
+
 def test_demo_user_key_and_sample_jobs_are_ready_and_reset_each_run():
     password = run()
-    user = authenticate(username="demo", password=password)
+    user = sign_in(password)
     assert user is not None and user.is_staff
     assert ApiKey.objects.get(user=user).reveal() == DEMO_KEY
     ids = {job.id for job in DEMO_TRACKED}
@@ -30,6 +38,6 @@ def test_demo_user_key_and_sample_jobs_are_ready_and_reset_each_run():
 
     second = run()
     assert second != password
-    assert authenticate(username="demo", password=password) is None
+    assert sign_in(password) is None
     assert TrackedRequest.objects.count() == len(ids)
     assert all(t.is_polling and not t.status for t in TrackedRequest.objects.all())

@@ -30,9 +30,10 @@ def first_appearances(text: str) -> list[int]:
 
 
 def test_scales_to_forty_thousand_words_and_150_sources_quickly():
-    started = time.perf_counter()
+    # CPU time, not wall time: on a busy machine the wall clock also counts other processes.
+    started = time.process_time()
     completion = generate_completion(QUESTION, words=40000, sources=150, images=30, seed="big")
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 1.0
     body = body_of(completion)
     assert 38000 <= len(body.split()) <= 44000

@@ -1,7 +1,9 @@
-"""The simulator's generated images: /_sim/images/<name>.svg, and answers that point at them."""
+"""The simulator's generated images: /_sim/images/<name>.png (.jpg, .svg), and answers that
+point at them."""
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -9,12 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 
 from sonarweb.answers import render_completion
 from sonarweb.perplexity.payload import parse_completion
 from sonarweb.simulator.app import Simulator
 from sonarweb.simulator.corpus import generate_completion
 from sonarweb.simulator.images import image_path, render_svg
+from sonarweb.simulator.raster import render_raster
 from sonarweb.simulator.server import RunningServer, serve
 
 KEY = "pplx-simtest-aaaa1111"
@@ -40,7 +44,8 @@ def svg_root(body: bytes) -> ET.Element:
 
 
 def test_serves_a_static_svg_of_the_size_in_its_name_without_a_key(server):
-    response = fetch(server, image_path("heat-pumps", 3, "0a1b2c3d", 1200, 800, "Chart: costs"))
+    path = image_path("heat-pumps", 3, "0a1b2c3d", 1200, 800, "Chart: costs", "svg")
+    response = fetch(server, path)
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/svg+xml"
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -60,7 +65,7 @@ def test_serves_a_static_svg_of_the_size_in_its_name_without_a_key(server):
 
 
 def test_titles_are_escaped(server):
-    response = fetch(server, image_path("x", 1, "ffff0000", 640, 480, HOSTILE))
+    response = fetch(server, image_path("x", 1, "ffff0000", 640, 480, HOSTILE, "svg"))
     assert b"<script" not in response.content and b"<image" not in response.content
     root = svg_root(response.content)
     assert root.findtext(f"{SVG}title") == HOSTILE
@@ -86,7 +91,8 @@ def test_sizes_are_clamped_or_defaulted(name, size):
     "path",
     [
         "/_sim/images/",
-        "/_sim/images/a.png",
+        "/_sim/images/a.gif",
+        "/_sim/images/a.svg.exe",
         "/_sim/images/../etc/passwd.svg",
         "/_sim/images/a%20b.svg",
         "/_sim/images/a/b/c/d/e.svg",
@@ -134,23 +140,27 @@ def test_answers_point_at_the_simulator_when_it_knows_its_url():
         assert len(images) == 4
         for image in images:
             url = image["image_url"]
-            assert url.startswith(f"{own.url}/_sim/images/") and ".svg?title=" in url
+            assert url.startswith(f"{own.url}/_sim/images/") and ".png?title=" in url
             assert parse_qs(urlsplit(url).query)["title"] == [image["title"]]
             response = httpx.get(url, timeout=5)
-            root = svg_root(response.content)
-            assert root.get("width") == str(image["width"])
-            assert root.get("height") == str(image["height"])
-            assert root.findtext(f"{SVG}title") == image["title"]
+            assert response.headers["content-type"] == "image/png"
+            picture = Image.open(io.BytesIO(response.content))
+            assert picture.format == "PNG"
+            assert picture.size == (image["width"], image["height"])
 
 
-def test_the_app_keeps_those_image_addresses():
+def test_the_app_archives_the_images_at_those_addresses():
+    from sonarweb.media.refs import image_refs
+
     base = "http://127.0.0.1:8001"
     completion = generate_completion("How do heat pumps cope with frost?", images=3,
                                      image_base=base)  # fmt: skip
+    refs = image_refs(parse_completion(completion))
+    assert len(refs) == 3
+    assert all(r.url.startswith(f"{base}/_sim/images/") for r in refs)
+    # Until they are archived the page shows placeholders: it never loads them from there.
     html = render_completion(parse_completion(completion))
-    sources = re.findall(r'<img src="([^"]+)"', html)
-    assert len(sources) == 3
-    assert all(s.startswith(f"{base}/_sim/images/") for s in sources)
+    assert re.findall(r'<img src="([^"]+)"', html) == []
 
 
 def test_without_a_base_only_the_image_addresses_differ():
@@ -163,3 +173,27 @@ def test_without_a_base_only_the_image_addresses_differ():
     for image in plain["images"]:
         image.pop("image_url")
     assert local == plain
+
+
+@pytest.mark.parametrize(
+    ("extension", "kind", "mime"), [("png", "PNG", "image/png"), ("jpg", "JPEG", "image/jpeg")]
+)
+def test_serves_raster_pictures_of_the_size_in_their_name(server, extension, kind, mime):
+    path = image_path("heat-pumps", 3, "0a1b2c3d", 1200, 800, "Chart: costs", extension)
+    response = fetch(server, path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == mime
+    assert response.headers["x-content-type-options"] == "nosniff"
+    picture = Image.open(io.BytesIO(response.content))
+    assert (picture.format, picture.size) == (kind, (1200, 800))
+    # A drawing, not a blank canvas: the title and the chart put many colours on it.
+    assert len(picture.convert("RGB").getcolors(maxcolors=1_000_000) or []) > 20
+
+
+def test_the_same_address_always_draws_the_same_raster_picture():
+    name = "heat-pumps/01-0a1b2c3d-640x480"
+    render_raster.cache_clear()
+    first = render_raster(name, "A title")
+    render_raster.cache_clear()
+    assert render_raster(name, "A title") == first
+    assert render_raster(name, "Another title") != first

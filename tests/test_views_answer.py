@@ -63,7 +63,7 @@ def test_completed_answer_has_every_part(owner_client, owner, sim_server, simula
     assert dom.find("a", "heading-anchor")
     assert dom.find("sup", "cites") and dom.find("a", "cite", href="#source-1")
     assert len(dom.find("li", "source-card")) == 8
-    assert len(dom.find("a", "gallery-thumb")) == 4
+    assert len(dom.find("li", "gallery-item")) == 4
     assert dom.find("details", "answer-reasoning")
     followups = dom.find("a", "followup")
     assert followups and all(a.attrs["href"].startswith("/new/?q=") for a in followups)

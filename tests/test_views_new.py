@@ -266,3 +266,17 @@ def test_csrf_is_enforced(owner, sim_server, simulator):
     client.force_login(owner)
     assert client.post("/new/", form_data()).status_code == 403
     assert simulator.calls.count() == 0
+
+
+@pytest.mark.parametrize("kind", ["long_model", "unstorable_text"])
+def test_an_odd_model_name_from_the_create_call_is_fitted_and_tracked(
+    owner_client, sim_server, simulator, kind
+):
+    # The job has started upstream by the time the answer arrives: it must be tracked.
+    simulator.inject(kind, endpoint="create")
+    response = owner_client.post("/new/", form_data())
+    assert response.status_code == 303, response.content.decode()[:500]
+    tracked = TrackedRequest.objects.get()
+    assert response["Location"] == tracked.get_absolute_url()
+    assert tracked.origin == Origin.STARTED and "\x00" not in tracked.model
+    assert len(tracked.model) <= 64 and tracked.model.startswith("sonar-deep-research")

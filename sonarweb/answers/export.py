@@ -10,9 +10,11 @@ import re
 import unicodedata
 
 from sonarweb.answers.content import json_answer, split_reasoning
+from sonarweb.answers.render import listed_sources
 from sonarweb.answers.sources import build_sources, http_url
 from sonarweb.perplexity.payload import Completion
 
+_MARKER = re.compile(r"\[(\d{1,7})\]")
 _CHUNK_NAMES = {"image_url": "Image", "file_url": "File", "pdf_url": "PDF", "video_url": "Video"}
 
 
@@ -50,7 +52,13 @@ def render_plain_markdown(completion: Completion) -> str:
         blocks.append("## Attachments\n\n" + "\n".join(attachments))
     sources = build_sources(completion)
     if sources:
-        lines = [f"{s.number}. {_link(s.title, s.url)}" for s in sources]
+        cited = {int(n) for n in _MARKER.findall(answer)}
+        listed, hidden = listed_sources(sources, cited)
+        lines = [f"{s.number}. {_link(s.title, s.url)}" for s in listed]
+        if hidden:
+            lines.append(
+                f"\n{hidden:,} more sources that the answer does not cite are in answer.json."
+            )
         blocks.append("## Sources\n\n" + "\n".join(lines))
     if not blocks:
         return "The answer is empty.\n"

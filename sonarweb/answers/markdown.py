@@ -23,12 +23,15 @@ from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
 from sonarweb.answers.citations import citation_env, citations_plugin, cited_numbers
+from sonarweb.answers.images import ImageMap, inline_image
 from sonarweb.answers.sources import Source, http_url
 
 ENV_ANCHORS = "answer_anchors"
 ENV_SHIFT = "answer_heading_shift"
 ENV_HEADINGS = "answer_headings"
 ENV_DROP_LINK = "answer_drop_link"
+# The archive's copies of the images the answer names (answers/images.py).
+ENV_IMAGES = "answer_images"
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _SLUG_DROP = re.compile(r"[^\w\- ]")
@@ -151,17 +154,14 @@ def _link_close(
 
 
 def _image(self: Rule, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    """The archive's copy of the image, or a placeholder: never the address the answer names."""
     token = tokens[idx]
     alt = self.renderInlineAsText(token.children or [], options, env)
-    src = http_url(str(token.attrGet("src") or ""))
-    if src is None:
+    raw = str(token.attrGet("src") or "")
+    if http_url(raw) is None:
         return escape(alt)
-    title = token.attrGet("title")
-    title_attr = f' title="{escape(str(title))}"' if title else ""
-    return (
-        f'<img src="{escape(src)}" alt="{escape(alt)}"{title_attr} '
-        'loading="lazy" referrerpolicy="no-referrer">'
-    )
+    title = str(token.attrGet("title") or "")
+    return inline_image(raw, alt, title, env.get(ENV_IMAGES))
 
 
 def _html_inline(
@@ -211,16 +211,19 @@ def _build() -> MarkdownIt:
 _MD = _build()
 
 
-def render_answer(text: str, sources: Sequence[Source]) -> RenderedMarkdown:
+def render_answer(
+    text: str, sources: Sequence[Source], images: ImageMap | None = None
+) -> RenderedMarkdown:
     env = citation_env(sources)
     env[ENV_ANCHORS] = True
+    env[ENV_IMAGES] = images
     html = _MD.render(text, env)
     return RenderedMarkdown(html=html, headings=env[ENV_HEADINGS], cited=cited_numbers(env))
 
 
-def render_note(text: str, *, doc_id: str, shift: int = 2) -> str:
+def render_note(text: str, *, doc_id: str, shift: int = 2, images: ImageMap | None = None) -> str:
     """Markdown outside the answer body (reasoning): no markers, no heading ids.
 
     ``doc_id`` keeps footnote ids apart from the answer's own footnotes.
     """
-    return _MD.render(text, {ENV_SHIFT: shift, "docId": doc_id})
+    return _MD.render(text, {ENV_SHIFT: shift, "docId": doc_id, ENV_IMAGES: images})

@@ -21,31 +21,67 @@ from html import escape
 
 from sonarweb.answers import sections
 from sonarweb.answers.content import json_answer, split_reasoning
+from sonarweb.answers.images import ImageMap
 from sonarweb.answers.markdown import RenderedMarkdown, render_answer
 from sonarweb.answers.sanitize import sanitize
 from sonarweb.answers.sources import Source, build_sources
 from sonarweb.perplexity.payload import Completion
 
-# Bump whenever the HTML changes: stored fragments older than this are re-rendered lazily.
-RENDER_VERSION = 3
+# Bump whenever the HTML changes: stored fragments older than this are rendered again in
+# the background.
+RENDER_VERSION = 5
+# Sources listed on the page: every source the text cites, and at most this many others. An
+# answer with 100,000 search results would otherwise be a page of 90 MB.
+UNCITED_LISTED = 200
 
 EMPTY = '<p class="answer-empty">The answer is empty.</p>'
 
 
-def _body(answer: str, sources: Sequence[Source]) -> RenderedMarkdown:
+def _body(answer: str, sources: Sequence[Source], images: ImageMap | None) -> RenderedMarkdown:
     if not answer:
         return RenderedMarkdown(html="")
     pretty = json_answer(answer)
     if pretty is not None:
         code = f'<code class="language-json">{escape(pretty)}</code>'
         return RenderedMarkdown(html=f'<pre class="answer-json">{code}</pre>')
-    return render_answer(answer, sources)
+    return render_answer(answer, sources, images)
 
 
-def render_completion(completion: Completion, *, followup_url: str | None = "/new/") -> str:
+def listed_sources(sources: Sequence[Source], cited: set[int]) -> tuple[list[Source], int]:
+    """The sources worth a card, and how many others are left out (they stay in the JSON)."""
+    listed: list[Source] = []
+    uncited = 0
+    for source in sources:
+        if source.number in cited:
+            listed.append(source)
+        elif uncited < UNCITED_LISTED:
+            listed.append(source)
+            uncited += 1
+    return listed, len(sources) - len(listed)
+
+
+def _more_sources(count: int) -> str:
+    if not count:
+        return ""
+    noun = "source" if count == 1 else "sources"
+    return (
+        f'<p class="answer-note sources-more">{count:,} more {noun} that the answer does not '
+        "cite are kept in the raw JSON download.</p>"
+    )
+
+
+def render_completion(
+    completion: Completion,
+    *,
+    followup_url: str | None = "/new/",
+    images: ImageMap | None = None,
+) -> str:
+    """The answer as one sanitized fragment. ``images`` are the archive's copies of the
+    images it names; any image without a copy becomes a placeholder, never a hot link."""
     split = split_reasoning(completion.content or "")
     sources = build_sources(completion)
-    body = _body(split.answer, sources)
+    body = _body(split.answer, sources, images)
+    listed, hidden = listed_sources(sources, body.cited)
     attachments = sections.attachments(completion.chunks)
     if body.html:
         main = f'<div class="answer-body">{body.html}</div>'
@@ -61,10 +97,11 @@ def render_completion(completion: Completion, *, followup_url: str | None = "/ne
         main,
         note,
         attachments,
-        sections.gallery(completion.images),
-        sections.sources(sources, body.cited),
+        sections.gallery(completion.images, images),
+        sections.sources(listed, body.cited),
+        _more_sources(hidden),
         sections.related(completion.related_questions, followup_url),
-        sections.reasoning(split.thoughts, completion.reasoning_steps),
+        sections.reasoning(split.thoughts, completion.reasoning_steps, images),
         sections.usage(completion.usage),
     )
     return sanitize(f'<article class="answer">{"".join(parts)}</article>')

@@ -26,7 +26,7 @@ CLEAN_CONTENT_TAGS = {
 
 ATTRIBUTES = {
     "*": {"class", "id", "title", "aria-label", "aria-labelledby", "aria-hidden", "lang"},
-    "a": {"href", "data-index"},
+    "a": {"href", "data-index", "data-full"},
     "span": {"hidden"},
     "img": {"src", "alt", "width", "height"},
     "ol": {"start"},
@@ -58,6 +58,16 @@ def _relative_url(url: str) -> str | None:
     return None
 
 
+def _attribute(element: str, attribute: str, value: str) -> str | None:
+    """Images load only from this site (the archive's copies): an answer's own image address
+    would send every reader's IP address to whoever runs that host."""
+    if element == "img" and attribute == "src":
+        return value if value.startswith("/") and not value.startswith("//") else None
+    if attribute == "data-full":
+        return value if value.startswith("/") and not value.startswith("//") else None
+    return value
+
+
 _CLEANER = nh3.Cleaner(
     tags=TAGS,
     clean_content_tags=CLEAN_CONTENT_TAGS,
@@ -68,6 +78,7 @@ _CLEANER = nh3.Cleaner(
     url_relative=_relative_url,
     link_rel="noopener noreferrer",
     strip_comments=True,
+    attribute_filter=_attribute,
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from urllib.parse import quote_plus
 
+from sonarweb.answers.images import ImageMap, local_img, placeholder
 from sonarweb.answers.markdown import Heading, render_note
 from sonarweb.answers.sources import Source, domain_of, http_url
 from sonarweb.perplexity.payload import ContentChunk, Image, ReasoningStep, Usage
@@ -126,10 +127,12 @@ def _step(step: ReasoningStep) -> str:
     return f'<li class="{cls}">{"".join(parts)}</li>'
 
 
-def reasoning(thoughts: Sequence[str], steps: Sequence[ReasoningStep]) -> str:
+def reasoning(
+    thoughts: Sequence[str], steps: Sequence[ReasoningStep], images: ImageMap | None = None
+) -> str:
     """A closed ``<details>``: reasoning is for the curious, not in the way of the answer."""
     think = "".join(
-        f'<div class="reasoning-think">{render_note(t, doc_id=f"think{i}")}</div>'
+        f'<div class="reasoning-think">{render_note(t, doc_id=f"think{i}", images=images)}</div>'
         for i, t in enumerate(thoughts, 1)
     )
     items = "".join(_step(s) for s in steps)
@@ -144,8 +147,9 @@ def reasoning(thoughts: Sequence[str], steps: Sequence[ReasoningStep]) -> str:
     )
 
 
-def gallery(images: Sequence[Image]) -> str:
-    """Thumbnails link to the page the image came from; answer.js opens a lightbox instead."""
+def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
+    """Thumbnails of the archive's copies, linking to the page each image came from; answer.js
+    opens the full copy in a lightbox instead. An image with no copy is a placeholder."""
     items = []
     for image in images:
         src = http_url(image.image_url)
@@ -155,17 +159,21 @@ def gallery(images: Sequence[Image]) -> str:
         domain = domain_of(origin)
         title = " ".join(image.title.split())
         alt = title or (f"Image from {domain}" if domain else "Image")
-        size = ""
-        if image.width and image.height:
-            size = f' width="{int(image.width)}" height="{int(image.height)}"'
-        caption = escape(title) if title else ""
+        caption = (
+            f'<span class="gallery-caption">{escape(title) if title else ""}'
+            f'<span class="gallery-domain">{escape(domain)}</span></span>'
+        )
+        copy = (copies or {}).get(image.image_url)
+        if copy is None or not copy.stored:
+            items.append(
+                f'<li class="gallery-item gallery-missing">'
+                f"{placeholder(src, alt, origin, copy)}{caption}</li>"
+            )
+            continue
         items.append(
             f'<li class="gallery-item"><a class="gallery-thumb" href="{escape(origin)}" {_OUT} '
-            f'data-index="{len(items)}" title="{escape(domain or alt)}">'
-            f'<img src="{escape(src)}" alt="{escape(alt)}"{size} loading="lazy" '
-            'referrerpolicy="no-referrer"></a>'
-            f'<span class="gallery-caption">{caption}'
-            f'<span class="gallery-domain">{escape(domain)}</span></span></li>'
+            f'data-index="{len(items)}" data-full="{escape(copy.full_url)}" '
+            f'title="{escape(domain or alt)}">{local_img(copy, alt, thumb=True)}</a>{caption}</li>'
         )
     if not items:
         return ""

@@ -218,7 +218,7 @@ def _url_of(value: Any) -> str:
 
 def parse_chunk(raw: Any) -> ContentChunk | None:
     if isinstance(raw, str):
-        return ContentChunk(type="text", text=raw)
+        return ContentChunk(type="text", text=_str(raw))
     if not isinstance(raw, dict):
         return None
     kind = _str(raw.get("type"), "text")
@@ -233,7 +233,7 @@ def parse_chunk(raw: Any) -> ContentChunk | None:
 def parse_content(raw: Any) -> tuple[str, tuple[ContentChunk, ...]]:
     """Message content as (joined text, non-text chunks)."""
     if isinstance(raw, str):
-        return raw, ()
+        return _str(raw), ()
     if isinstance(raw, dict):
         raw = [raw]
     texts: list[str] = []

@@ -53,9 +53,10 @@ preflight that is never answered (a ``text/plain`` form post is refused with 415
 - ``GET /_sim/calls`` -> ``{"calls": [...]}``; ``POST /_sim/reset_calls``
 - ``GET /_sim/health`` -> ``{"ok": true, "now": ...}``
 
-Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.svg
-?title=...`` draws a static SVG of that size (see ``images.py``). With ``image_base`` set to the
-simulator's own URL, generated answers' ``image_url`` point there instead of example.org.
+Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.png
+?title=...`` draws a PNG of that size (``.jpg`` a JPEG, ``.svg`` a static SVG; see ``images.py``
+and ``raster.py``). With ``image_base`` set to the simulator's own URL, generated answers'
+``image_url`` point at its PNGs instead of example.org.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import faults, images
+from . import faults, images, raster
 from .corpus import generate_completion
 from .validation import problem, question_of, validate_create
 
@@ -216,11 +217,14 @@ class _Fault:
     delay: float | None
     size: int = faults.DEFAULT_HOSTILE_SIZE
     declare_length: bool = True
+    key: str | None = None  # only calls made with this API key
 
-    def matches(self, endpoint: str, job_id: str | None) -> bool:
+    def matches(self, endpoint: str, job_id: str | None, key: str) -> bool:
         if self.kind == "list_instead_of_job" and endpoint != "get":
             return False
         if self.endpoint is not None and self.endpoint != endpoint:
+            return False
+        if self.key is not None and self.key != key:
             return False
         return self.job_id is None or self.job_id == job_id
 
@@ -428,6 +432,7 @@ class Simulator:
         delay: float | None = None,
         size: int = faults.DEFAULT_HOSTILE_SIZE,
         declare_length: bool = True,
+        key: str | None = None,
     ) -> None:
         """Make the next ``times`` matching API calls (all of them with ``times=None``)
         misbehave as ``kind``; see the module docstring."""
@@ -441,7 +446,7 @@ class Simulator:
             delay = {"slow": 5.0, "drip": 1.0}.get(kind)
         if size < 0:
             raise ValueError("size must not be negative")
-        fault = _Fault(kind, times, endpoint, job_id, retry_after, delay, size, declare_length)
+        fault = _Fault(kind, times, endpoint, job_id, retry_after, delay, size, declare_length, key)
         with self._lock:
             self._faults.append(fault)
 
@@ -449,10 +454,10 @@ class Simulator:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, endpoint: str, job_id: str | None) -> _Fault | None:
+    def _take_fault(self, endpoint: str, job_id: str | None, key: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(endpoint, job_id):
+                if fault.matches(endpoint, job_id, key):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining <= 0:
@@ -496,21 +501,26 @@ class Simulator:
 
     @staticmethod
     def _image(method: str, path: str, environ: dict[str, Any]) -> _Response:
-        name = path[len(images.PREFIX) :].removesuffix(".svg")
-        if not path.endswith(".svg") or not images.NAME.match(name):
+        name, _, extension = path[len(images.PREFIX) :].rpartition(".")
+        mime = {"svg": "image/svg+xml", **{k: v[1] for k, v in raster.FORMATS.items()}}
+        if extension not in mime or not images.NAME.match(name):
             return _detail(404, "Not Found")
         if method not in {"GET", "HEAD"}:
             return _detail(405, "Method Not Allowed", [("Allow", "GET, HEAD")])
         query = parse_qs(str(environ.get("QUERY_STRING", "")))
         title = (query.get("title") or [""])[0]
         headers = [
-            ("Content-Type", "image/svg+xml"),
+            ("Content-Type", mime[extension]),
             ("Cache-Control", "public, max-age=86400"),
             ("X-Content-Type-Options", "nosniff"),
             # Opened on its own, the picture still may not run or load anything.
             ("Content-Security-Policy", "default-src 'none'"),
         ]
-        return _Response(200, images.render_svg(name, title), headers)
+        if extension == "svg":
+            body = images.render_svg(name, title)
+        else:
+            body = raster.render_raster(name, title, extension)
+        return _Response(200, body, headers)
 
     def _api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
         key = _bearer(environ)
@@ -546,7 +556,7 @@ class Simulator:
     def _dispatch(
         self, endpoint: str, key: str, job_id: str | None, body: bytes, environ: dict[str, Any]
     ) -> tuple[_Response, str | None]:
-        fault = self._take_fault(endpoint, job_id)
+        fault = self._take_fault(endpoint, job_id, key)
         if fault is not None and fault.kind in faults.REPLACING:
             return self._replacing_fault(fault, key, job_id), None
         if fault is not None and fault.kind == "slow":

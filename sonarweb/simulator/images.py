@@ -2,8 +2,9 @@
 
 ``image_path(slug, index, token, width, height, title)`` is the path an answer's ``image_url``
 uses when the simulator knows its own base URL; ``render_svg(name, title)`` draws the picture
-that path serves. Everything the picture needs is in the URL (the size in the name, the title in
-the query string), so an answer archived during an earlier run still shows its images.
+as SVG, and ``raster.render_raster(name, title, "png" or "jpg")`` as PNG or JPEG. Everything
+the picture needs is in the URL (the size in the name, the title in the query string), so an
+answer archived during an earlier run still shows its images.
 
 The SVG is static: no script, no external reference, no style attribute; every piece of text
 is XML-escaped. It is drawn from a hash of the name, so one URL always gives the same bytes.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
@@ -35,10 +37,22 @@ _PALETTES = (
 )
 
 
-def image_path(slug: str, index: int, token: str, width: int, height: int, title: str) -> str:
-    """The path (with query) of one generated image; the caller prefixes the base URL."""
+def image_path(
+    slug: str,
+    index: int,
+    token: str,
+    width: int,
+    height: int,
+    title: str,
+    extension: str = "png",
+) -> str:
+    """The path (with query) of one generated image; the caller prefixes the base URL.
+
+    ``extension`` is ``png`` (what answers use: the image archive keeps raster images only),
+    ``jpg`` or ``svg``.
+    """
     name = f"{slug}/{index:02d}-{token}-{int(width)}x{int(height)}"
-    return f"{PREFIX}{name}.svg?title={quote(title, safe='')}"
+    return f"{PREFIX}{name}.{extension}?title={quote(title, safe='')}"
 
 
 def size_of(name: str) -> tuple[int, int]:
@@ -76,11 +90,33 @@ def _num(value: float) -> str:
     return f"{value:.1f}".removesuffix(".0")
 
 
-def render_svg(name: str, title: str = "") -> bytes:
+@dataclass(frozen=True)
+class Chart:
+    """What a picture shows, in pixels; drawn as SVG here and as PNG/JPEG in raster.py."""
+
+    width: int
+    height: int
+    palette: tuple[str, str, str, str, str]  # background top, bottom, ink, accent, light
+    title: str
+    lines: list[str]
+    font: int
+    pad: int
+    chart_left: int
+    chart_right: int
+    chart_bottom: int
+    gridlines: list[float]
+    bars: list[tuple[float, float, float, float, bool]]  # x, y, width, height, highlighted
+    points: list[tuple[float, float]]  # a line chart when there are no bars
+
+    def text_baseline(self, index: int) -> int:
+        return self.pad + round(self.font * 1.25) * index + self.font
+
+
+def chart(name: str, title: str = "") -> Chart:
     """A deterministic chart-like picture of the size the name says, captioned with title."""
     width, height = size_of(name)
     digest = hashlib.sha256(name.encode()).digest()
-    top, bottom, ink, accent, light = _PALETTES[digest[0] % len(_PALETTES)]
+    palette = _PALETTES[digest[0] % len(_PALETTES)]
     title = " ".join(title.split())[:MAX_TITLE]
 
     pad = round(min(width, height) * 0.07)
@@ -96,18 +132,56 @@ def render_svg(name: str, title: str = "") -> bytes:
     chart_h = max(1, chart_bottom - chart_top)
     chart_w = max(1, chart_right - chart_left)
 
+    gridlines = [chart_bottom - chart_h * step / 4 for step in range(1, 4)]
+    count = 6 + digest[1] % 7
+    values = [0.18 + 0.78 * (digest[2 + i] / 255) for i in range(count)]
+    bars: list[tuple[float, float, float, float, bool]] = []
+    points: list[tuple[float, float]] = []
+    if digest[1] % 2 == 0:
+        slot = chart_w / count
+        bar = slot * 0.62
+        for i, value in enumerate(values):
+            x = chart_left + slot * i + (slot - bar) / 2
+            h = chart_h * value
+            bars.append((x, chart_bottom - h, bar, h, i == count - 1 or value == max(values)))
+    else:
+        step_x = chart_w / (count - 1)
+        points = [
+            (chart_left + step_x * i, chart_bottom - chart_h * v) for i, v in enumerate(values)
+        ]
+    return Chart(
+        width=width,
+        height=height,
+        palette=palette,
+        title=title,
+        lines=lines,
+        font=font,
+        pad=pad,
+        chart_left=chart_left,
+        chart_right=chart_right,
+        chart_bottom=chart_bottom,
+        gridlines=gridlines,
+        bars=bars,
+        points=points,
+    )
+
+
+def render_svg(name: str, title: str = "") -> bytes:
+    """The picture as a static SVG document."""
+    c = chart(name, title)
+    width, height = c.width, c.height
+    top, bottom, ink, accent, light = c.palette
+    chart_left, chart_right, chart_bottom = c.chart_left, c.chart_right, c.chart_bottom
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img">',
-        f"<title>{escape(title)}</title>" if title else "",
+        f"<title>{escape(c.title)}</title>" if c.title else "",
         '<defs><linearGradient id="bg" x1="0" y1="0" x2="0" y2="1">'
         f'<stop offset="0" stop-color="{top}"/><stop offset="1" stop-color="{bottom}"/>'
         "</linearGradient></defs>",
         f'<rect width="{width}" height="{height}" fill="url(#bg)"/>',
     ]
-    # Gridlines, then either bars or a filled line, from the digest's bytes.
-    for step in range(1, 4):
-        y = chart_bottom - chart_h * step / 4
+    for y in c.gridlines:
         parts.append(
             f'<line x1="{chart_left}" y1="{_num(y)}" x2="{chart_right}" y2="{_num(y)}" '
             f'stroke="{ink}" stroke-opacity="0.12" stroke-width="{max(1, width // 600)}"/>'
@@ -116,25 +190,14 @@ def render_svg(name: str, title: str = "") -> bytes:
         f'<line x1="{chart_left}" y1="{chart_bottom}" x2="{chart_right}" y2="{chart_bottom}" '
         f'stroke="{ink}" stroke-opacity="0.45" stroke-width="{max(1, width // 400)}"/>'
     )
-    count = 6 + digest[1] % 7
-    values = [0.18 + 0.78 * (digest[2 + i] / 255) for i in range(count)]
-    if digest[1] % 2 == 0:
-        slot = chart_w / count
-        bar = slot * 0.62
-        for i, value in enumerate(values):
-            x = chart_left + slot * i + (slot - bar) / 2
-            h = chart_h * value
-            fill = accent if i == count - 1 or value == max(values) else light
-            parts.append(
-                f'<rect x="{_num(x)}" y="{_num(chart_bottom - h)}" width="{_num(bar)}" '
-                f'height="{_num(h)}" rx="{_num(min(bar / 6, 8))}" fill="{fill}"/>'
-            )
-    else:
-        step_x = chart_w / (count - 1)
-        points = [
-            (chart_left + step_x * i, chart_bottom - chart_h * v) for i, v in enumerate(values)
-        ]
-        line = " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+    for x, y, bar, h, highlighted in c.bars:
+        fill = accent if highlighted else light
+        parts.append(
+            f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(bar)}" '
+            f'height="{_num(h)}" rx="{_num(min(bar / 6, 8))}" fill="{fill}"/>'
+        )
+    if c.points:
+        line = " ".join(f"{_num(x)},{_num(y)}" for x, y in c.points)
         area = f"{chart_left},{chart_bottom} {line} {chart_right},{chart_bottom}"
         stroke = max(2, round(width / 240))
         parts.append(f'<polygon points="{area}" fill="{light}" fill-opacity="0.55"/>')
@@ -142,15 +205,14 @@ def render_svg(name: str, title: str = "") -> bytes:
             f'<polyline points="{line}" fill="none" stroke="{accent}" stroke-width="{stroke}" '
             'stroke-linejoin="round" stroke-linecap="round"/>'
         )
-        for x, y in points:
+        for x, y in c.points:
             parts.append(
                 f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{stroke * 1.6:.1f}" fill="{accent}"/>'
             )
-    for index, text in enumerate(lines):
-        y = pad + round(font * 1.25) * index + font
+    for index, text in enumerate(c.lines):
         parts.append(
-            f'<text x="{_num(width / 2)}" y="{y}" text-anchor="middle" fill="{ink}" '
-            f'font-size="{font}" font-weight="600" '
+            f'<text x="{_num(width / 2)}" y="{c.text_baseline(index)}" text-anchor="middle" '
+            f'fill="{ink}" font-size="{c.font}" font-weight="600" '
             f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">'
             f"{escape(text)}</text>"
         )

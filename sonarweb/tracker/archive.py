@@ -19,7 +19,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from sonarweb.answers.export import render_plain_markdown
+from sonarweb.answers.images import ImageMap
 from sonarweb.answers.render import RENDER_VERSION, render_completion
+from sonarweb.media import background as media
 from sonarweb.perplexity.payload import Completion, Job, PayloadError, loads_job
 
 from .fitting import fit
@@ -38,12 +40,15 @@ class Rendering:
     error: str = ""
 
 
-def render(completion: Completion | None, request_id: str) -> Rendering:
-    """Both renderings of an answer. A renderer bug never loses the archive: the raw JSON is
-    stored anyway and stays downloadable, and the page says the answer could not be shown."""
+def render(
+    completion: Completion | None, request_id: str, images: ImageMap | None = None
+) -> Rendering:
+    """Both renderings of an answer, with the archive's copies of its images. A renderer bug
+    never loses the archive: the raw JSON is stored anyway and stays downloadable, and the
+    page says the answer could not be shown."""
     try:
         completion = completion or Completion()
-        html = render_completion(completion, followup_url=FOLLOWUP_URL)
+        html = render_completion(completion, followup_url=FOLLOWUP_URL, images=images)
         markdown = render_plain_markdown(completion)
     except Exception as exc:
         log.exception("rendering the answer of request_id=%s failed", request_id)
@@ -63,11 +68,12 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
     whatever a later call answers.
     """
     now = timezone.now()
-    rendering = (
-        render(job.response, tracked.request_id)
-        if job.status == UpstreamStatus.COMPLETED
-        else Rendering("", "")
-    )
+    if job.status == UpstreamStatus.COMPLETED:
+        # Its images are fetched in the background; until then the page says so.
+        media.record(tracked.pk, job.response)
+        rendering = render(job.response, tracked.request_id, media.image_copies(tracked.pk))
+    else:
+        rendering = Rendering("", "")
     sha256, size = digest(raw_text)
     with transaction.atomic():
         if AnswerArchive.objects.filter(tracked_id=tracked.pk).exists():
@@ -106,7 +112,7 @@ def rerender(archive: AnswerArchive, request_id: str, now: datetime | None = Non
         # Kept and downloadable as it is; there is nothing to show or to export as Markdown.
         rendering = Rendering("", "", "The archived JSON cannot be parsed.")
     else:
-        rendering = render(job.response, request_id)
+        rendering = render(job.response, request_id, media.image_copies(archive.pk))
     now = now or timezone.now()
     with transaction.atomic():
         AnswerArchive.objects.filter(pk=archive.pk).update(
@@ -128,6 +134,15 @@ def stale_archives(limit: int) -> list[int]:
         .order_by("archived_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def rerender_many(pks: list[int]) -> int:
+    """Render these archives again (their images changed, say); returns how many."""
+    done = 0
+    for archive in AnswerArchive.objects.select_related("tracked").filter(pk__in=pks):
+        rerender(archive, archive.tracked.request_id)
+        done += 1
+    return done
 
 
 def rerender_stale(limit: int = 5) -> int:

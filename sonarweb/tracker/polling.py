@@ -208,13 +208,20 @@ def _key_for(tracked: TrackedRequest) -> ApiKey | None:
     return ApiKey.objects.filter(user_id=tracked.added_by_id).first()
 
 
+DEACTIVATED_NOTE = "Polling stopped: the member who added this request was deactivated."
+
+
 def stop_for_missing_key(tracked: TrackedRequest, key: ApiKey | None, now: datetime) -> None:
-    note = (
-        "The API key of the member who added this request was rejected by Perplexity; "
-        "it must be replaced in Settings."
-        if key is not None
-        else "The member who added this request has no API key saved."
-    )
+    adder = tracked.added_by if tracked.added_by_id else None
+    if adder is not None and not adder.is_active:
+        note = DEACTIVATED_NOTE
+    elif key is not None:
+        note = (
+            "The API key of the member who added this request was rejected by Perplexity; "
+            "it must be replaced in Settings."
+        )
+    else:
+        note = "The member who added this request has no API key saved."
     store(tracked, state=AppState.KEY_INVALID, next_poll_at=None, note=note, last_polled_at=now)
 
 

@@ -28,10 +28,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sonarweb.accounts import audit
+from sonarweb.media import background as media
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
 
@@ -60,6 +62,9 @@ BATCH = 1000
 MAX_LIST_PAGES = 500
 # Archives rendered again per pass after the renderer changed.
 RERENDER_PER_PASS = 5
+# Answers whose images are fetched per pass, and portable bundles built per pass.
+IMAGE_ANSWERS_PER_PASS = 2
+BUNDLES_PER_PASS = 2
 # A lease is never shorter than this, however short the interval (tests use 0.1 s).
 MIN_LEASE_SECONDS = 2.0
 
@@ -148,14 +153,19 @@ def keys_with_due_requests(now: datetime) -> list[ApiKey]:
         .distinct()
     )
     abandoned = Q(refresh_lease_until__lte=now) & ~Q(refresh_lease_holder="")
-    return list(ApiKey.objects.filter(Q(user_id__in=user_ids) | abandoned).order_by("pk"))
+    # Never a deactivated member's key (sonarweb.accounts.members), even to take a lease over.
+    active = ApiKey.objects.filter(user__is_active=True)
+    return list(active.filter(Q(user_id__in=user_ids) | abandoned).order_by("pk"))
 
 
 def orphaned_due(now: datetime) -> list[TrackedRequest]:
     """Due rows whose member has no key (or no longer exists): they stop with a note."""
     return list(
         TrackedRequest.objects.due(now).filter(
-            Q(added_by__isnull=True) | Q(added_by__api_key__isnull=True)
+            Q(added_by__isnull=True)
+            | Q(added_by__api_key__isnull=True)
+            # A row a poll re-armed while its member was being deactivated.
+            | Q(added_by__is_active=False)
         )[:BATCH]
     )
 
@@ -281,12 +291,19 @@ def prune_call_log(now: datetime) -> int:
     RefresherBeat.objects.filter(
         Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
     ).delete()
+    audit.prune(now)
     return deleted
 
 
 def housekeeping(now: datetime) -> None:
-    """Background work that is not a call upstream: renders after a renderer change, pruning."""
+    """Background work that is not a call upstream: archiving answers' images (then rendering
+    those answers again with their copies), renders after a renderer change, the portable
+    bundles, pruning."""
+    archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
     archive.rerender_stale(RERENDER_PER_PASS)
+    media.build_due_bundles(BUNDLES_PER_PASS)
+    # Expiry happens with nobody acting: the audit trail learns of it here.
+    audit.record_expired_links(now)
     prune_call_log(now)
 
 
@@ -418,7 +435,7 @@ class Refresher:
             self._held.clear()
         if self._beat is not None:
             RefresherBeat.objects.filter(pk=self._beat.pk).update(stopped_at=timezone.now())
-        close_old_connections()
+        connection.close()
 
     # Workers ----------------------------------------------------------------------------------
 
@@ -453,7 +470,9 @@ class Refresher:
             ApiKey.objects.filter(pk=key.pk, refresh_lease_holder=self.holder).update(
                 refresh_lease_until=None, refresh_lease_holder=""
             )
-            close_old_connections()
+            # A pool thread may sit idle for long, or be joined at shutdown: it keeps no
+            # database connection between tasks (one connect per key per pass is cheap).
+            connection.close()
 
     def _housekeeping(self) -> None:
         close_old_connections()
@@ -462,7 +481,7 @@ class Refresher:
         except Exception:
             log.exception("refresher housekeeping failed")
         finally:
-            close_old_connections()
+            connection.close()
 
     def _reap(self) -> None:
         for pk, future in list(self._busy.items()):
@@ -484,6 +503,7 @@ class Refresher:
                 log.exception("renewing refresher leases failed")
             finally:
                 close_old_connections()
+        connection.close()
 
     def _record_pass(self, started: float) -> None:
         if self._beat is None:

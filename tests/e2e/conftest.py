@@ -8,10 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
 # make around it are ordinary synchronous ones.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# expect() waits for a state in the page; give it as long as the actions get (see `page`).
+expect.set_options(timeout=60_000)
 
 CHROMIUM = os.environ.get("SONARWEB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,7 +55,9 @@ def browser() -> Iterator[object]:
 def page(browser, live_server, refresher, settings) -> Iterator[object]:
     settings.SONARWEB_BADGE_POLL_SECONDS = 1
     context = browser.new_context(base_url=live_server.url)
-    context.set_default_timeout(15_000)
+    # Generous: a state that takes two seconds on an idle machine may take twenty on a busy
+    # one (the refresher, the image archive and the browser share two CPUs).
+    context.set_default_timeout(60_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -63,7 +63,7 @@ def test_lightbox_works_with_the_keyboard(page, sim_server, simulator):
     # Focus goes back to the thumbnail of the image last shown, not to the top of the page.
     page.wait_for_function(
         "document.activeElement === document.querySelectorAll('a.gallery-thumb')[1]",
-        timeout=3000,
+        timeout=60_000,
     )
     assert script_errors(page) == []
 

@@ -40,7 +40,7 @@ def test_start_research_and_watch_it_finish(page, sim_server, simulator):
     expect(page.locator("h1")).to_have_text("How do heat pumps cope with very cold winters?")
     badge = page.locator("#status [data-status]")
     page.evaluate("window.__sameDocument = true")
-    expect(badge).to_have_attribute("data-status", "COMPLETED", timeout=20_000)
+    expect(badge).to_have_attribute("data-status", "COMPLETED")
     expect(page.locator("#answer article").first).to_be_visible()
     assert page.evaluate("window.__sameDocument") is True
     assert page.js_errors == []

@@ -56,9 +56,7 @@ def test_finished_job_changes_title_favicon_and_notifies(page, live_server, sim_
     expect(page.locator("#notify-button")).to_be_hidden()
     expect(page.locator("#notify-state")).to_contain_text("notification when it finishes")
 
-    expect(page.locator("#status [data-status]")).to_have_attribute(
-        "data-status", "COMPLETED", timeout=20_000
-    )
+    expect(page.locator("#status [data-status]")).to_have_attribute("data-status", "COMPLETED")
     expect(page).to_have_title(f"✓ Completed · {title}")
     assert re.search(r"favicon-done(\.[0-9a-f]+)?\.svg$", favicon(page))
     notes = page.evaluate("window.__notes")
@@ -78,9 +76,7 @@ def test_failed_job_shows_failure_and_asks_permission_first(
     assert page.evaluate("Notification.permission") == "default"
     expect(button).to_be_visible()
     expect(button).to_have_text("Notify me when it finishes")
-    expect(page.locator("#status [data-status]")).to_have_attribute(
-        "data-status", "FAILED", timeout=20_000
-    )
+    expect(page.locator("#status [data-status]")).to_have_attribute("data-status", "FAILED")
     expect(page).to_have_title(f"✗ Failed · {title}")
     assert "favicon-failed" in favicon(page)
     expect(button).to_be_hidden()
@@ -92,9 +88,7 @@ def test_failed_job_shows_failure_and_asks_permission_first(
 def test_finished_page_opened_later_announces_nothing(page, live_server, sim_server, simulator):
     page.context.grant_permissions(["notifications"], origin=live_server.url)
     watch(page, simulator)
-    expect(page.locator("#status [data-status]")).to_have_attribute(
-        "data-status", "COMPLETED", timeout=20_000
-    )
+    expect(page.locator("#status [data-status]")).to_have_attribute("data-status", "COMPLETED")
     page.reload()
     assert not page.title().startswith("✓")
     assert page.locator("#notify-button").count() == 0
@@ -107,8 +101,6 @@ def test_screen_readers_hear_the_finish(page, live_server, sim_server, simulator
     # A live region outside #status, which every poll replaces.
     assert page.locator("#status #status-announcer").count() == 0
     assert announcer.get_attribute("role") == "status"
-    expect(page.locator("#status [data-status]")).to_have_attribute(
-        "data-status", "COMPLETED", timeout=20_000
-    )
+    expect(page.locator("#status [data-status]")).to_have_attribute("data-status", "COMPLETED")
     expect(announcer).to_have_text("Status: Completed")
     assert page.js_errors == []

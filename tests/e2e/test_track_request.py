@@ -34,7 +34,7 @@ def test_paste_watch_and_read(page, sim_server, simulator):
     badge = page.locator("#status [data-status]")
     expect(badge).to_have_attribute("data-status", re.compile("PENDING|CREATED|IN_PROGRESS"))
     page.evaluate("window.__sameDocument = true")
-    expect(badge).to_have_attribute("data-status", "COMPLETED", timeout=20_000)
+    expect(badge).to_have_attribute("data-status", "COMPLETED")
     expect(page.locator("#answer .answer-body, #answer article, #answer h2").first).to_be_visible()
     expect(page.locator('#answer a[href="#source-1"]').first).to_be_attached()
     assert page.evaluate("window.__sameDocument") is True

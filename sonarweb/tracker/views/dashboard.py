@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from sonarweb.accounts import audit, handover
+
 from .. import listing
 from ..forms import MODEL_CHOICES, STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
 from ..listing import encode_cursor, member_choices, used_models
@@ -237,8 +239,7 @@ def track(request: HttpRequest) -> HttpResponse:
     request_id = form.cleaned_data["request_id"]
     existing = TrackedRequest.objects.filter(request_id=request_id).only("slug").first()
     if existing is not None:
-        messages.info(request, "That request is already tracked; here it is.")
-        return HttpResponseRedirect(existing.get_absolute_url(), status=303)
+        return handover.already_tracked(request, existing)
     if key_of(request) is None:
         form.add_error(None, "Add your Perplexity API key in Settings before tracking requests.")
         return _dashboard(request, form, status=422)
@@ -285,6 +286,7 @@ def edit_title(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponseRedirect(next_url, status=303)
     tracked.title = form.cleaned_data["title"]
     tracked.save(update_fields=["title", "updated"])
+    audit.record(request.user, "retitled", tracked=tracked, detail=tracked.title or "(cleared)")
     if request.htmx:
         return _title_cell(request, tracked, next_url)
     messages.success(request, "Title saved.")

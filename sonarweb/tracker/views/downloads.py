@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from sonarweb.answers.export import slugify
+from sonarweb.media.background import current_bundle, image_copies, retry_failed
+from sonarweb.media.bundle import local_markdown_images
+from sonarweb.media.store import media_storage
 
 from ..models import AnswerArchive, TrackedRequest
 from .access import get_request_for_user
+from .staff import staff_only
 
 
 def _answered_request(request: HttpRequest, slug: str) -> TrackedRequest:
@@ -44,7 +50,14 @@ def answer_markdown(request: HttpRequest, slug: str) -> HttpResponse:
     question = _question(tracked)
     name = slugify(question) or slugify(tracked.request_id) or "answer"
     title = " ".join(question.split())
-    body = f"# {title}\n\n{archive.markdown}" if title else archive.markdown
+    # Images point at this server's copies, never at the hosts the answer names.
+    copies = {
+        url: request.build_absolute_uri(copy.full_url)
+        for url, copy in image_copies(tracked.pk).items()
+        if copy.stored
+    }
+    text = local_markdown_images(archive.markdown, copies)
+    body = f"# {title}\n\n{text}" if title else text
     response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
     return _attachment(response, f"{name}.md")
 
@@ -62,3 +75,40 @@ def answer_json(request: HttpRequest, slug: str) -> HttpResponse:
 def _archive(tracked: TrackedRequest, column: str) -> AnswerArchive:
     """Only the column the download needs: the other one may be as large."""
     return get_object_or_404(AnswerArchive.objects.only("tracked_id", column), tracked=tracked)
+
+
+@require_safe
+def answer_bundle(request: HttpRequest, slug: str) -> HttpResponse:
+    """The portable .zip: the answer, its JSON, its images and a page that reads offline.
+
+    Built in the background once the answer's images are settled; until then there is none
+    to give, and the permalink says so instead of linking here.
+    """
+    tracked = _answered_request(request, slug)
+    rendered_at = (
+        AnswerArchive.objects.filter(pk=tracked.pk).values_list("rendered_at", flat=True).first()
+    )
+    bundle = current_bundle(tracked.pk, rendered_at)
+    if bundle is None:
+        raise Http404("The archive of this answer is still being prepared.")
+    try:
+        file = media_storage().open(bundle.name)
+    except OSError as exc:
+        raise Http404("The archive of this answer is missing from storage.") from exc
+    name = slugify(_question(tracked)) or slugify(tracked.request_id) or "answer"
+    response = FileResponse(file, content_type="application/zip")
+    return _attachment(response, f"{name}.zip")
+
+
+@require_POST
+@staff_only
+def retry_images(request: HttpRequest, slug: str) -> HttpResponse:
+    """Staff: try the answer's failed images again on the refresher's next pass."""
+    tracked = _answered_request(request, slug)
+    count = retry_failed(tracked.pk)
+    TrackedRequest.objects.filter(pk=tracked.pk).update(updated=timezone.now())
+    noun = "image" if count == 1 else "images"
+    messages.success(
+        request, f"{count} {noun} will be fetched again within a minute; reload to see them."
+    )
+    return HttpResponseRedirect(tracked.get_absolute_url(), status=303)

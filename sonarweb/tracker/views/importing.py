@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from sonarweb.accounts import audit
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobPage
 
@@ -117,6 +118,7 @@ def _track_selected(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
     # ignore_conflicts: someone may track one of these between the check and the insert.
     TrackedRequest.objects.bulk_create(new, ignore_conflicts=True)
     log.info("user_id=%s imported %d requests", request.user.pk, len(new))
+    audit.record_imported(request.user, [row.request_id for row in new])
     count = len(new)
     messages.success(request, f"Tracking {count} request{'' if count == 1 else 's'}.")
     if already:

@@ -15,6 +15,9 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import condition, require_safe
 
+from sonarweb.media.background import current_bundle
+from sonarweb.media.lookup import image_summary
+
 from ..models import AnswerArchive, TrackedRequest, UpstreamStatus
 from ..pagecache import PageCache
 from ..polling import request_early_poll
@@ -40,11 +43,20 @@ ETAG_SECONDS = 300
 
 
 def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]:
-    return {
+    context: dict[str, object] = {
         "tracked": tracked,
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
         "is_adder": request.user.pk == tracked.added_by_id,
     }
+    if tracked.has_answer:
+        rendered_at = (
+            AnswerArchive.objects.filter(pk=tracked.pk)
+            .values_list("rendered_at", flat=True)
+            .first()
+        )
+        context["images"] = image_summary(tracked.pk)
+        context["bundle"] = current_bundle(tracked.pk, rendered_at)
+    return context
 
 
 def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -200,3 +212,16 @@ def badges(request: HttpRequest) -> HttpResponse:
     from .dashboard import badge_batch
 
     return badge_batch(request)
+
+
+@require_safe
+def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
+    """Polled while an answer's images are being archived: nothing (204) until they are,
+    then the answer again, with its pictures, swapped in out of band."""
+    tracked = get_request_for_user(request, slug)
+    context = _context(request, tracked)
+    images = context.get("images")
+    if not tracked.has_answer or (images is not None and images.pending):
+        return HttpResponse(status=204)
+    context.update({"answer_html": answer_html(tracked), "oob": True})
+    return render(request, "tracker/request_detail.html#answer", context)

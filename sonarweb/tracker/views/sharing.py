@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django import forms
 from django.contrib import messages
@@ -16,6 +17,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from sonarweb.accounts import audit
+from sonarweb.media.links import for_share
+
 from ..models import AnswerArchive, ShareLink, TrackedRequest, UpstreamStatus
 from .access import get_request_for_user
 from .requests import ANSWER_SLOT, _stored_answer
@@ -23,6 +27,8 @@ from .requests import ANSWER_SLOT, _stored_answer
 log = logging.getLogger("sonarweb.sharing")
 
 LINKS_PER_PAGE = 50
+# Public answers kept per process, each with its images moved under its link's token.
+SHARED_ANSWERS_CACHED = 16
 EXPIRY_CHOICES = [("never", "Never"), ("1", "In 1 day"), ("7", "In 7 days"), ("30", "In 30 days")]
 
 
@@ -42,6 +48,14 @@ def content_hash(tracked: TrackedRequest) -> str:
         AnswerArchive.objects.filter(tracked_id=tracked.pk).values_list("sha256", flat=True).first()
     )
     return (digest or "")[:12]
+
+
+@lru_cache(maxsize=SHARED_ANSWERS_CACHED)
+def _shared_answer(pk: int, slug: str, rendered_at: datetime | None, token: str) -> bytes:
+    """The stored answer with its images addressed under the share link, where the public
+    image view checks that each belongs to the shared answer."""
+    html = _stored_answer(pk, slug, rendered_at).decode()
+    return for_share(html, token).encode()
 
 
 def _touch(tracked_pk: int) -> None:
@@ -70,6 +84,7 @@ def create_share(request: HttpRequest, slug: str) -> HttpResponse:
         tracked=tracked, created_by=request.user, expires_at=form.expires_at()
     )
     log.info("user_id=%s created share link id=%s for %s", request.user.pk, link.pk, tracked.slug)
+    audit.record(request.user, "link_created", link=link)
     if request.htmx:
         return _panel(request, tracked)
     messages.success(request, "Public link created.")
@@ -84,6 +99,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     # Conditional, so a second click keeps the first revocation time.
     if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         log.info("user_id=%s revoked share link id=%s", request.user.pk, pk)
+        audit.record(request.user, "link_revoked", link=link)
         _touch(link.tracked_id)
     link.refresh_from_db(fields=["revoked_at"])
     from_panel = request.POST.get("from") == "panel"
@@ -139,7 +155,7 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
         .first()
     )
     try:
-        answer = _stored_answer(tracked.pk, tracked.slug, rendered_at)
+        answer = _shared_answer(tracked.pk, tracked.slug, rendered_at, link.token)
     except LookupError:
         return _public(render(request, "tracker/shared_answer.html", context))
     page = render_to_string(

@@ -4,14 +4,18 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import Avg, Count, Max, Q
+from django.db.models import Avg, Count, Max, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from ..models import UpstreamCall
+from sonarweb.media.lookup import disk_usage
+
+from ..liveness import INTERVALS
+from ..models import AnswerArchive, RefresherBeat, UpstreamCall
 
 RECENT_CALLS = 50
 
@@ -51,5 +55,11 @@ def upstream_calls(request: HttpRequest) -> HttpResponse:
         "per_key": list(per_key),
         "totals": recent.aggregate(calls=Count("id"), errors=Count("id", filter=~Q(error=""))),
         "calls": list(recent.select_related("api_key__user")[:RECENT_CALLS]),
+        "refreshers": list(
+            RefresherBeat.objects.filter(started_at__gte=timezone.now() - timedelta(days=1))
+        ),
+        "refresh_horizon": INTERVALS * float(settings.SONARWEB_REFRESH_SECONDS),
+        "images": disk_usage(),
+        "answers": AnswerArchive.objects.aggregate(count=Count("pk"), bytes=Sum("size")),
     }
     return render(request, "tracker/staff_calls.html", context)

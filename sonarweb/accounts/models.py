@@ -1,0 +1,127 @@
+"""Invitations to the team, and the audit trail of what members did to shared things."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from sonarweb.tracker.models import ShareLink, TrackedRequest
+
+
+def new_invite_token() -> str:
+    # 32 random bytes: 256 bits. Only its SHA-256 is stored.
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def open(self, now: datetime | None = None) -> InvitationQuerySet:
+        """Invitations that can still be accepted."""
+        return self.filter(
+            used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now or timezone.now()
+        )
+
+
+class Invitation(models.Model):
+    """A one-time link that lets one person create an account on the team.
+
+    The token itself is shown once to the staff member who made it and never stored:
+    a copy of the database is no way in.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    email = models.EmailField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"invitation {self.pk} ({self.email or 'no email'})"
+
+
+class AuditAction(models.TextChoices):
+    LINK_CREATED = "link_created", "created a public link"
+    LINK_REVOKED = "link_revoked", "revoked a public link"
+    LINK_EXPIRED = "link_expired", "let a public link expire"
+    RETITLED = "retitled", "retitled the request"
+    IMPORTED = "imported", "imported the request"
+    REMOVED = "removed", "removed the request"
+    CLAIMED = "claimed", "took the request over with their key"
+
+
+LINK_ACTIONS = [AuditAction.LINK_CREATED, AuditAction.LINK_REVOKED, AuditAction.LINK_EXPIRED]
+
+
+class AuditEvent(models.Model):
+    """Who did what to a request or a public link, and when. Kept for a year.
+
+    The actor's name and the request id are kept as text too, so that removing a member
+    or a request leaves its history readable.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    tracked = models.ForeignKey(
+        TrackedRequest,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    request_id = models.CharField(max_length=128, blank=True)
+    share_link = models.ForeignKey(
+        ShareLink,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tracked", "-at"], name="audit_tracked_at")]
+        constraints = [
+            # A link expires once: refreshers running side by side cannot record it twice.
+            models.UniqueConstraint(
+                fields=["share_link"],
+                condition=Q(action="link_expired"),
+                name="audit_link_expires_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'sonarweb'} {self.get_action_display()} {self.request_id}"

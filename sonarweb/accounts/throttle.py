@@ -1,0 +1,154 @@
+"""Sign-in throttling, built on django-axes (configured in settings.py).
+
+After SONARWEB_LOGIN_FAILURES_PER_USER failures for one username, or
+SONARWEB_LOGIN_FAILURES_PER_ADDRESS from one address, with no pause of
+SONARWEB_LOGIN_LOCKOUT_MINUTES between them, sign-in is refused for that many minutes,
+the right password included. Attempts refused during a lockout are not counted, so the
+lock ends when the window after the last counted failure is over.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from axes.attempts import get_cool_off_threshold
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.db.models import Max, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+log = logging.getLogger("sonarweb.signin")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _proxies(configured: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in configured)
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None
+    # An IPv4 client seen through an IPv6 socket counts as its IPv4 self.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """AXES_CLIENT_IP_CALLABLE: the address failures are counted against.
+
+    The socket's peer, unless that peer is one of our proxies (SONARWEB_PROXY_IPS, the
+    addresses gunicorn believes X-Forwarded-Proto from). Then X-Forwarded-For is read from
+    the right: each proxy appends the address it saw, so the first entry that is not one of
+    our proxies is the client, and anything further left is the client's own claim.
+    """
+    peer = request.META.get("REMOTE_ADDR", "")
+    proxies = _proxies(tuple(settings.SONARWEB_PROXY_IPS))
+
+    def ours(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in proxies)
+
+    seen = _address(peer)
+    if seen is None or not ours(seen):
+        return peer or None
+    hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            # Not an address where a proxy of ours should have written one: trust no
+            # further, and count the attempt against the nearest proxy we know.
+            break
+        if not ours(address):
+            return str(address)
+        seen = address
+    return str(seen)
+
+
+def failure_limit(request: HttpRequest | None = None, credentials: Any = None) -> int:
+    """AXES_FAILURE_LIMIT: the per-username limit (see TeamSignInHandler.get_failures)."""
+    return settings.SONARWEB_LOGIN_FAILURES_PER_USER
+
+
+def lockout_window(request: HttpRequest | None = None) -> timedelta:
+    """AXES_COOLOFF_TIME: both how long failures are remembered and how long a lock holds."""
+    return timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES)
+
+
+def _attempts(request: HttpRequest, credentials: Any) -> tuple[QuerySet, QuerySet]:
+    """Recent failures for the username asked for, and from the client's address."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=get_cool_off_threshold(request))
+    username = get_client_username(request, credentials)
+    return recent.filter(username=username), recent.filter(ip_address=request.axes_ip_address)
+
+
+def _count(attempts: QuerySet) -> int:
+    return attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
+
+
+class TeamSignInHandler(AxesDatabaseHandler):
+    """Axes' database handler with one limit per username and another per address.
+
+    Axes compares a single number with a single limit. Here that number is the username's
+    failures, or the address's failures scaled onto the username's limit, whichever is
+    higher: it reaches the limit exactly when either count reaches its own.
+    """
+
+    def get_failures(self, request: HttpRequest, credentials: Any = None) -> int:
+        by_name, by_address = _attempts(request, credentials)
+        per_name = settings.SONARWEB_LOGIN_FAILURES_PER_USER
+        per_address = settings.SONARWEB_LOGIN_FAILURES_PER_ADDRESS
+        return max(_count(by_name), _count(by_address) * per_name // per_address)
+
+    def reset_user_attempts(self, request: HttpRequest, credentials: Any = None) -> int:
+        """A successful sign-in clears that username's failures. The address keeps its
+        failures on other usernames: signing in to one's own account must not buy another
+        round of guesses at a colleague's."""
+        username = get_client_username(request, credentials)
+        deleted, _ = AccessAttempt.objects.filter(username=username).delete()
+        return deleted
+
+
+def locked_until(request: HttpRequest, credentials: Any = None) -> datetime:
+    """When the lock on this username or address has surely ended."""
+    username = get_client_username(request, credentials)
+    window = lockout_window(request)
+    last = AccessAttempt.objects.filter(
+        Q(username=username) | Q(ip_address=getattr(request, "axes_ip_address", None)),
+        attempt_time__gte=timezone.now() - window,
+    ).aggregate(last=Max("attempt_time"))["last"]
+    return (last or timezone.now()) + window
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: a page like the others, answered with 429 and Retry-After."""
+    until = locked_until(request, credentials)
+    seconds = max(math.ceil((until - timezone.now()).total_seconds()), 1)
+    log.warning(
+        "sign-in refused: locked out username=%r address=%s until %s",
+        get_client_username(request, credentials),
+        getattr(request, "axes_ip_address", "-"),
+        until.isoformat(timespec="seconds"),
+    )
+    context = {
+        "until": until,
+        "minutes": max(math.ceil(seconds / 60), 1),
+        "retry_url": "/admin/login/" if request.path.startswith("/admin/") else "/accounts/login/",
+    }
+    response = render(request, "accounts/locked_out.html", context, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
