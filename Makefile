@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # that start servers keep them to themselves. PYTEST_PARALLEL= runs them in one process.
 PYTEST_PARALLEL ?= -n auto --dist loadfile
 
-.PHONY: demo test test-sqlite test-postgres test-stress lint lint-docker format bench clean check-deploy lock secrets
+.PHONY: demo test test-sqlite test-postgres test-stress lint lint-docker format bench bench-scale clean check-deploy lock secrets
 
 # The locked versions first (hashes checked), then the project itself; a dependency added
 # to pyproject.toml but not yet locked still installs, and tests/test_lock.py says to lock it.
@@ -64,6 +64,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@bash scripts/bench.sh
+
+# The dashboard, search, /costs/, a permalink and polling on a large archive:
+# `make bench-scale ROWS=10000`; with DATABASE_URL set, on that (fresh) PostgreSQL database.
+ROWS ?= 100000
+bench-scale: $(STAMP)
+	@bash scripts/bench-scale.sh --rows $(ROWS) $(BENCH_ARGS)
 
 check-deploy: $(STAMP)
 	@bash scripts/check-deploy.sh

@@ -163,8 +163,11 @@ def _media_in_a_temporary_directory(settings, tmp_path_factory) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_page_cache() -> Iterator[None]:
     """Cached finished pages are per process; tests must not see each other's."""
+    from django.core.cache import cache
+
     from sonarweb.tracker.views.requests import FINISHED_PAGES
 
     FINISHED_PAGES.clear()
+    cache.clear()  # the dashboard poll's status counts
     yield
     FINISHED_PAGES.clear()

@@ -209,12 +209,17 @@ def test_counts_per_status_in_one_query_and_follow_other_filters(owner_client, s
         "PENDING": "1",
         "NOT_FOUND": "1",
     }
-    aggregates = [q["sql"] for q in queries if "COUNT(" in q["sql"] and "FILTER" in q["sql"]]
-    assert len(aggregates) == 1
+    aggregates = [q["sql"] for q in queries if "COUNT(" in q["sql"]]
+    assert len(aggregates) == 1 and "GROUP BY" in aggregates[0] and '"badge"' in aggregates[0]
     html = owner_client.get("/?member=mateo").content.decode()
     counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', html))
     assert counts == {"all": "2", "FAILED": "1", "NOT_FOUND": "1"}
     assert 'href="?member=mateo&amp;status=FAILED"' in html
+
+
+def _link(html: str, rel: str) -> str | None:
+    found = re.search(rf'<a rel="{rel}" href="([^"]+)">', html)
+    return found.group(1).replace("&amp;", "&") if found else None
 
 
 def test_pagination_keeps_filters_and_polls_only_the_visible_page(owner_client, owner):
@@ -224,15 +229,31 @@ def test_pagination_keeps_filters_and_polls_only_the_visible_page(owner_client, 
         )
     first = owner_client.get("/?model=sonar").content.decode()
     assert _rows(first) == [f"job-{i:02d}" for i in range(29, 4, -1)]
-    assert "Page 1 of 2" in first
-    assert '<a rel="next" href="?model=sonar&amp;page=2">' in first
+    older = _link(first, "next")
+    assert older.startswith("?model=sonar&before=") and _link(first, "prev") is None
     poller = re.search(r'<div id="badge-poller"[^>]*>', first).group(0)
     assert poller.count("s=") == 25
-    second = owner_client.get("/?model=sonar&page=2").content.decode()
+    second = owner_client.get(f"/{older}").content.decode()
     assert _rows(second) == [f"job-{i:02d}" for i in range(4, -1, -1)]
-    assert '<a rel="prev" href="?model=sonar&amp;page=1">' in second
-    assert 'rel="next"' not in second
-    assert _rows(owner_client.get("/?page=99").content.decode()) == _rows(second)
+    assert _link(second, "next") is None
+    newer = _link(second, "prev")
+    assert newer.startswith("?model=sonar&after=")
+    assert _rows(owner_client.get(f"/{newer}").content.decode()) == _rows(first)
+    # A cursor that is not one shows the first page.
+    assert _rows(owner_client.get("/?model=sonar&before=99x").content.decode()) == _rows(first)
+
+
+def test_keyset_pages_are_stable_while_rows_are_added(owner_client, owner):
+    for i in range(30):
+        TrackedRequest.objects.create(request_id=f"job-{i:02d}", added_by=owner, question="q")
+    first = owner_client.get("/").content.decode()
+    older = _link(first, "next")
+    # Teammates add rows meanwhile: the next page still starts right after the last row seen.
+    for i in range(30, 40):
+        TrackedRequest.objects.create(request_id=f"job-{i:02d}", added_by=owner, question="q")
+    second = owner_client.get(f"/{older}").content.decode()
+    assert _rows(second) == [f"job-{i:02d}" for i in range(4, -1, -1)]
+    assert _rows(owner_client.get("/").content.decode())[0] == "job-39"
 
 
 def test_table_rows_do_not_load_answers(owner_client, spread):
@@ -364,3 +385,31 @@ def test_a_badge_batch_never_calls_upstream(owner_client, owner, sim_server, sim
     poller = re.search(r'<div id="badge-poller"[^>]*>', html).group(0)
     for row in rows:
         assert f'id="badge-{row.slug}"' in html and f"s={row.slug}" in poller
+
+
+def test_a_poll_sends_only_changes_and_links_counts_to_the_dashboard(owner_client, owner):
+    from sonarweb.tracker.listing import encode_cursor
+
+    rows = [
+        TrackedRequest.objects.create(request_id=f"job-{i}", added_by=owner, status="IN_PROGRESS")
+        for i in range(3)
+    ]
+    top = encode_cursor(rows[-1])
+    shown = "&".join(f"s={r.slug}.IN_PROGRESS" for r in rows)
+    html = owner_client.get(f"/badges/?{shown}&status=IN_PROGRESS&top={top}").content.decode()
+    # Nothing changed: no badge is sent again, only the counts (not yet shown) and the poller.
+    assert 'hx-swap-oob="true"' in html and f'id="badge-{rows[0].slug}"' not in html
+    counts = re.search(r'<ul id="status-counts".*?</ul>', html, re.S).group(0)
+    assert 'href="?status=COMPLETED"' not in counts
+    assert 'href="?status=IN_PROGRESS"' in counts and "?s=" not in counts and "top=" not in counts
+    poller = re.search(r'hx-get="/badges/\?([^"]+)"', html).group(1).replace("&amp;", "&")
+    # The counts shown are named by a digest: the next poll gets them only if they change.
+    again = owner_client.get(f"/badges/?{poller}").content.decode()
+    assert "hx-swap-oob" not in again
+    TrackedRequest.objects.filter(pk=rows[0].pk).update(status="COMPLETED", next_poll_at=None)
+    from django.core.cache import cache
+
+    cache.clear()
+    changed = owner_client.get(f"/badges/?{poller}").content.decode()
+    assert f'id="badge-{rows[0].slug}"' in changed and "no longer in progress" in changed
+    assert f'id="badge-{rows[1].slug}"' not in changed and "status-counts" in changed

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from sonarweb.perplexity.payload import FINISHED_STATUSES
@@ -125,7 +125,7 @@ class TrackedRequest(models.Model):
         null=True,
         related_name="tracked_requests",
     )
-    created = models.DateTimeField(default=timezone.now, db_index=True)
+    created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
     question = models.TextField(blank=True)
     title = models.CharField(max_length=200, blank=True)
@@ -148,6 +148,20 @@ class TrackedRequest(models.Model):
     # pages never read megabytes of answer).
     archived_at = models.DateTimeField(null=True, blank=True)
 
+    # What the badge shows (``badge_status``), computed by the database on every write, so
+    # that the dashboard's status filter and counts are index lookups however the row was
+    # written (``save()``, ``update()`` or raw SQL).
+    badge = models.GeneratedField(
+        expression=Case(
+            When(status__in=list(FINISHED_STATUSES), then=F("status")),
+            When(state=AppState.PENDING, status="", then=F("state")),
+            When(state=AppState.PENDING, then=F("status")),
+            default=F("state"),
+        ),
+        output_field=models.CharField(max_length=16),
+        db_persist=True,
+    )
+
     # Polling. ``next_poll_at`` is null once nothing is left to ask upstream.
     next_poll_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     # The refresher process whose call for this row is in flight (its lease holder token).
@@ -162,7 +176,23 @@ class TrackedRequest(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["next_poll_at"], name="tracked_next_poll")]
+        # The dashboard lists newest first, with keyset pagination on (created, id), under
+        # any combination of its member, model and status filters: one index per
+        # combination, each ending in the sort key, so a page is a short index range scan.
+        # The status counts read the same indexes' prefixes (index-only aggregates).
+        indexes = [
+            models.Index(fields=["next_poll_at"], name="tracked_next_poll"),
+            models.Index(fields=["created", "id"], name="tracked_list"),
+            models.Index(fields=["badge", "created", "id"], name="tracked_list_s"),
+            models.Index(fields=["added_by", "created", "id"], name="tracked_list_m"),
+            models.Index(fields=["model", "created", "id"], name="tracked_list_d"),
+            models.Index(fields=["added_by", "badge", "created", "id"], name="tracked_list_ms"),
+            models.Index(fields=["model", "badge", "created", "id"], name="tracked_list_ds"),
+            models.Index(fields=["added_by", "model", "created", "id"], name="tracked_list_md"),
+            models.Index(
+                fields=["added_by", "model", "badge", "created", "id"], name="tracked_list_mds"
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(request_id=""), name="tracked_request_id_not_empty"

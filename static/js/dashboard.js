@@ -1,5 +1,6 @@
-// Inline title editing on the dashboard. Listeners sit on document, so forms htmx swaps in
-// later work too; htmx's own key filters need eval, which the CSP (and allowEval) rule out.
+// The dashboard: inline title editing, and a tab title that tells when something finished.
+// Listeners sit on document, so forms and rows htmx swaps in later work too; htmx's own key
+// filters need eval, which the CSP (and allowEval) rule out.
 (function () {
   "use strict";
 
@@ -28,5 +29,35 @@
     returning = null;
     var link = cell && cell.querySelector(".edit-title");
     if (link) link.focus();
+  });
+
+  // --- Finished while you looked away -------------------------------------------------
+  // Each poll replaces the running rows' badges; when one turns COMPLETED or FAILED, the tab
+  // title counts it ("✓ 2 finished · Requests"), until the tab is shown again.
+  var FINISHED = { COMPLETED: true, FAILED: true };
+  var baseTitle = document.title;
+  var known = {};
+  var finished = 0;
+
+  function scan() {
+    var badges = document.querySelectorAll('.badge-cell[id^="badge-"] [data-status]');
+    for (var i = 0; i < badges.length; i++) {
+      var cell = badges[i].closest(".badge-cell");
+      var slug = cell.id.slice("badge-".length);
+      var status = badges[i].getAttribute("data-status");
+      var before = known[slug];
+      if (before && before !== status && !FINISHED[before] && FINISHED[status]) finished += 1;
+      known[slug] = status;
+    }
+    if (finished) document.title = "✓ " + finished + " finished · " + baseTitle;
+  }
+
+  scan();
+  document.addEventListener("htmx:oobAfterSwap", scan);
+  document.addEventListener("htmx:afterSettle", scan);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible" || !finished) return;
+    finished = 0;
+    document.title = baseTitle;
   });
 })();

@@ -1,103 +1,226 @@
 from __future__ import annotations
 
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
+from django.core.cache import cache
 from django.db import IntegrityError
-from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sonarweb.accounts import audit, handover
 
+from .. import listing
 from ..forms import MODEL_CHOICES, STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
-from ..models import AppState, TrackedRequest, UpstreamStatus
+from ..listing import encode_cursor, member_choices, used_models
+from ..models import TrackedRequest
+from ..polling import request_early_poll
+from ..scheduler import FAST_SECONDS
+from ..search import Filters, Search
 from .access import key_of
 
-ROWS_PER_PAGE = 25
+MAX_BATCH = 100
+# What the slug path converter accepts (secrets.token_urlsafe output); anything else,
+# NUL bytes included, never reaches the database.
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
 STATUSES = [value for value, _ in STATUS_FILTER_CHOICES if value]
+STATUS_LABELS = dict(STATUS_FILTER_CHOICES)
+# The query-string parameters that say what the table shows (the poller repeats them).
+FILTER_PARAMS = ("q", "status", "member", "model")
 
 
-def _status_q(status: str) -> Q:
-    """Rows whose badge shows ``status`` (see TrackedRequest.badge_status)."""
-    finished = [UpstreamStatus.COMPLETED, UpstreamStatus.FAILED]
-    if status in finished:
-        return Q(status=status)
-    if status in UpstreamStatus.values:
-        return Q(status=status, state=AppState.PENDING)
-    if status == AppState.PENDING:
-        return Q(status="", state=AppState.PENDING)
-    if status in AppState.values:
-        return Q(state=status) & ~Q(status__in=finished)
-    return Q(pk__in=[])
+@dataclass
+class View:
+    """What one dashboard URL asks for, resolved to column values."""
+
+    form: DashboardFilterForm | None
+    filters: Filters
+    text: str
+    status: str
+    params: dict[str, str]
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self.text or self.status or self.filters.member_id or self.filters.model)
 
 
-def _filter_form(request: HttpRequest) -> DashboardFilterForm:
-    members = list(
-        get_user_model()
-        .objects.filter(tracked_requests__isnull=False)
-        .order_by("username")
-        .values_list("username", flat=True)
-        .distinct()
+def read_view(request: HttpRequest) -> View:
+    members = member_choices()
+    models = sorted({value for value, _ in MODEL_CHOICES} | set(used_models()))
+    form = DashboardFilterForm(
+        request.GET or None, members=[name for name, _ in members], models=models
     )
-    used = TrackedRequest.objects.exclude(model="").values_list("model", flat=True).distinct()
-    models = sorted({value for value, _ in MODEL_CHOICES} | set(used))
-    return DashboardFilterForm(request.GET or None, members=members, models=models)
-
-
-def _filtered(form: DashboardFilterForm) -> tuple[QuerySet[TrackedRequest], str]:
-    """Rows matching every filter but status, and the status asked for."""
-    rows = TrackedRequest.objects.all()
     # An unknown value in one field (a stale link) leaves only that field out of cleaned_data.
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
-    if data.get("member"):
-        rows = rows.filter(added_by__username=data["member"])
-    if data.get("model"):
-        rows = rows.filter(model=data["model"])
-    if query := data.get("q", "").strip():
-        rows = rows.filter(
-            Q(question__icontains=query)
-            | Q(title__icontains=query)
-            | Q(archive__markdown__icontains=query)
-            | Q(request_id__iexact=query)
-        )
-    return rows, data.get("status", "")
+    member_ids = dict(members)
+    status = data.get("status", "")
+    filters = Filters(
+        member_id=member_ids.get(data.get("member") or ""),
+        model=data.get("model") or "",
+        badge=status if status in STATUSES else "",
+    )
+    params = {n: str(request.GET[n]) for n in FILTER_PARAMS if request.GET.get(n)}
+    return View(form, filters, (data.get("q") or "").strip(), filters.badge, params)
+
+
+def read_poll_view(request: HttpRequest) -> View:
+    """The filters a poller repeats, without building the form (a poll every few seconds
+    per open dashboard). Unknown values are ignored, as the form does."""
+    get = request.GET
+    member = get.get("member", "")[:150]
+    member_id = (
+        get_user_model().objects.filter(username=member).values_list("pk", flat=True).first()
+        if member
+        else None
+    )
+    status = get.get("status", "")
+    filters = Filters(
+        member_id=member_id,
+        model=get.get("model", "")[:64],
+        badge=status if status in STATUSES else "",
+    )
+    params = {n: str(get[n]) for n in FILTER_PARAMS if get.get(n)}
+    return View(None, filters, get.get("q", "").strip()[:200], filters.badge, params)
+
+
+def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "status_counts": [
+            (value, label, counts.get(value, 0)) for value, label in STATUS_FILTER_CHOICES if value
+        ],
+        "total_count": sum(counts.values()),
+        "current_status": view.status,
+        # The counts link to the dashboard with these filters (a poll's own query string
+        # holds other things).
+        "counts_query": QueryDict(urlencode(list(view.params.items()))),
+    }
+
+
+def poller_query(
+    view: View, rows: list[TrackedRequest], top: str | None, counts: dict[str, int] | None
+) -> str:
+    """The poller's query string: the running rows with the badge each shows, the filters,
+    the newest row shown and a digest of the counts shown, so that the next answer carries
+    only what changed."""
+    params: list[tuple[str, str]] = [("s", f"{r.slug}.{r.badge_status}") for r in rows]
+    params += list(view.params.items())
+    if top:
+        params.append(("top", top))
+    if counts is not None:
+        params.append(("c", counts_digest(counts)))
+    return urlencode(params)
 
 
 def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> HttpResponse:
-    filters = _filter_form(request)
-    rows, wanted = _filtered(filters)
-    counts = rows.aggregate(
-        n_all=Count("pk"), **{f"n_{s}": Count("pk", filter=_status_q(s)) for s in STATUSES}
-    )
-    if wanted:
-        rows = rows.filter(_status_q(wanted))
-    # The answer columns can be megabytes per row; a table needs none of them.
-    page = Paginator(rows.listing(), ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    view = read_view(request)
+    if view.text:
+        page = listing.search(view.text, view.filters, request.GET.get("page"))
+    else:
+        page = listing.browse(view.filters, request.GET.get("before"), request.GET.get("after"))
     key = key_of(request)
     back = request.GET.copy()
     back.pop("edit", None)
+    polling = [r for r in page.rows if r.is_polling]
+    # New rows are looked for above the first page of the newest-first listing only.
+    top = encode_cursor(page.rows[0]) if page.rows and page.is_first and not view.text else None
     context = {
+        **status_counts_context(view, page.counts),
         "form": form,
-        "filters": filters,
-        "filtering": any(request.GET.get(n) for n in ("q", "status", "member", "model")),
-        "status_counts": [
-            (value, label, counts[f"n_{value}"]) for value, label in STATUS_FILTER_CHOICES if value
-        ],
-        "total_count": counts["n_all"],
+        "filters": view.form,
+        "filtering": view.filtering,
         "page_obj": page,
-        "rows": page.object_list,
+        "rows": page.rows,
+        "snippets": page.snippets,
         "key": key,
         "editing": request.GET.get("edit", ""),
         "next_url": f"/?{back.urlencode()}" if back else "/",
-        "polling_slugs": [r.slug for r in page.object_list if r.is_polling],
+        "polling_slugs": [r.slug for r in polling],
+        "poller_query": poller_query(view, polling, top, page.counts) if polling else "",
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
+        "off_filter": set(),
     }
     return render(request, "tracker/dashboard.html", context, status=status)
+
+
+def counts_digest(counts: dict[str, int]) -> str:
+    return hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:12]
+
+
+def poll_counts(view: View) -> dict[str, int]:
+    """The status counts for a poll. Every open dashboard polls; on a large archive a count is
+    an index scan of every row, so each process counts once per poll interval per filter set
+    and the dashboards polling meanwhile share the answer."""
+    key = "sonarweb:counts:" + hashlib.sha256(repr((view.text, view.filters)).encode()).hexdigest()
+    counts = cache.get(key)
+    if counts is None:
+        counts = (
+            Search(view.text).counts(view.filters)
+            if view.text
+            else listing.status_counts(view.filters)
+        )
+        cache.set(key, counts, timeout=max(settings.SONARWEB_BADGE_POLL_SECONDS - 0.5, 0.5))
+    return counts
+
+
+def badge_batch(request: HttpRequest) -> HttpResponse:
+    """One poll of an open dashboard: the badges of its running rows, rows teammates added
+    above its first row, the status counts, and the next poller.
+
+    Reads the database only; running rows ask for an early upstream poll, which the refresher
+    folds into the key's next list call.
+    """
+    # Each ``s`` is "<slug>.<badge shown>" (or a bare slug): only changed badges are sent.
+    shown = dict(value.partition(".")[::2] for value in request.GET.getlist("s")[:MAX_BATCH])
+    slugs = [s for s in shown if SLUG.fullmatch(s)]
+    # A badge needs only these columns; whole rows are read for rows added above the table.
+    rows = list(
+        TrackedRequest.objects.filter(slug__in=slugs).only(
+            "slug", "status", "state", "next_poll_at"
+        )
+    )
+    changed = [r for r in rows if shown.get(r.slug) != r.badge_status]
+    view = read_poll_view(request)
+    top = request.GET.get("top")
+    new_rows = listing.newer_than(view.filters, top) if top and not view.text else []
+    polling = [r for r in [*new_rows, *rows] if r.is_polling]
+    # Only rows whose next poll is further off than the fast interval are pulled forward
+    # (request_early_poll's own condition, checked on the rows at hand): most polls then
+    # write nothing, which matters on SQLite, where every write waits its turn.
+    soon = timezone.now() + timedelta(seconds=FAST_SECONDS)
+    early = [r.pk for r in polling if r.next_poll_at and r.next_poll_at > soon]
+    if early:
+        request_early_poll(early)
+    # The dashboard's own poller names its filters; a bare batch (older pages) gets badges.
+    with_counts = "top" in request.GET or any(request.GET.get(n) for n in FILTER_PARAMS)
+    counts = poll_counts(view) if with_counts else None
+    next_top = encode_cursor(new_rows[0]) if new_rows else top
+    context = {
+        **status_counts_context(view, counts or {}),
+        "rows": changed,
+        "new_rows": new_rows,
+        "with_counts": counts is not None and request.GET.get("c") != counts_digest(counts),
+        # A row whose status moved out of the status filter stays, marked as such.
+        "off_filter": {r.pk for r in changed if view.status and r.badge_status != view.status},
+        "status_label": STATUS_LABELS.get(view.status, view.status).lower(),
+        "polling_slugs": [r.slug for r in polling],
+        "poller_query": poller_query(view, polling, next_top, counts) if polling else "",
+        "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
+        "next_url": "/",
+        "editing": "",
+    }
+    return render(request, "tracker/dashboard.html#badge_batch", context)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

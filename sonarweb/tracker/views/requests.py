@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import hashlib
 import re
-from datetime import datetime
+import time
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.gzip import GZipMiddleware, re_accepts_gzip
 from django.shortcuts import get_object_or_404, render
@@ -14,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.utils.text import compress_string
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import condition, require_safe
 
 from sonarweb.media.background import current_bundle
 from sonarweb.media.lookup import has_inline_images, image_summary
@@ -35,6 +37,12 @@ ANSWER_SLOT = mark_safe("<!--sonarweb:answer-->")
 ANSWER_CACHE_SIZE = 16
 # Whole finished pages per member, per process: a repeat view costs no template work.
 FINISHED_PAGES = PageCache(max_bytes=64 * 1024 * 1024, ttl_seconds=60)
+HEAD_SQL = (
+    "SELECT t.id, t.updated, t.status, a.rendered_at, a.sha256 FROM tracker_trackedrequest t "
+    "LEFT JOIN tracker_answerarchive a ON a.tracked_id = t.id WHERE t.slug = %s"
+)
+# How long a browser's copy of a finished page stays valid through its ETag.
+ETAG_SECONDS = 300
 
 
 def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]:
@@ -56,7 +64,7 @@ def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]
 
 def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """What a finished page depends on; None when the page must be rendered afresh."""
-    pk, updated, status, rendered_at = head
+    pk, updated, status, rendered_at = head[:4]
     if status != UpstreamStatus.COMPLETED or rendered_at is None:
         return None
     # Pending messages are shown once, on whichever page comes next.
@@ -68,17 +76,49 @@ def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | 
     return (pk, updated, rendered_at, request.user.pk, request.scheme, request.get_host(), secret)
 
 
+def _head(request: HttpRequest, slug: str) -> tuple[Any, ...] | None:
+    """The few columns that say whether and how a permalink changed; read once per request."""
+    cached = getattr(request, "_sonarweb_head", None)
+    if cached is None or cached[0] != slug:
+        # Plain SQL: this runs on every view of every permalink, and compiling the ORM query
+        # cost more than running it. The times stay as the driver returns them (text on
+        # SQLite): they only serve as cache keys and to look the same row up again.
+        with connection.cursor() as cursor:
+            cursor.execute(HEAD_SQL, [slug])
+            head = cursor.fetchone()
+        cached = (slug, head)
+        request._sonarweb_head = cached  # type: ignore[attr-defined]
+    return cached[1]
+
+
+def finished_etag(request: HttpRequest, slug: str) -> str | None:
+    """An ETag for a finished permalink: the answer's hash plus everything in ``_page_key``
+    (the row's ``updated``, the rendering, the member, the CSRF secret the page's token comes
+    from, the host), so a revisit of an unchanged page is a 304 with no body.
+
+    A time bucket is part of it too: the page shows relative times ("3 hours ago") and whether
+    share links have expired, so a copy is trusted for at most ETAG_SECONDS.
+    """
+    head = _head(request, slug)
+    if head is None or not SLUG.fullmatch(slug):
+        return None
+    key = _page_key(request, head)
+    if key is None or not key[-1]:
+        # No CSRF secret yet: this view makes one, and the page would not match the tag.
+        return None
+    bucket = int(time.time() // ETAG_SECONDS)
+    return hashlib.sha256(repr((*key, head[4], bucket)).encode()).hexdigest()[:40]
+
+
 @require_safe
+@condition(etag_func=finished_etag)
 def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The permalink: the archived answer once finished, the live status until then.
 
-    Nothing here calls upstream or renders an answer: both happen in the refresher.
+    Nothing here calls upstream or renders an answer: both happen in the refresher. A
+    finished page answers conditional GETs (``finished_etag``).
     """
-    head = (
-        TrackedRequest.objects.filter(slug=slug)
-        .values_list("pk", "updated", "status", "archive__rendered_at")
-        .first()
-    )
+    head = _head(request, slug)
     if head is None:
         raise Http404("No request has this permalink.")
     key = _page_key(request, head)
@@ -131,7 +171,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 
 @lru_cache(maxsize=ANSWER_CACHE_SIZE)
-def _stored_answer(pk: int, slug: str, rendered_at: datetime) -> bytes:
+def _stored_answer(pk: int, slug: str, rendered_at: object) -> bytes:
     """The stored HTML of a completed answer, as UTF-8.
 
     Safe to keep: the HTML only changes with a new rendering (a new ``rendered_at``, which is
@@ -195,22 +235,10 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_safe
 def badges(request: HttpRequest) -> HttpResponse:
-    """One batched poll for every unfinished row visible in a table.
+    """The dashboard's batched poll (see dashboard.badge_batch). Reads the database only."""
+    from .dashboard import badge_batch
 
-    Answers each row's badge as an out-of-band swap and a new poller that names only the
-    rows still unfinished, so the polling stops by itself. Reads the database only.
-    """
-    slugs = [s for s in request.GET.getlist("s")[:MAX_BATCH] if SLUG.fullmatch(s)]
-    rows = list(TrackedRequest.objects.listing().filter(slug__in=slugs))
-    polling = [r for r in rows if r.is_polling]
-    if polling:
-        request_early_poll([r.pk for r in polling])
-    context = {
-        "rows": rows,
-        "polling_slugs": [r.slug for r in polling],
-        "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
-    }
-    return render(request, "tracker/dashboard.html#badge_batch", context)
+    return badge_batch(request)
 
 
 # The gallery section of a rendered answer: generated by the renderer, holds no other section.
