@@ -15,17 +15,18 @@
 from __future__ import annotations
 
 import ssl
-import time
 from dataclasses import dataclass, replace
 from types import TracebackType
 
 import httpcore
 import httpx
 
+from sonarweb.deadlines import deadline
+
 from . import conf
 from .addresses import PRIVATE_KINDS
 from .errors import BadResponse, FetchRefused, TooLarge, TooSlow, Unreachable
-from .network import Resolver, VettedBackend, deadline
+from .network import Resolver, VettedBackend
 
 USER_AGENT = "sonarweb-image-archiver/0.1"
 # No SVG: it is a document, not a picture, and is refused after download anyway.
@@ -149,7 +150,7 @@ class ImageFetcher:
         ``timeout`` shortens the policy's total deadline (an answer's time budget running out).
         """
         limit = self.policy.timeout if timeout is None else min(timeout, self.policy.timeout)
-        with deadline(time.monotonic() + limit):
+        with deadline(limit):
             try:
                 return self._follow(checked_url(url))
             except httpcore.TimeoutException:

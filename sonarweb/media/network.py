@@ -7,24 +7,23 @@ to ``start_tls``, so SNI and the certificate check are on the name, and the call
 name in ``Host``.
 
 Every socket operation (connect, TLS handshake, each read and write) is clamped to the time
-left before the deadline of the fetch in progress, kept in a context variable. httpcore's
-per-read timeout alone would let a server drip one byte a second for ever.
+left before the fetch's deadline (``sonarweb.deadlines``, shared with the Perplexity client):
+httpcore's per-read timeout alone would let a server drip one byte a second for ever.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Collection, Iterable
 from queue import Empty, SimpleQueue
 from typing import Any
 
 import httpcore
+
+from sonarweb.deadlines import DeadlineStream, time_left
 
 from .addresses import vet
 from .errors import FetchRefused, TooSlow, Unreachable
@@ -33,33 +32,10 @@ from .errors import FetchRefused, TooSlow, Unreachable
 # getaddrinfo; tests pass a function that maps made-up names to loopback.
 Resolver = Callable[[str, int], list[str]]
 
-_deadline: ContextVar[float | None] = ContextVar("sonarweb_media_deadline", default=None)
-
 # Lookups run in their own threads because getaddrinfo has no timeout. They are daemon
 # threads, so a resolver that hangs never holds up a process that is stopping; the semaphore
 # bounds how many can hang at once.
 _LOOKUPS = threading.BoundedSemaphore(8)
-
-
-@contextmanager
-def deadline(at: float) -> Iterator[None]:
-    """Every socket operation inside the block must finish before ``time.monotonic() == at``."""
-    token = _deadline.set(at)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
-def clamp(timeout: float | None) -> float | None:
-    """``timeout``, shortened to the time left before the deadline; TooSlow once it passed."""
-    at = _deadline.get()
-    if at is None:
-        return timeout
-    left = at - time.monotonic()
-    if left <= 0:
-        raise TooSlow("The image did not arrive before the deadline.")
-    return left if timeout is None else min(timeout, left)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -103,33 +79,6 @@ def resolve(resolver: Resolver, host: str, port: int, timeout: float) -> list[st
     return list(value)
 
 
-class DeadlineStream(httpcore.NetworkStream):
-    """A stream whose every read, write and TLS handshake honours the fetch's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, clamp(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, clamp(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, clamp(timeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
 class VettedBackend(httpcore.NetworkBackend):
     """Connects only to addresses ``addresses.vet`` allows, resolving each host once."""
 
@@ -153,7 +102,7 @@ class VettedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        limit = clamp(min(timeout or self.connect_timeout, self.connect_timeout))
+        limit = time_left(min(timeout or self.connect_timeout, self.connect_timeout))
         assert limit is not None
         addresses = vet(resolve(self.resolver, host, port, limit), allow=self.allow)
         failure: Exception | None = None
@@ -161,7 +110,7 @@ class VettedBackend(httpcore.NetworkBackend):
             # A numeric host: create_connection's getaddrinfo parses it without any lookup.
             try:
                 stream = self._plain.connect_tcp(
-                    address, port, timeout=clamp(self.connect_timeout), socket_options=()
+                    address, port, timeout=time_left(self.connect_timeout), socket_options=()
                 )
             except httpcore.ConnectTimeout:
                 raise TooSlow("The image host did not accept a connection in time.") from None

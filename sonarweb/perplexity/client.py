@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 import httpx
 
+from sonarweb import deadlines
+
 from . import transport as wire
 from .payload import Job, JobPage, JobSummary, PayloadError, parse_job, parse_page, parse_summary
 
@@ -364,7 +366,7 @@ class PerplexityClient:
         """Status, headers and decoded body bytes, all within the total deadline and cap."""
         deadline_at = time.monotonic() + self._total_timeout
         try:
-            with wire.deadline(self._total_timeout, self._cancel):
+            with deadlines.deadline(self._total_timeout, self._cancel):
                 request = self._http.build_request(
                     method, path, params=params, json=json_body, headers=self._auth
                 )
@@ -378,7 +380,7 @@ class PerplexityClient:
         except wire.BadEncoding as exc:
             raise BadPayload("Perplexity sent a body that could not be decoded.") from exc
         except httpx.HTTPError as exc:
-            if isinstance(exc.__cause__, wire.CallCancelled):
+            if isinstance(exc.__cause__, deadlines.CallCancelled):
                 raise Cancelled() from exc
             if not isinstance(exc, httpx.TimeoutException):
                 raise NetworkError() from exc
