@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
@@ -63,6 +64,21 @@ def make_member(username: str, key: str | None) -> User:
         api_key.set_secret(key)
         api_key.save()
     return user
+
+
+def wait_for(
+    condition: Callable[[], object], what: str = "the condition", *, timeout: float = 120.0
+) -> object:
+    """Poll until ``condition()`` returns something true, and return it. The deadline is
+    generous on purpose: on a busy machine a state comes late, never wrong."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {timeout:g} s")
+        time.sleep(0.1)
 
 
 def poll(tracked: TrackedRequest) -> TrackedRequest:

@@ -13,7 +13,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from types import TracebackType
@@ -189,14 +188,6 @@ def animated_gif() -> bytes:
     out = io.BytesIO()
     frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     return out.getvalue()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    ends = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > ends:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 # -- an image host and a media storage for the archive tests -------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -20,24 +19,12 @@ from sonarweb.accounts.models import AuditEvent
 from sonarweb.tracker.models import AppState, TrackedRequest, UpstreamStatus
 from sonarweb.tracker.refresher import run_once
 
-from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member
+from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member, wait_for
 from .test_live import csrf_of
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 LOCK_SENTENCE = "Too many wrong passwords were tried for this account or from your network"
-
-
-def wait_for(condition, *, timeout: float = 60.0, every: float = 0.25):
-    """Poll until ``condition()`` returns something true; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(every)
 
 
 def test_25_wrong_passwords_lock_the_account_until_the_window_passes(live_server, settings):

@@ -17,21 +17,12 @@ from django.utils import timezone
 
 from sonarweb.tracker.models import ApiKey, TrackedRequest
 
-from .conftest import MEMBER_KEY, OWNER_KEY
+from .conftest import MEMBER_KEY, OWNER_KEY, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 DEADLINE = 8.0  # each dripping call is cut off here
 WAIT = 120.0
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def test_viewers_and_healthz_keep_answering_while_upstream_drips(

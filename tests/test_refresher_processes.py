@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from sonarweb.tracker.models import ApiKey, RefresherBeat, TrackedRequest
 
-from .conftest import MEMBER_KEY, OWNER_KEY
+from .conftest import MEMBER_KEY, OWNER_KEY, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,15 +124,6 @@ def children(sim_url: str, count: int, interval: float, **env: str) -> Iterator[
             if child.proc.poll() is None:
                 child.proc.kill()
                 child.proc.wait(timeout=30)
-
-
-def wait_for(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def test_concurrent_refreshers_share_the_work(sim_server, simulator, owner, member):

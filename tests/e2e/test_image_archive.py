@@ -3,7 +3,6 @@ asks no other host for anything, and the portable bundle reads offline."""
 
 from __future__ import annotations
 
-import time
 import zipfile
 from urllib.parse import urlsplit
 
@@ -12,20 +11,11 @@ from playwright.sync_api import expect
 
 from sonarweb.media.models import AnswerBundle, AnswerImage, ImageStatus
 from sonarweb.tracker.models import ShareLink, TrackedRequest
-from tests.conftest import OWNER_KEY, PASSWORD, make_member
+from tests.conftest import OWNER_KEY, PASSWORD, make_member, wait_for
 
 from .conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(condition, what: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def test_archived_images_load_from_the_app_alone(
