@@ -18,6 +18,7 @@ alternation so that noise on the machine hits both alike. Then:
 from __future__ import annotations
 
 import argparse
+import gzip
 import html
 import os
 import random
@@ -156,6 +157,10 @@ def permalink_throughput(
     body = page.content
     static = Path(env["SONARWEB_STATIC_ROOT"]) / "bench-permalink.html"
     static.write_bytes(body)
+    # The permalink goes out gzipped (compressed once per cached page); WhiteNoise serves a
+    # file's .gz beside it the same way, so both send the same representation of the bytes.
+    packed = static.with_name(static.name + ".gz")
+    packed.write_bytes(gzip.compress(body))
     port = free_port()
     with gunicorn(env, port, args.workers, workdir / "gunicorn-permalink.log") as base:
         cookies = sign_in(base)
@@ -178,6 +183,7 @@ def permalink_throughput(
                 result = burst(base, endpoints[name], cookies, args.threads, 5000, 2.5)
                 rates[name].append(result.rate)
     static.unlink()
+    packed.unlink()
     ratio = statistics.median(rates["permalink"]) / statistics.median(rates["whitenoise"])
     print(f"  permalink {len(body) / 1024:,.0f} KB; ETag {etag!r}; revisit answered {status}")
     record(
