@@ -20,9 +20,12 @@ RUN groupadd --system --gid 10001 sonarweb \
 WORKDIR /app
 
 # Dependencies before the code, from the hashed lock: a code change reuses this layer, and
-# every file installed is the one that was locked (make lock).
-COPY requirements.lock ./
-RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
+# every file installed is the one that was locked (make lock). requirements-s3.lock is the
+# same plus django-storages and boto3, for images kept in an S3 bucket:
+#   docker build --build-arg SONARWEB_LOCK=requirements-s3.lock .
+ARG SONARWEB_LOCK=requirements.lock
+COPY requirements.lock requirements-s3.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r "${SONARWEB_LOCK}"
 
 # The code runs from /app as it does from a checkout (no wheel to build).
 COPY manage.py gunicorn.conf.py ./

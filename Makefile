@@ -52,6 +52,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_FLAGS)
 lock: $(STAMP)
 	$(LOCK) -o requirements.lock
+	$(LOCK) --extra s3 -o requirements-s3.lock
 	$(LOCK) --extra dev -o requirements-dev.lock
 
 # Random secrets for compose.yaml under ./secrets (kept when they exist).

@@ -50,6 +50,9 @@ BADGE_P95_MS = 100.0
 HEALTH_P95_MS = 20.0
 CALLS_RATIO = 2.0
 PERMALINK_RATIO = 0.6
+WORST_PHRASE_NAME = 'search phrase in 90% ("median improvement")'
+# That search's statement is stopped at SONARWEB_SEARCH_SECONDS (3 s by default).
+BOUNDED_P95_MS = 4000.0
 STATUSES = [
     "CREATED",
     "IN_PROGRESS",
@@ -118,6 +121,9 @@ def dashboard_pages(member: str, word: str) -> dict[str, str]:
         f"search hit ({word})": f"/?q={word}",
         f"search miss ({MISS_WORD})": f"/?q={MISS_WORD}",
         'search phrase ("heat pumps")': "/?q=%22heat+pumps%22",
+        # The worst case: a phrase of words in nearly every answer, its order checked in each.
+        # It ends within SONARWEB_SEARCH_SECONDS (3 s), with the results or with a sentence.
+        WORST_PHRASE_NAME: "/?q=%22median+improvement%22",
         "search with exclusion": f"/?q={word}+-oslo",
         "dashboard /": "/",
     }
@@ -408,6 +414,8 @@ def main() -> int:
         for name, ((p50, p95), (_h50, h95), _path) in results.items():
             search = name.startswith("search")
             target = SEARCH_P95_MS if search else LIST_P95_MS
+            if name == WORST_PHRASE_NAME:
+                target = BOUNDED_P95_MS
             record(Result(f"{name} p50", p50, "ms", "", None))
             record(Result(f"{name} p95", p95, "ms", f"< {target:g} ms", p95 < target))
             record(Result(f"{name}: /healthz p95", h95, "ms", "", None))

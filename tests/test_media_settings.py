@@ -41,6 +41,32 @@ def test_an_s3_bucket_from_the_environment():
     assert options["default_acl"] is None and options["querystring_auth"] is True
 
 
+def test_the_s3_storage_is_built_from_those_options():
+    """What the image with requirements-s3.lock runs: django-storages' S3 backend, configured
+    without touching the network until an image is read or written."""
+    from storages.backends.s3 import S3Storage
+
+    config = media_storage(
+        Path("/data"),
+        {"SONARWEB_MEDIA_S3_BUCKET": "team-archive", "SONARWEB_MEDIA_S3_PREFIX": "/images/"},
+    )
+    storage = S3Storage(**config["OPTIONS"])
+    assert storage.bucket_name == "team-archive"
+    assert storage.location == "images"
+    assert storage.default_acl is None and storage.file_overwrite is True
+
+
+def test_an_s3_bucket_without_its_libraries_is_refused_with_a_sentence(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "boto3" else real(name, *a)
+    )
+    with pytest.raises(ImproperlyConfigured, match="requirements-s3.lock"):
+        media_storage(Path("/data"), {"SONARWEB_MEDIA_S3_BUCKET": "team-archive"})
+
+
 def test_limits_from_the_environment():
     values = settings_from_env(
         {"SONARWEB_IMAGE_MAX_BYTES": "2048", "SONARWEB_IMAGES_ALLOW_PRIVATE": "1",

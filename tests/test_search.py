@@ -99,6 +99,21 @@ def test_a_phrase_matches_only_words_in_that_order(library):
     assert sorted(found("heat pumps")) == ["job-apart", "job-pumps"]
 
 
+def test_a_phrase_with_words_is_matched_wherever_each_is(owner):
+    """A phrase in the question with a word in the answer, a phrase only in the answer, and
+    the words of a phrase split between the title and the answer (not a match: a phrase
+    stays within one field, on both databases)."""
+    archived_request(
+        owner, answer("Costs in Oslo."), request_id="job-q", question="Heat pumps, how good?"
+    )
+    archived_request(owner, answer("Heat pumps in Oslo."), request_id="job-a", question="Q")
+    archived_request(owner, answer("Pumps near Oslo."), request_id="job-apart", title="Heat")
+    assert sorted(found('"heat pumps" oslo')) == ["job-a", "job-q"]
+    assert sorted(found('"heat pumps"')) == ["job-a", "job-q"]
+    assert found('costs "heat pumps"') == ["job-q"]
+    assert found('"pumps near oslo"') == ["job-apart"]
+
+
 def test_an_exclusion(library):
     assert found("heat -oslo") == ["job-apart"]
     assert found('heat -"heat pumps"') == ["job-apart"]
@@ -123,6 +138,19 @@ def test_title_matches_rank_above_answer_matches(owner):
     archived_request(owner, answer("Batteries, batteries, batteries."), request_id="job-body")
     archived_request(owner, answer("Other text."), request_id="job-head", title="Batteries")
     assert found("batteries") == ["job-head", "job-body"]
+
+
+def test_ranking_is_title_and_question_then_newest_on_both_databases(owner):
+    """How often an answer repeats the words does not rank it: matches in the title, then the
+    question, come first, the rest newest first (phrases and several words alike)."""
+    archived_request(owner, answer("Heat pumps. " * 50), request_id="job-old-body")
+    archived_request(owner, answer("Heat pumps, once."), request_id="job-new-body")
+    archived_request(owner, answer("None."), request_id="job-question", question="Heat pumps?")
+    archived_request(owner, answer("None."), request_id="job-title", title="Heat pumps")
+    expected = ["job-title", "job-question", "job-new-body", "job-old-body"]
+    assert found('"heat pumps"') == expected
+    assert found("heat pumps") == expected
+    assert found("pumps -zebra or nothing") == expected
 
 
 def test_filters_and_counts(library, member):
@@ -220,3 +248,73 @@ def test_missing_triggers_come_back_after_migrate(owner):
     assert ensure_triggers(connection) is True
     assert found("kelp") == ["job-a"]
     assert ensure_triggers(connection) is False
+
+
+# The time bound -----------------------------------------------------------------------------
+
+SLOW_SQL = {
+    "postgresql": "SELECT pg_sleep(30)",
+    "sqlite": (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) "
+        "SELECT count(*) FROM c"
+    ),
+}
+
+
+def test_a_statement_past_the_bound_is_stopped_and_the_connection_still_works():
+    import time
+
+    from sonarweb.tracker.search.bound import SearchTooSlow, bounded
+
+    started = time.monotonic()
+    with pytest.raises(SearchTooSlow), bounded(connection, 0.2):
+        with connection.cursor() as cursor:
+            cursor.execute(SLOW_SQL[connection.vendor])
+    # Stopped near its bound, not after the statement's 30 s (a generous margin for a busy
+    # machine: the point is that it did not run to the end).
+    assert time.monotonic() - started < 20
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone()[0] == 1
+        if connection.vendor == "postgresql":
+            # The bound ended with its statement.
+            cursor.execute("SELECT current_setting('statement_timeout')")
+            assert cursor.fetchone()[0] == "0"
+
+
+def test_a_statement_within_the_bound_runs_normally(library):
+    from sonarweb.tracker.search.bound import bounded
+
+    with bounded(connection, 30):
+        assert found('"heat pumps"') == ["job-pumps"]
+
+
+def test_without_order_loosens_phrases_only():
+    assert (
+        Search('"heat pumps" oslo -"grid scale" or tidal').without_order()
+        == 'heat pumps oslo -"grid scale" or tidal'
+    )
+    assert Search("heat pumps -oslo").without_order() is None
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="a search over a few rows ends within PostgreSQL's 1 ms minimum; the bound itself "
+    "is tested there with pg_sleep above",
+)
+def test_a_search_stopped_at_its_bound_says_so_and_offers_any_order(
+    owner_client, library, settings, monkeypatch
+):
+    from sonarweb.tracker.search import bound
+
+    settings.SONARWEB_SEARCH_SECONDS = 0
+    monkeypatch.setattr(bound, "_SQLITE_STEPS", 1)
+    response = owner_client.get("/", {"q": '"heat pumps" oslo'})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "This search was stopped after 0 s" in page
+    assert 'href="?q=heat+pumps+oslo"' in page
+    assert "job-pumps" not in page
+    # Without a phrase there is nothing to loosen: the sentence asks for a rarer word.
+    page = owner_client.get("/", {"q": "heat"}).content.decode()
+    assert "Add a rarer word" in page and "any order" not in page

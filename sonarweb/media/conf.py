@@ -2,8 +2,8 @@
 
 Imported by ``sonarweb.settings``, so it imports nothing from Django models or apps.
 
-Object storage: set ``SONARWEB_MEDIA_S3_BUCKET`` (and install the ``s3`` extra,
-``pip install 'sonarweb[s3]'``) to keep the images in an S3-compatible bucket through
+Object storage: set ``SONARWEB_MEDIA_S3_BUCKET`` (and install ``requirements-s3.lock``, which
+adds django-storages and boto3) to keep the images in an S3-compatible bucket through
 django-storages instead of files under the data directory. ``SONARWEB_MEDIA_S3_ENDPOINT_URL``
 points at a non-AWS service (MinIO, Ceph, R2, ...), ``SONARWEB_MEDIA_S3_REGION`` names the
 region and ``SONARWEB_MEDIA_S3_PREFIX`` the key prefix. Credentials come from boto3's own
@@ -14,6 +14,7 @@ which check who may see them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,13 @@ def media_storage(data_dir: Path, environ: Mapping[str, str] = os.environ) -> di
                 "directory_permissions_mode": 0o750,
             },
         }
+    missing = [name for name in ("storages", "boto3") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImproperlyConfigured(
+            "SONARWEB_MEDIA_S3_BUCKET is set, but django-storages and boto3 are not installed: "
+            "install requirements-s3.lock (for the image, build it with "
+            "SONARWEB_LOCK=requirements-s3.lock)."
+        )
     options: dict[str, Any] = {
         "bucket_name": bucket,
         "location": environ.get("SONARWEB_MEDIA_S3_PREFIX", "sonarweb-media").strip("/ "),

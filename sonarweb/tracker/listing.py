@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from .models import TrackedRequest
-from .search import Filters, Search, Snippet
+from .search import Filters, Search, SearchTooSlow, Snippet
 
 ROWS_PER_PAGE = 25
 # Search results are ranked, so they are paged by number; this bounds how deep.
@@ -82,6 +83,9 @@ class Page:
     number: int | None = None  # search pages only
     is_first: bool = True
     snippets: dict[int, list[Snippet]] = field(default_factory=dict)
+    # A search stopped at its time bound: the sentence to show, and a looser search to offer.
+    too_slow: str = ""
+    without_order: str | None = None
 
     @property
     def total(self) -> int:
@@ -183,7 +187,21 @@ def search(text: str, filters: Filters, page: Any) -> Page:
     except (TypeError, ValueError):
         number = 1
     found = Search(text)
-    ids, counts = found.page_and_counts(filters, (number - 1) * ROWS_PER_PAGE, ROWS_PER_PAGE + 1)
+    try:
+        ids, counts = found.page_and_counts(
+            filters, (number - 1) * ROWS_PER_PAGE, ROWS_PER_PAGE + 1
+        )
+    except SearchTooSlow:
+        loose = found.without_order()
+        seconds = f"{settings.SONARWEB_SEARCH_SECONDS:g}"
+        if loose:
+            sentence = (
+                f"This search was stopped after {seconds} s: its quoted words are in so many "
+                "answers that checking their order in each one takes too long."
+            )
+        else:
+            sentence = f"This search was stopped after {seconds} s. Add a rarer word to narrow it."
+        return Page(rows=[], counts={}, number=number, too_slow=sentence, without_order=loose)
     shown = ids[:ROWS_PER_PAGE]
     by_id = TrackedRequest.objects.listing().in_bulk(shown)
     snippets = found.snippets(shown)

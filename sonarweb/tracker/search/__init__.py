@@ -18,9 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 
 from .backends import Backend, backend_for
+from .bound import SearchTooSlow, bounded
 from .query import Query, parse
 from .snippets import Matcher, Snippet
 
@@ -62,9 +64,24 @@ class Search:
         self._unranked = self.backend.derived(self.query, request_id, ranked=False)
 
     def _run(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        """Raises ``SearchTooSlow`` past ``SONARWEB_SEARCH_SECONDS``."""
+        connection = connections[self.using]
+        with bounded(connection, settings.SONARWEB_SEARCH_SECONDS):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+
+    def without_order(self) -> str | None:
+        """The same search with its phrases as plain words (any order), for the page to offer
+        when a phrase made the search too slow; None when it has no phrase to loosen."""
+        if not any(len(t.words) > 1 for g in self.query.groups for t in g.positive):
+            return None
+        return " or ".join(
+            " ".join(
+                [w for t in g.positive for w in t.words] + [f"-{t.quoted}" for t in g.negative]
+            )
+            for g in self.query.groups
+        )
 
     def page(self, filters: Filters, offset: int, limit: int) -> list[int]:
         """Ids of matching requests, best first, then newest."""
@@ -142,4 +159,4 @@ class Search:
         return found
 
 
-__all__ = ["Filters", "Query", "Search", "Snippet", "parse"]
+__all__ = ["Filters", "Query", "Search", "SearchTooSlow", "Snippet", "parse"]

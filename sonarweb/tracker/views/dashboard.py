@@ -26,7 +26,7 @@ from ..listing import encode_cursor, member_choices, used_models
 from ..models import TrackedRequest
 from ..polling import request_early_poll
 from ..scheduler import FAST_SECONDS
-from ..search import Filters, Search
+from ..search import Filters, Search, SearchTooSlow
 from .access import key_of
 
 MAX_BATCH = 100
@@ -158,18 +158,22 @@ def counts_digest(counts: dict[str, int]) -> str:
     return hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:12]
 
 
-def poll_counts(view: View) -> dict[str, int]:
+def poll_counts(view: View) -> dict[str, int] | None:
     """The status counts for a poll. Every open dashboard polls; on a large archive a count is
     an index scan of every row, so each process counts once per poll interval per filter set
-    and the dashboards polling meanwhile share the answer."""
+    and the dashboards polling meanwhile share the answer. None when a search count ran past
+    its time bound: the poll then leaves the counts shown as they are."""
     key = "sonarweb:counts:" + hashlib.sha256(repr((view.text, view.filters)).encode()).hexdigest()
     counts = cache.get(key)
     if counts is None:
-        counts = (
-            Search(view.text).counts(view.filters)
-            if view.text
-            else listing.status_counts(view.filters)
-        )
+        try:
+            counts = (
+                Search(view.text).counts(view.filters)
+                if view.text
+                else listing.status_counts(view.filters)
+            )
+        except SearchTooSlow:
+            return None
         cache.set(key, counts, timeout=max(settings.SONARWEB_BADGE_POLL_SECONDS - 0.5, 0.5))
     return counts
 
