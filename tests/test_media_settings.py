@@ -63,7 +63,7 @@ def test_an_s3_bucket_without_its_libraries_is_refused_with_a_sentence(monkeypat
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "boto3" else real(name, *a)
     )
-    with pytest.raises(ImproperlyConfigured, match="requirements-s3.lock"):
+    with pytest.raises(ImproperlyConfigured, match=r"requirements-s3\.lock"):
         media_storage(Path("/data"), {"SONARWEB_MEDIA_S3_BUCKET": "team-archive"})
 
 
