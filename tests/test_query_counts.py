@@ -52,8 +52,11 @@ def test_queries_do_not_grow_with_rows(owner_client, owner, member, url):
     add_rows(owner, member, 30)
     many = queries(owner_client, url)
     assert len(many) == len(few), "\n".join(many)
-    # Session, user, and the page's own handful.
-    assert len(many) <= 10, "\n".join(many)
+    # Session, user, and the page's own handful. On PostgreSQL a search statement's time
+    # bound is one more (set_config); inside the test's transaction also a savepoint, its
+    # release, and putting the setting back.
+    bound = 4 if connection.vendor == "postgresql" and "q=" in url else 0
+    assert len(many) <= 10 + bound, "\n".join(many)
 
 
 def test_costs_is_one_query_on_the_ledger(owner_client, owner, member):

@@ -28,19 +28,24 @@ def bounded(connection: BaseDatabaseWrapper, seconds: float) -> Iterator[None]:
     """Run the statements inside within ``seconds``, or raise ``SearchTooSlow``."""
     if connection.vendor == "postgresql":
         try:
+            # Local to the transaction, which in a request (autocommit) is the statement's
+            # own. Inside a longer transaction this is a savepoint, and the setting is put
+            # back afterwards so that later statements keep no bound.
+            nested = connection.in_atomic_block
             with transaction.atomic(using=connection.alias):
                 with connection.cursor() as cursor:
-                    # Local to the transaction; restored below for when it is a savepoint
-                    # inside a longer one, so that later statements keep no bound.
-                    cursor.execute("SELECT current_setting('statement_timeout')")
-                    previous = cursor.fetchone()[0]
                     cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true)",
+                        "SELECT current_setting('statement_timeout'), "
+                        "set_config('statement_timeout', %s, true)",
                         [f"{max(1, round(seconds * 1000))}ms"],
                     )
+                    previous = cursor.fetchone()[0]
                 yield
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+                if nested:
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            "SELECT set_config('statement_timeout', %s, true)", [previous]
+                        )
         except OperationalError as error:
             if getattr(error.__cause__, "sqlstate", None) == "57014":  # query_canceled
                 raise SearchTooSlow from error
