@@ -185,3 +185,31 @@ def assert_focus_ring_visible(page, locator, state: str) -> None:
     for background in (behind, page_bg):
         ratio = contrast(ring, background)
         assert ratio >= 3, f"{state}: focus ring {ring} on {background} is {ratio:.1f}:1"
+
+
+# Resolves once the element has kept the same box for three frames in a row (or after 600
+# frames, leaving the click's own checks to decide).
+_STILL = """async (element) => {
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  let last = "";
+  for (let still = 0, frames = 0; still < 3 && frames < 600; frames++) {
+    await frame();
+    const box = element.getBoundingClientRect();
+    const now = [box.x, box.y, box.width, box.height].join();
+    still = now === last ? still + 1 : 0;
+    last = now;
+  }
+}"""
+
+
+def click_when_still(locator) -> None:
+    """Click an entry in a list that scrolls itself, such as the contents beside an answer.
+
+    Playwright scrolls the entry into view before it clicks; the page answers that scroll by
+    moving the list to keep the current section's entry in view, and on a busy machine that
+    move can fall between the button press and its release, so the click lands on the list
+    instead. Scroll first, wait until the entry holds still, then click.
+    """
+    locator.scroll_into_view_if_needed()
+    locator.evaluate(_STILL)
+    locator.click()

@@ -12,7 +12,7 @@ from sonarweb.tracker.models import TrackedRequest
 from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
-from .conftest import assert_accessible, assert_fits, sign_in
+from .conftest import assert_accessible, assert_fits, click_when_still, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +58,7 @@ def test_reading_a_long_report(open_context, sim_server, simulator, device, sche
         expect(sources_link).to_be_visible()
     else:
         expect(box).to_have_attribute("open", "")
-    sources_link.click()
+    click_when_still(sources_link)
     expect(page.locator("#answer-sources")).to_be_in_viewport()
     expect(sources_link).to_have_attribute("aria-current", "location")
     expect(toc).to_be_in_viewport()
@@ -80,6 +80,12 @@ def test_reading_a_long_report(open_context, sim_server, simulator, device, sche
     top.click()
     page.wait_for_function("() => window.scrollY < 50")
     expect(top).to_be_hidden()
+
+    # A heading's own link shows on hover or focus, and stands out by more than its colour.
+    anchor = page.locator(".answer-body h2 .heading-anchor").first
+    anchor.focus()
+    expect(anchor).to_have_css("opacity", "1")
+    assert_accessible(page, f"a heading's link shown ({device}, {scheme})")
 
     # A citation previews its source where it is: a tap on a phone, focus on desktop; the
     # open card adds no Tab stop.
