@@ -261,11 +261,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Axes first: it refuses a locked-out sign-in before any password is checked.
+# Axes first: it refuses a locked-out sign-in before any password is checked. The member
+# back end is Django's ModelBackend with a cheaper read of the member behind a session.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "sonarweb.accounts.backends.MemberBackend",
 ]
+# Database sessions, read with one plain SQL statement (sonarweb/accounts/sessions.py).
+SESSION_ENGINE = "sonarweb.accounts.sessions"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
