@@ -32,6 +32,27 @@ def test_one_list_call_covers_all_unfinished_jobs_of_a_key(sim_server, simulator
         assert row.is_polling
 
 
+def test_rows_falling_due_apart_share_one_list_call_per_interval(sim_server, simulator, owner):
+    # As jobs age their intervals grow, and viewers ask for early polls, so a key's rows fall
+    # due a second apart; each must not cost a list call of its own.
+    rows = [track(simulator, owner) for _ in range(4)]
+    now = timezone.now()
+    for offset, row in zip((0, 1, 2, 10), rows, strict=True):
+        TrackedRequest.objects.filter(pk=row.pk).update(
+            next_poll_at=now + timedelta(seconds=offset)
+        )
+    run_once(now)
+    assert simulator.calls.count(endpoint="list") == 1
+    later = TrackedRequest.objects.get(pk=rows[3].pk)
+    assert later.next_poll_at == now + timedelta(seconds=10)  # beyond the fast interval: later
+    for row in rows[:3]:
+        row.refresh_from_db()
+        assert row.status == "IN_PROGRESS" and row.next_poll_at >= now + timedelta(seconds=3)
+    run_once(now + timedelta(seconds=1))
+    run_once(now + timedelta(seconds=2))
+    assert simulator.calls.count(endpoint="list") == 1
+
+
 def test_detail_fetched_only_once_finished(sim_server, simulator, owner):
     running = track(simulator, owner)
     done = track(simulator, owner, queue_seconds=0, run_seconds=0)

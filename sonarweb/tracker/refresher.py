@@ -48,6 +48,7 @@ from .polling import (
     stop_for_missing_key,
     store,
 )
+from .scheduler import FAST_SECONDS
 from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
@@ -208,16 +209,24 @@ def list_statuses(
 
 
 def claim_due_rows(key: ApiKey, now: datetime, holder: str) -> list[TrackedRequest]:
-    """Claim up to BATCH due rows of this key in one UPDATE, and read back what we got."""
-    ids = list(
-        TrackedRequest.objects.due(now)
+    """Claim up to BATCH due rows of this key in one UPDATE, and read back what we got.
+
+    When a row is due, the key's rows due within the fast interval come along: the one list
+    call answers for all of them anyway. Without that, rows whose intervals grow with their
+    age (and rows a viewer asked about) fall due a second apart, and each would cost the key
+    a list call of its own, several per interval instead of one.
+    """
+    soon = now + timedelta(seconds=FAST_SECONDS)
+    rows = list(
+        TrackedRequest.objects.due(soon)
         .filter(added_by_id=key.user_id)
         .order_by("next_poll_at")
-        .values_list("pk", flat=True)[:BATCH]
+        .values_list("pk", "next_poll_at")[:BATCH]
     )
-    if not ids:
+    if not rows or rows[0][1] > now:
         return []
-    TrackedRequest.objects.filter(pk__in=ids, next_poll_at__lte=now).update(
+    ids = [pk for pk, _ in rows]
+    TrackedRequest.objects.filter(pk__in=ids, next_poll_at__lte=soon).update(
         next_poll_at=now + timedelta(seconds=claim_seconds()), claimed_by=holder
     )
     return list(TrackedRequest.objects.filter(pk__in=ids, claimed_by=holder))
