@@ -11,7 +11,9 @@ import zipfile
 import pytest
 from django.test import Client
 
+from sonarweb.media.background import archive_due_images
 from sonarweb.media.models import AnswerBundle, AnswerImage, ImageStatus
+from sonarweb.tracker.archive import rerender_many
 from sonarweb.tracker.models import AnswerArchive, ShareLink, TrackedRequest
 from sonarweb.tracker.refresher import housekeeping
 
@@ -176,6 +178,23 @@ def test_an_open_permalink_gets_the_pictures_once_they_are_kept(
     assert '<div id="images-poller" hx-swap-oob="delete">' in html
     assert len(image_srcs(html)) == 2 and 'id="answer"' not in html
     assert "images-poller" not in owner_client.get(f"/r/{tracked.slug}/").content.decode()
+
+
+def test_the_pictures_are_swapped_in_only_once_the_answer_shows_them(
+    sim_server, simulator, owner, owner_client
+):
+    # The refresher keeps the images, then renders the answer again with them; a poll in
+    # between must not swap in the old placeholders and stop polling for good.
+    tracked = archived_with_images(simulator, owner, images=2)
+    changed = archive_due_images(limit=5)
+    assert changed == [tracked.pk]
+    assert not AnswerImage.objects.filter(tracked=tracked, status=ImageStatus.PENDING).exists()
+    poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
+    assert poll.status_code == 204, "kept, but the answer does not show them yet"
+    rerender_many(changed)
+    poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
+    assert poll.status_code == 200
+    assert len(image_srcs(poll.content.decode())) == 2
 
 
 def test_answer_md_names_only_the_archives_copies(sim_server, simulator, owner, owner_client):

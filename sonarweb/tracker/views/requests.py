@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.db import connection
+from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.gzip import GZipMiddleware, re_accepts_gzip
 from django.shortcuts import get_object_or_404, render
@@ -20,6 +21,7 @@ from django.views.decorators.http import condition, require_safe
 
 from sonarweb.media.background import current_bundle
 from sonarweb.media.lookup import has_inline_images, image_summary
+from sonarweb.media.models import AnswerImage
 
 from ..models import AnswerArchive, TrackedRequest, UpstreamStatus
 from ..pagecache import PageCache
@@ -245,6 +247,16 @@ def badges(request: HttpRequest) -> HttpResponse:
 GALLERY = re.compile(r'<section class="answer-gallery" id="answer-gallery".*?</section>', re.S)
 
 
+def _rendered_with_its_images(tracked_id: int) -> bool:
+    """Whether the stored rendering is newer than the last image kept or given up."""
+    latest = AnswerImage.objects.filter(tracked_id=tracked_id).aggregate(at=Max("fetched_at"))
+    if latest["at"] is None:
+        return True
+    return AnswerArchive.objects.filter(
+        tracked_id=tracked_id, rendered_at__gte=latest["at"]
+    ).exists()
+
+
 @require_safe
 def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
     """Polled while an answer's images are being archived: nothing (204) until they are.
@@ -257,6 +269,10 @@ def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
     context = _context(request, tracked)
     images = context.get("images")
     if not tracked.has_answer or (images is not None and images.pending):
+        return HttpResponse(status=204)
+    if not _rendered_with_its_images(tracked.pk):
+        # Kept, but the refresher has yet to render the answer again with them: swapping in
+        # the old placeholders now would also end the polling that brings the pictures.
         return HttpResponse(status=204)
     html = answer_html(tracked)
     gallery = GALLERY.search(html)
