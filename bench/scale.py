@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -77,6 +78,18 @@ def fresh_postgres(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def reused_counts() -> dict[str, Any]:
+    """What ``fill`` reports, read back from a database an earlier run filled."""
+    from sonarweb.tracker.models import AnswerArchive, TrackedRequest
+
+    # The share of answers holding the searched word is not read back (fill counts it).
+    return {
+        "rows": TrackedRequest.objects.count(),
+        "archived": AnswerArchive.objects.count(),
+        "families": {},
+    }
 
 
 def quantiles(samples: list[float]) -> tuple[float, float]:
@@ -359,14 +372,22 @@ def main() -> int:
     parser.add_argument("--skip-polling", action="store_true")
     parser.add_argument("--only-polling", action="store_true", help="skip the page timings")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: measure the rows an earlier run left in DATABASE_URL, without a fill",
+    )
     args = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL", "").strip()
     workdir = Path(tempfile.mkdtemp(prefix="sonarweb-scale-"))
     try:
         env = server_environment(workdir)
+        if args.reuse and not database_url:
+            raise SystemExit("--reuse measures a PostgreSQL database: set DATABASE_URL")
         if database_url:
-            fresh_postgres(database_url)
+            if not args.reuse:
+                fresh_postgres(database_url)
             env["DATABASE_URL"] = database_url
         env["SONARWEB_REFRESH_SECONDS"] = "2"
         started = time.monotonic()
@@ -384,8 +405,15 @@ def main() -> int:
             f"{statistics.mean(a.words for a in pool):,.0f} words per answer on average",
             flush=True,
         )
-        members = make_members()
-        counts = fill(args.rows, pool, members, full_archive=args.full_archive)
+        if args.reuse:
+            from django.contrib.auth.models import User
+
+            members = list(User.objects.filter(username__startswith="member").order_by("username"))
+            counts = reused_counts()
+            print(f"  reusing {counts['rows']:,} rows", flush=True)
+        else:
+            members = make_members()
+            counts = fill(args.rows, pool, members, full_archive=args.full_archive)
         from sonarweb.tracker.listing import encode_cursor
         from sonarweb.tracker.models import TrackedRequest
 
@@ -401,7 +429,8 @@ def main() -> int:
                 f"fill ({args.rows:,} rows, {vendor})", time.monotonic() - started, "s", "", None
             )
         )
-        print(f"  '{word}' is in {share:.1%} of the archived answers", flush=True)
+        if counts["families"]:
+            print(f"  '{word}' is in {share:.1%} of the archived answers", flush=True)
         connection.close()
 
         port = free_port()

@@ -142,6 +142,15 @@ def database_from_url(name: str, url: str, *, conn_max_age: int) -> dict:
             f"{name} cannot be parsed as a database URL "
             "(expected e.g. postgres://user:password@host:5432/name)."
         )
+    if parsed["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with a health check that needs no round trip on a quiet connection, and
+        # a cursor for the few statements every request runs, prepared after 5 runs on a
+        # connection (Django's own cursors bind on the client and never prepare). Off behind
+        # a pooler that cannot keep prepared statements (PgBouncer in transaction mode
+        # before 1.21): DATABASE_PREPARED_STATEMENTS=0.
+        parsed["ENGINE"] = "sonarweb.db.postgresql"
+        prepared = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+        parsed.setdefault("OPTIONS", {})["prepare_threshold"] = 5 if prepared else None
     return parsed
 
 
@@ -194,7 +203,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the member read in the same statement as the session.
+    "sonarweb.accounts.middleware.MemberAuthenticationMiddleware",
     "sonarweb.tracker.middleware.HtmxAwareLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

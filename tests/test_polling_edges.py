@@ -8,6 +8,8 @@ import pytest
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
+from sonarweb.accounts.models import MemberSession
+from sonarweb.accounts.sessions import SessionStore
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import parse_job
 from sonarweb.tracker import refresher
@@ -137,17 +139,25 @@ def test_a_lease_is_released_only_by_its_holder(owner):
     assert ApiKey.objects.get(pk=key.pk).refresh_lease_until is None
 
 
-def test_old_call_records_are_pruned(owner, monkeypatch):
+def test_old_call_records_and_expired_sessions_are_pruned(owner, monkeypatch):
     key = ApiKey.objects.get(user=owner)
     now = timezone.now()
     for days in (1, 8, 30):
         UpstreamCall.objects.create(
             api_key=key, method="GET", endpoint="list", at=now - timedelta(days=days)
         )
+    live, expired = SessionStore(), SessionStore()
+    for session in (live, expired):
+        session["colour"] = "teal"
+        session.save()
+    MemberSession.objects.filter(session_key=expired.session_key).update(
+        expire_date=now - timedelta(seconds=1)
+    )
     monkeypatch.setattr(refresher, "_last_prune", None)
     assert refresher.prune_call_log(now) == 2
     assert refresher.prune_call_log(now + timedelta(minutes=1)) == 0
     assert UpstreamCall.objects.count() == 1
+    assert list(MemberSession.objects.values_list("session_key", flat=True)) == [live.session_key]
 
 
 def test_a_failed_render_is_recorded_and_not_retried(

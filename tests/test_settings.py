@@ -103,10 +103,14 @@ def test_database_url_selects_postgresql(tmp_path):
     env = production(tmp_path, DATABASE_URL="postgres://u:p@db.internal:5433/sonar")
     code = (
         "from django.conf import settings as s; d = s.DATABASES['default']; "
-        "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'])"
+        "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'], d['OPTIONS']['prepare_threshold'])"
     )
     out = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.split()
-    assert out == ["django.db.backends.postgresql", "db.internal", "5433", "sonar"]
+    assert out == ["sonarweb.db.postgresql", "db.internal", "5433", "sonar", "5"]
+    # Behind a pooler that cannot keep prepared statements, they can be turned off.
+    env["DATABASE_PREPARED_STATEMENTS"] = "0"
+    out = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.split()
+    assert out[-1] == "None"
 
 
 def test_accounts_can_be_made_without_a_prompt(tmp_path):

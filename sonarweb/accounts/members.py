@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from sonarweb.accounts.models import MemberSession
 from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest, UpstreamStatus
 from sonarweb.tracker.polling import DEACTIVATED_NOTE, resume_for_user
 
@@ -24,27 +23,9 @@ def active_user_ids_q(prefix: str = "added_by") -> Q:
 
 
 def end_sessions(user: AbstractBaseUser) -> int:
-    """Delete every session the member has, wherever they signed in.
-
-    Sessions hold no user column, so each live one is decoded; a team has few. With a
-    session engine that keeps no table (signed cookies), there is nothing to delete, and
-    the check Django makes on every request (an inactive user is not authenticated) is
-    what ends them.
-    """
-    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
-    if not hasattr(store, "get_model_class"):
-        return 0
-    model = store.get_model_class()
-    ended = 0
-    wanted = str(user.pk)
-    rows = model.objects.filter(expire_date__gt=timezone.now()).values_list(
-        "session_key", "session_data"
-    )
-    for key, data in rows.iterator():
-        if str(store().decode(data).get("_auth_user_id")) == wanted:
-            # Through the store, so that a cache in front of the table forgets it too.
-            store(session_key=key).delete()
-            ended += 1
+    """Delete every session the member has, wherever they signed in: the session table
+    names each session's member (MemberSession.member)."""
+    ended, _ = MemberSession.objects.filter(member_id=user.pk).delete()
     return ended
 
 

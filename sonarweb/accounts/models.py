@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -125,3 +126,29 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'sonarweb'} {self.get_action_display()} {self.request_id}"
+
+
+class MemberSession(AbstractBaseSession):
+    """A signed-in (or anonymous) session, with the member it signs in as in a column.
+
+    Every signed-in page reads its session and then its member; with the member in the
+    row, both come back from one statement (sonarweb/accounts/sessions.py). The column also
+    finds a member's sessions without decoding every session (members.end_sessions).
+    """
+
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+
+    class Meta(AbstractBaseSession.Meta):
+        db_table = "accounts_session"
+
+    @classmethod
+    def get_session_store_class(cls) -> type:
+        from sonarweb.accounts.sessions import SessionStore
+
+        return SessionStore

@@ -33,6 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sonarweb.accounts import audit
+from sonarweb.accounts.models import MemberSession
 from sonarweb.media import background as media
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
@@ -291,7 +292,8 @@ def work_key(
 
 
 def prune_call_log(now: datetime) -> int:
-    """Drop call records older than the staff page could ever show, at most once a while."""
+    """Drop call records older than the staff page could ever show, at most once a while;
+    expired sessions and old refresher beats go at the same time."""
     global _last_prune
     if _last_prune is not None and now - _last_prune < PRUNE_EVERY:
         return 0
@@ -301,6 +303,7 @@ def prune_call_log(now: datetime) -> int:
         Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
     ).delete()
     audit.prune(now)
+    MemberSession.objects.filter(expire_date__lt=now).delete()
     return deleted
 
 

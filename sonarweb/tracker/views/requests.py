@@ -19,6 +19,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import compress_string
 from django.views.decorators.http import condition, require_safe
 
+from sonarweb.db import hot_cursor
 from sonarweb.media.background import current_bundle
 from sonarweb.media.lookup import has_inline_images, image_summary
 from sonarweb.media.models import AnswerImage
@@ -85,7 +86,7 @@ def _head(request: HttpRequest, slug: str) -> tuple[Any, ...] | None:
         # Plain SQL: this runs on every view of every permalink, and compiling the ORM query
         # cost more than running it. The times stay as the driver returns them (text on
         # SQLite): they only serve as cache keys and to look the same row up again.
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(HEAD_SQL, [slug])
             head = cursor.fetchone()
         cached = (slug, head)
