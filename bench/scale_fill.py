@@ -318,6 +318,9 @@ def running_jobs(sim_base: str, members: list[Any], keys: list[str], jobs: int) 
 
     from sonarweb.tracker.models import ApiKey, TrackedRequest
 
+    # A database kept from an earlier run (--reuse) still has that run's keys and jobs.
+    TrackedRequest.objects.filter(question__startswith="Polling scenario question ").delete()
+    ApiKey.objects.filter(user__in=members).delete()
     slugs = []
     for user, key in zip(members, keys, strict=False):
         api_key = ApiKey(user=user)

@@ -13,6 +13,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.contrib.sessions.models import Session as DjangoSession
+from django.core import signing
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -165,6 +166,12 @@ def test_sessions_from_django_s_table_move_over_with_their_members(owner, member
         row.session_data = DjangoStore().encode(data)
         row.save()
     DjangoSession.objects.filter(pk=old[3].pk).update(expire_date=timezone.now() - timedelta(1))
+    # Signed with a secret key the site no longer has: nobody can read it.
+    DjangoSession.objects.create(
+        session_key="f" * 32,
+        session_data=signing.dumps({"colour": "teal"}, key="another", salt="x"),
+        expire_date=timezone.now() + timedelta(days=1),
+    )
 
     migration.move_sessions(apps, SimpleNamespace(connection=connection))
 

@@ -7,9 +7,14 @@ from django.db import migrations, models
 
 def move_sessions(apps, schema_editor):
     """Copy the live sessions into the new table with their members, then empty the old one,
-    so that no session data is left where nothing reads it. Nobody is signed out."""
+    so that no session data is left where nothing reads it. Nobody is signed out.
+
+    A session signed with a secret key the site no longer has can be read by nobody and is
+    not copied (Django's decode would log each one as suspicious).
+    """
     from django.contrib.auth import SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.serializers import JSONSerializer
+    from django.core import signing
     from django.utils import timezone
 
     Old = apps.get_model("sessions", "Session")
@@ -17,12 +22,19 @@ def move_sessions(apps, schema_editor):
     User = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
     alias = schema_editor.connection.alias
     members = set(User.objects.using(alias).values_list("pk", flat=True))
-    decode = SessionStore().decode
     live = Old.objects.using(alias).filter(expire_date__gt=timezone.now())
     batch = []
     for key, data, expires in live.values_list("session_key", "session_data", "expire_date"):
         try:
-            member = int(decode(data).get(SESSION_KEY))
+            # As Django's database store decodes (the store's salt, the current key and
+            # SECRET_KEY_FALLBACKS).
+            decoded = signing.loads(
+                data, salt="django.contrib.sessions.SessionStore", serializer=JSONSerializer
+            )
+        except signing.BadSignature:
+            continue
+        try:
+            member = int(decoded.get(SESSION_KEY))
         except (TypeError, ValueError):
             member = None
         batch.append(
@@ -35,7 +47,6 @@ def move_sessions(apps, schema_editor):
         )
     New.objects.using(alias).bulk_create(batch, batch_size=500)
     Old.objects.using(alias).all().delete()
-
 
 
 class Migration(migrations.Migration):

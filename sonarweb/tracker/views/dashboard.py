@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
@@ -24,9 +23,10 @@ from .. import listing
 from ..forms import MODEL_CHOICES, STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
 from ..listing import encode_cursor, member_choices, used_models
 from ..models import TrackedRequest
+from ..poll_counts import after_sending, poll_counts
 from ..polling import request_early_poll
 from ..scheduler import FAST_SECONDS
-from ..search import Filters, Search, SearchTooSlow
+from ..search import Filters
 from .access import key_of
 
 MAX_BATCH = 100
@@ -158,26 +158,6 @@ def counts_digest(counts: dict[str, int]) -> str:
     return hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:12]
 
 
-def poll_counts(view: View) -> dict[str, int] | None:
-    """The status counts for a poll. Every open dashboard polls; on a large archive a count is
-    an index scan of every row, so each process counts once per poll interval per filter set
-    and the dashboards polling meanwhile share the answer. None when a search count ran past
-    its time bound: the poll then leaves the counts shown as they are."""
-    key = "sonarweb:counts:" + hashlib.sha256(repr((view.text, view.filters)).encode()).hexdigest()
-    counts = cache.get(key)
-    if counts is None:
-        try:
-            counts = (
-                Search(view.text).counts(view.filters)
-                if view.text
-                else listing.status_counts(view.filters)
-            )
-        except SearchTooSlow:
-            return None
-        cache.set(key, counts, timeout=max(settings.SONARWEB_BADGE_POLL_SECONDS - 0.5, 0.5))
-    return counts
-
-
 def badge_batch(request: HttpRequest) -> HttpResponse:
     """One poll of an open dashboard: the badges of its running rows, rows teammates added
     above its first row, the status counts, and the next poller.
@@ -208,7 +188,7 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
         request_early_poll(early)
     # The dashboard's own poller names its filters; a bare batch (older pages) gets badges.
     with_counts = "top" in request.GET or any(request.GET.get(n) for n in FILTER_PARAMS)
-    counts = poll_counts(view) if with_counts else None
+    counts, recount = poll_counts(view.text, view.filters) if with_counts else (None, None)
     next_top = encode_cursor(new_rows[0]) if new_rows else top
     context = {
         **status_counts_context(view, counts or {}),
@@ -224,7 +204,9 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
         "next_url": "/",
         "editing": "",
     }
-    return render(request, "tracker/dashboard.html#badge_batch", context)
+    response = render(request, "tracker/dashboard.html#badge_batch", context)
+    # Counts found out of date are shown as they are and counted again once this is sent.
+    return after_sending(response, recount) if recount is not None else response
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
