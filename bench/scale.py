@@ -233,7 +233,7 @@ def sim_calls(sim_base: str) -> list[dict]:
 
 
 def polling_scenario(
-    env: dict[str, str], workdir: Path, members: list, args: argparse.Namespace, top: str
+    env: dict[str, str], workdir: Path, members: list, args: argparse.Namespace
 ) -> None:
     """Calls per job per minute with the refresher alone, then with viewers on /badges/."""
     from django.db import connections
@@ -269,6 +269,13 @@ def polling_scenario(
                 raise SystemExit("the simulator did not start")
             time.sleep(0.2)
         slugs = running_jobs(sim_base, members[: args.keys], keys, args.jobs)
+        from sonarweb.tracker.listing import encode_cursor
+        from sonarweb.tracker.models import TrackedRequest
+
+        # Each viewer's dashboard was opened once the jobs existed: its top row is the newest.
+        # (Opened before, every poll would first bring the rows added since, a page at a
+        # time, until it caught up: a different load from watching running jobs.)
+        top = encode_cursor(TrackedRequest.objects.order_by("-created", "-id").first())
         connections.close_all()
         port = free_port()
         with gunicorn(env, port, args.workers, workdir / "gunicorn-poll.log") as base:
@@ -414,7 +421,6 @@ def main() -> int:
         else:
             members = make_members()
             counts = fill(args.rows, pool, members, full_archive=args.full_archive)
-        from sonarweb.tracker.listing import encode_cursor
         from sonarweb.tracker.models import TrackedRequest
 
         word = next(iter(FAMILIES))
@@ -423,7 +429,6 @@ def main() -> int:
         finished = (
             TrackedRequest.objects.filter(status="COMPLETED").order_by("-archive__size").first()
         )
-        newest = TrackedRequest.objects.order_by("-created", "-id").first()
         record(
             Result(
                 f"fill ({args.rows:,} rows, {vendor})", time.monotonic() - started, "s", "", None
@@ -452,7 +457,7 @@ def main() -> int:
         if not args.only_polling:
             permalink_throughput(env, workdir, finished.slug, args)
         if not args.skip_polling:
-            polling_scenario(env, workdir, members, args, encode_cursor(newest))
+            polling_scenario(env, workdir, members, args)
     finally:
         if args.keep:
             print(f"kept {workdir}")
