@@ -61,10 +61,7 @@ def test_lightbox_works_with_the_keyboard(page, sim_server, simulator):
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     # Focus goes back to the thumbnail of the image last shown, not to the top of the page.
-    page.wait_for_function(
-        "document.activeElement === document.querySelectorAll('a.gallery-thumb')[1]",
-        timeout=60_000,
-    )
+    expect(thumbs.nth(1)).to_be_focused()
     assert script_errors(page) == []
 
 
