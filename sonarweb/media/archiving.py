@@ -15,8 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from sonarweb.tracker.models import TrackedRequest
 
 from . import conf
 from .decode import reencode
-from .errors import ImageFailure
+from .errors import ImageFailure, SweptMeanwhile
 from .fetch import FetchPolicy, ImageFetcher
 from .models import AnswerImage, ArchivedImage, ImageStatus, url_hash
 from .refs import ImageRef
@@ -93,16 +94,51 @@ def _claim(row: AnswerImage) -> bool:
     return claimed == 1
 
 
-def _finish(row: AnswerImage, *, image: ArchivedImage | None, failure: ImageFailure | None) -> None:
+class ImageGone(Exception):
+    """The stored image was swept (no answer showed it) before this use was recorded."""
+
+
+def _done() -> dict[str, Any]:
+    return {"attempts": F("attempts") + 1, "fetched_at": timezone.now(), "claimed_until": None}
+
+
+def _fail(row: AnswerImage, failure: ImageFailure) -> None:
     AnswerImage.objects.filter(pk=row.pk).update(
-        status=ImageStatus.STORED if failure is None else ImageStatus.FAILED,
-        image=image,
-        reason="" if failure is None else failure.reason[:300],
-        retryable=False if failure is None else failure.retryable,
-        attempts=F("attempts") + 1,
-        fetched_at=timezone.now(),
-        claimed_until=None,
+        status=ImageStatus.FAILED,
+        image=None,
+        reason=failure.reason[:300],
+        retryable=failure.retryable,
+        **_done(),
     )
+
+
+def attach(row: AnswerImage, image: ArchivedImage) -> None:
+    """Record that ``row`` shows ``image``, or raise ``ImageGone``.
+
+    The image's row is locked until the use is recorded, so the sweep of unused images
+    (``cleanup.sweep_images``) either sees the use or has deleted the image first; on SQLite
+    the transaction itself (begun IMMEDIATE) keeps the sweep out."""
+    with transaction.atomic():
+        locked = ArchivedImage.objects.select_for_update().filter(pk=image.pk)
+        if not list(locked.values_list("pk", flat=True)):
+            raise ImageGone(image.sha256)
+        AnswerImage.objects.filter(pk=row.pk).update(
+            status=ImageStatus.STORED, image=image, reason="", retryable=False, **_done()
+        )
+
+
+def archive_and_attach(row: AnswerImage, fetcher: ImageFetcher, *, ends: float) -> ArchivedImage:
+    """``archive_one``, then ``attach``; once more if the image was swept in between (the
+    picture is then fetched and stored again)."""
+    for _ in range(2):
+        image = archive_one(row, fetcher, timeout=max(ends - time.monotonic(), MIN_FETCH_SECONDS))
+        try:
+            attach(row, image)
+        except ImageGone:
+            log.info("stored image %s was swept meanwhile; storing it again", image.sha256[:12])
+            continue
+        return image
+    raise SweptMeanwhile("The stored copy was removed while archiving; trying again later.")
 
 
 def _already_archived(row: AnswerImage) -> ArchivedImage | None:
@@ -164,9 +200,9 @@ def archive_images_for(
                 report.left += 1
                 continue
             try:
-                image = archive_one(row, active, timeout=left)
+                archive_and_attach(row, active, ends=ends)
             except ImageFailure as failure:
-                _finish(row, image=None, failure=failure)
+                _fail(row, failure)
                 report.failed += 1
                 report.failures.append((row.url, failure.reason))
                 log.info("image not archived tracked=%s url=%s: %s", tracked_id, row.url, failure)
@@ -177,11 +213,10 @@ def archive_images_for(
                 # answer's others, and the row must not be retried for ever.
                 log.exception("archiving image failed tracked=%s url=%s", tracked_id, row.url)
                 failure = ImageFailure("An unexpected error stopped archiving this image.")
-                _finish(row, image=None, failure=failure)
+                _fail(row, failure)
                 report.failed += 1
                 report.failures.append((row.url, failure.reason))
             else:
-                _finish(row, image=image, failure=None)
                 report.stored += 1
     finally:
         if own:

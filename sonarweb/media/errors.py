@@ -58,3 +58,9 @@ class NotAnImage(ImageFailure):
 
 class ImageRefused(ImageFailure):
     """An image, but one we do not keep: animated, or too many pixels."""
+
+
+class SweptMeanwhile(ImageFailure):
+    """The stored copy was deleted as unused while this answer was being given it, twice."""
+
+    retryable = True

@@ -1,7 +1,9 @@
 """Keeping renditions in the media storage, named by their content.
 
-Files are written before the row that names them, so a row never points at a missing file;
-a file without a row (a crash in between) is harmless and reused by the next writer.
+Files are written before the row that names them, and checked again once the row exists (the
+sweep of unused images may have deleted the same bytes in between), so a row never points at
+a missing file; a file without a row (a crash in between) is harmless and reused by the next
+writer.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def keep(decoded: Decoded, *, source_sha256: str, source_size: int) -> ArchivedI
     save_rendition(decoded.thumb)
     try:
         with transaction.atomic():
-            return ArchivedImage.objects.create(
+            created = ArchivedImage.objects.create(
                 sha256=decoded.full.sha256,
                 width=decoded.full.width,
                 height=decoded.full.height,
@@ -61,6 +63,11 @@ def keep(decoded: Decoded, *, source_sha256: str, source_size: int) -> ArchivedI
     except IntegrityError:
         # Another process stored the same picture meanwhile.
         return ArchivedImage.objects.get(sha256=decoded.full.sha256)
+    # The files were found above, but they may have been an unused image's that the sweep
+    # (``cleanup``) deleted before this row existed: written again if so.
+    save_rendition(decoded.full)
+    save_rendition(decoded.thumb)
+    return created
 
 
 def open_rendition(sha256: str, storage: Storage | None = None) -> File:

@@ -35,6 +35,7 @@ from django.utils import timezone
 from sonarweb.accounts import audit
 from sonarweb.accounts.models import MemberSession
 from sonarweb.media import background as media
+from sonarweb.media import cleanup as media_cleanup
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobSummary
 
@@ -310,13 +311,14 @@ def prune_call_log(now: datetime) -> int:
 def housekeeping(now: datetime) -> None:
     """Background work that is not a call upstream: archiving answers' images (then rendering
     those answers again with their copies), renders after a renderer change, the portable
-    bundles, pruning."""
+    bundles, pruning, and the sweep of stored images and bundles no answer needs any more."""
     archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
     archive.rerender_stale(RERENDER_PER_PASS)
     media.build_due_bundles(BUNDLES_PER_PASS)
     # Expiry happens with nobody acting: the audit trail learns of it here.
     audit.record_expired_links(now)
     prune_call_log(now)
+    media_cleanup.sweep(now)
 
 
 # -- one pass, for `--once`, cron and tests -----------------------------------------------------
