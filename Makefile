@@ -23,7 +23,7 @@ demo: $(STAMP)
 	@bash scripts/demo.sh
 
 test: $(STAMP)
-	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-test-packages.sh
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
@@ -33,7 +33,7 @@ test-stress: $(STAMP)
 
 # The same suite against PostgreSQL (installed from Debian's packages and started if needed).
 test-postgres: $(STAMP)
-	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-test-packages.sh
 	DATABASE_URL="$$(bash scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_PARALLEL)
 
 lint: $(STAMP) lint-docker
