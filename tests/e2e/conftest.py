@@ -16,6 +16,9 @@ from playwright.sync_api import expect
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # expect() waits for a state in the page; give it as long as the actions get (see `page`).
+# Prefer it to page.wait_for_function: that evals its string in the page on every poll after
+# the first, which the app's CSP (no 'unsafe-eval') refuses, so a plain expression that is
+# not true at once fails; an arrow function is evaluated once and only called afterwards.
 expect.set_options(timeout=60_000)
 
 CHROMIUM = os.environ.get("SONARWEB_CHROMIUM", "/usr/bin/chromium")
