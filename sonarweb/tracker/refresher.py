@@ -51,6 +51,7 @@ from .polling import (
     store,
 )
 from .scheduler import FAST_SECONDS
+from .search import pairs as search_pairs
 from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
@@ -68,6 +69,8 @@ RERENDER_PER_PASS = 5
 # Answers whose images are fetched per pass, and portable bundles built per pass.
 IMAGE_ANSWERS_PER_PASS = 2
 BUNDLES_PER_PASS = 2
+# Search documents whose word pairs are made per pass (PostgreSQL; a few ms each).
+SEARCH_PAIRS_PER_PASS = 100
 # A lease is never shorter than this, however short the interval (tests use 0.1 s).
 MIN_LEASE_SECONDS = 2.0
 
@@ -311,10 +314,12 @@ def prune_call_log(now: datetime) -> int:
 def housekeeping(now: datetime) -> None:
     """Background work that is not a call upstream: archiving answers' images (then rendering
     those answers again with their copies), renders after a renderer change, the portable
-    bundles, pruning, and the sweep of stored images and bundles no answer needs any more."""
+    bundles, the search index's word pairs, pruning, and the sweep of stored images and
+    bundles no answer needs any more."""
     archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
     archive.rerender_stale(RERENDER_PER_PASS)
     media.build_due_bundles(BUNDLES_PER_PASS)
+    search_pairs.fill_pending(SEARCH_PAIRS_PER_PASS)
     # Expiry happens with nobody acting: the audit trail learns of it here.
     audit.record_expired_links(now)
     prune_call_log(now)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import connections
 
+from .pairs import UNUSABLE, phrase_pairs
 from .query import Query
 from .schema import PG_CONFIG
 from .snippets import START, STOP, Matcher, Snippet, from_markers
@@ -103,46 +104,95 @@ class PostgresBackend(Backend):
     vendor = "postgresql"
 
     def matching(self, query: Query, ranked: bool = True) -> Sql:
-        # Ranked by the title and question only: ranking by the answer as well would read the
-        # answer's vector (tens of KB) for every match, on a common word thousands of them.
-        text = query.websearch(query.matching)
-        match, params = self._match(query)
-        if not ranked:
-            return (
-                f"SELECT tracked_id AS id, 0 AS score FROM tracker_searchdocument WHERE {match}",
-                params,
-            )
-        return (
-            f"SELECT tracked_id AS id, ts_rank(head, {_TSQUERY}) "
-            f"AS score FROM tracker_searchdocument WHERE {match}",
-            [text, *params],
-        )
+        """Ranked by the title and question only: ranking by the answer as well would read
+        the answer's vector (tens of KB) for every match, on a common word thousands of them.
 
-    def _match(self, query: Query) -> Sql:
-        """The WHERE clause for the query's matching groups.
-
-        The GIN index can tell which documents have a phrase's words, not whether they are in
-        order: PostgreSQL checks the order on every candidate, and with ``head || body`` it
-        first builds that concatenation of two vectors, the answer's tens of KB. For the
-        usual search (one group of words and phrases, nothing excluded) the index answers the
-        words alone, exactly, and each phrase is checked on the title and question first and
-        on the answer only when they lack it: three times faster when thousands of answers
-        have the words, and a few ms when the titles have the phrase.
+        The GIN index over ``head || body`` answers words exactly, but for a phrase only which
+        documents have its words: PostgreSQL then checks the order on each of them, reading
+        the answer's vector. So for the usual search with a phrase (one group, no ``or``) the
+        words go to that index and each phrase's adjacent-word pairs to the index on
+        ``pairs`` (see ``pairs.py``), and the two sets of ids are intersected. Asked in one
+        WHERE, PostgreSQL would read one index and test the other condition row by row,
+        reading every candidate's vector, which is the cost to avoid. The pairs are the
+        phrase itself for two words; a longer phrase has its order checked on what they
+        leave. Documents whose pairs are not made yet (or would not fit) are a second set,
+        checked the old way; a phrase with no usable pair is checked the old way too.
+        Exclusions are an anti-join through the index, not a test on each row.
         """
         text = query.websearch(query.matching)
+        score = f"ts_rank(head, {_TSQUERY})" if ranked else "0"
+        score_params = [text] if ranked else []
         whole = f"(head || body) @@ {_TSQUERY}"
         groups = query.matching
-        if len(groups) != 1 or groups[0].negative:
-            return whole, [text]
-        phrases = [t for t in groups[0].positive if len(t.words) > 1]
+        phrases = [t for t in groups[0].positive if len(t.words) > 1] if len(groups) == 1 else []
         if not phrases:
-            return whole, [text]
-        words = " ".join(f'"{w}"' for t in groups[0].positive for w in t.words)
-        ordered = " AND ".join(f"(head @@ {_TSQUERY} OR body @@ {_TSQUERY})" for _ in phrases)
-        params = [words]
-        for phrase in phrases:
-            params += [phrase.quoted, phrase.quoted]
-        return f"{whole} AND {ordered}", params
+            return (
+                f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
+                f"WHERE {whole}",
+                [*score_params, text],
+            )
+        group = groups[0]
+        words = [" ".join(f'"{w}"' for t in group.positive for w in t.words)]
+        excluded, excluded_params = "", []
+        if group.negative:
+            excluded = (
+                " AND tracked_id NOT IN (SELECT tracked_id FROM tracker_searchdocument "
+                f"WHERE (head || body) @@ {_TSQUERY})"
+            )
+            excluded_params = [" or ".join(t.quoted for t in group.negative)]
+
+        def in_order(terms: list[Any], prefix: str = "") -> Sql:
+            sql = "".join(
+                f" AND ({prefix}head @@ {_TSQUERY} OR {prefix}body @@ {_TSQUERY})" for _ in terms
+            )
+            return sql, [p for t in terms for p in (t.quoted, t.quoted)]
+
+        found = phrase_pairs([" ".join(t.words) for t in phrases])
+        usable = [pairs.query for pairs in found if pairs.query]
+        every_sql, every_params = in_order(phrases)
+        old_way = (
+            f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
+            f"WHERE {whole}{excluded}{every_sql}"
+        )
+        old_params = [*score_params, *words, *excluded_params, *every_params]
+        if not usable:
+            return old_way, old_params
+        unsure = [t for t, pairs in zip(phrases, found, strict=True) if not pairs.exact]
+        exact = {t for t, pairs in zip(phrases, found, strict=True) if pairs.exact}
+        # A two-word phrase's pair implies its words: only the other words need that index.
+        rest = " ".join(f'"{w}"' for t in group.positive if t not in exact for w in t.words)
+        pairs_query = " & ".join(f"({q})" for q in usable)
+        unsure_sql, unsure_params = in_order(unsure, prefix="d.")
+        if not rest:
+            with_pairs = (
+                f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
+                f"WHERE pairs @@ %s::tsquery{excluded}"
+            )
+            pairs_params = [*score_params, pairs_query, *excluded_params]
+        else:
+            recheck_join = (
+                " JOIN tracker_searchdocument d ON d.tracked_id = w.tracked_id" if unsure else ""
+            )
+            with_pairs = (
+                f"WITH w AS MATERIALIZED (SELECT tracked_id, {score} AS score "
+                f"FROM tracker_searchdocument WHERE (head || body) @@ {_TSQUERY}{excluded}), "
+                "p AS MATERIALIZED (SELECT tracked_id FROM tracker_searchdocument "
+                "WHERE pairs @@ %s::tsquery) "
+                f"SELECT w.tracked_id AS id, w.score AS score FROM w{recheck_join} "
+                f"WHERE w.tracked_id IN (SELECT tracked_id FROM p){unsure_sql}"
+            )
+            pairs_params = [
+                *score_params,
+                rest,
+                *excluded_params,
+                pairs_query,
+                *unsure_params,
+            ]
+        waiting = old_way + " AND pairs @@ %s::tsquery"
+        return (
+            f"{with_pairs} UNION ALL {waiting}",
+            [*pairs_params, *old_params, UNUSABLE],
+        )
 
     def _alternatives(self, query: Query, group: Any) -> str:
         return " or ".join(t.quoted for t in group.negative)
