@@ -1,4 +1,4 @@
-"""gunicorn settings for sonarweb, from the environment (see README.md, Configuration).
+"""gunicorn settings for sonarweb, from the environment (see docs/configuration.md).
 
 Command-line options still win, e.g. `gunicorn --config gunicorn.conf.py --bind 127.0.0.1:8000`.
 """
@@ -26,6 +26,9 @@ keepalive = 5
 
 accesslog = "-"
 errorlog = "-"
+# Share, invitation and password-reset URLs carry their secret: both logs show it as
+# [redacted] (sonarweb/accesslog.py).
+logger_class = "sonarweb.accesslog.RedactingLogger"
 loglevel = os.environ.get("SONARWEB_LOG_LEVEL", "info").lower()
 
 # X-Forwarded-Proto (and friends) count only from the TLS proxy's addresses; gunicorn then

@@ -33,3 +33,28 @@ def job_document(words: int, sources: int, images: int, seed: int = 1) -> dict[s
 
 def job_text(words: int, sources: int, images: int) -> str:
     return json.dumps(job_document(words, sources, images))
+
+
+AGENT_RUN_ID = "resp_00000000-0000-4000-8000-0000000000b1"
+
+
+def agent_document(words: int, sources: int, seed: int = 1) -> dict[str, Any]:
+    """A completed Agent run as ``GET /v1/agent/{id}`` answers it: no images, as upstream."""
+    from sonarweb.simulator.agent import generate_answer, response_document
+
+    answer = generate_answer(
+        QUESTION, seed=str(seed), model="openai/gpt-6-luna", words=words, sources=sources
+    )
+    return response_document(
+        AGENT_RUN_ID,
+        status="completed",
+        model=answer.model,
+        created_at=CREATED_AT,
+        completed_at=CREATED_AT + 600,
+        output=answer.output(),
+        usage=answer.usage(),
+    )
+
+
+def agent_text(words: int, sources: int) -> str:
+    return json.dumps(agent_document(words, sources))

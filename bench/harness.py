@@ -31,11 +31,7 @@ def free_port() -> int:
 def server_environment(data_dir: Path) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DJANGO_DEBUG", "DATABASE_URL", "SONARWEB_TESTING")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG", "DATABASE_URL")}
     env.update(
         DJANGO_SETTINGS_MODULE="sonarweb.settings",
         SONARWEB_DATA_DIR=str(data_dir / "data"),

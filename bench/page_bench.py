@@ -46,7 +46,7 @@ def prepare(env: dict[str, str], words: int, sources: int, images: int) -> str:
     user = setup_site(env)
     from django.db import connections
 
-    from sonarweb.perplexity.payload import loads_job
+    from sonarweb.perplexity.sonar import loads_job
     from sonarweb.tracker.archive import archive_job
     from sonarweb.tracker.models import TrackedRequest
     from sonarweb.tracker.polling import job_fields
@@ -194,8 +194,8 @@ def main() -> int:
                 flush=True,
             )
 
-            # A member's repeat views are served from the per-member page cache. Without a
-            # CSRF cookie every view is that member's first: rendered, for context.
+            # Every view renders the page; without a CSRF cookie every view is also that
+            # member's first (a new CSRF secret is made), for context.
             session_only = httpx.Cookies({"sessionid": cookies["sessionid"]})
             endpoints = {
                 "/healthz": ("/healthz", cookies, True),

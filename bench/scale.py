@@ -176,8 +176,8 @@ def permalink_throughput(
     body = page.content
     static = Path(env["SONARWEB_STATIC_ROOT"]) / "bench-permalink.html"
     static.write_bytes(body)
-    # The permalink goes out gzipped (compressed once per cached page); WhiteNoise serves a
-    # file's .gz beside it the same way, so both send the same representation of the bytes.
+    # The permalink goes out gzipped (GZipMiddleware, on every view); WhiteNoise serves a
+    # file's .gz beside it, so both send the same representation of the bytes.
     packed = static.with_name(static.name + ".gz")
     packed.write_bytes(gzip.compress(body))
     port = free_port()

@@ -4,8 +4,8 @@ A pool of a few hundred distinct answers is generated from the simulator's corpu
 once (5-40k words, log-uniform, 20-150 sources); the N rows reuse them, so filling 100k rows
 takes minutes. Rows are bulk-inserted through the ORM, so the database's own triggers (the
 search index) see every row as they would in production. On PostgreSQL the answer's tsvector
-and its word pairs are computed once per pool answer and copied (computing them for 100k
-answers of 17k words would take hours); on SQLite FTS5 indexes every row itself.
+is computed once per pool answer and copied (computing it for 100k answers of 17k words would
+take hours); on SQLite FTS5 indexes every row itself.
 
 Unless ``full_archive`` is set, only the first row that uses a pool answer stores its raw JSON
 and HTML in full; the others keep a short stand-in in those two columns (their Markdown, which
@@ -88,7 +88,7 @@ def _pick(rng: random.Random, weighted: list[tuple[str, float]]) -> str:
 
 
 def build_pool(size: int, seed: int = 7) -> list[PoolAnswer]:
-    from sonarweb.perplexity.payload import loads_job
+    from sonarweb.perplexity.sonar import loads_job
     from sonarweb.simulator.corpus import generate_completion
     from sonarweb.tracker.archive import digest, render
 
@@ -273,15 +273,10 @@ def _pg_bodies(pool: list[PoolAnswer], mapping: list[tuple[int, int]]) -> None:
     started = time.monotonic()
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS tracker_searchdocument_match")
-        cursor.execute("DROP INDEX IF EXISTS tracker_searchdocument_pairs")
-        cursor.execute(
-            "CREATE TEMP TABLE bench_pool (k int PRIMARY KEY, body tsvector, pairs tsvector)"
-        )
+        cursor.execute("CREATE TEMP TABLE bench_pool (k int PRIMARY KEY, body tsvector)")
         for k, answer in enumerate(pool):
             cursor.execute(
-                "INSERT INTO bench_pool SELECT %s, b, tracker_search_pairs(b) "
-                "FROM tracker_search_body(%s) b",
-                [k, answer.markdown],
+                "INSERT INTO bench_pool VALUES (%s, tracker_search_body(%s))", [k, answer.markdown]
             )
         cursor.execute("CREATE TEMP TABLE bench_map (tracked_id bigint PRIMARY KEY, k int)")
         for start in range(0, len(mapping), 5000):
@@ -291,8 +286,7 @@ def _pg_bodies(pool: list[PoolAnswer], mapping: list[tuple[int, int]]) -> None:
                 [[t for t, _ in chunk], [k for _, k in chunk]],
             )
         cursor.execute(
-            "UPDATE tracker_searchdocument d SET body = p.body, "
-            "pairs = tracker_search_pairs(d.head) || p.pairs FROM bench_map m "
+            "UPDATE tracker_searchdocument d SET body = p.body FROM bench_map m "
             "JOIN bench_pool p ON p.k = m.k WHERE d.tracked_id = m.tracked_id"
         )
         print(f"  answer vectors copied in {time.monotonic() - started:.0f} s", flush=True)
@@ -301,9 +295,6 @@ def _pg_bodies(pool: list[PoolAnswer], mapping: list[tuple[int, int]]) -> None:
         cursor.execute(
             "CREATE INDEX tracker_searchdocument_match ON tracker_searchdocument "
             "USING gin ((head || body))"
-        )
-        cursor.execute(
-            "CREATE INDEX tracker_searchdocument_pairs ON tracker_searchdocument USING gin (pairs)"
         )
         cursor.execute("DROP TABLE bench_pool")
         cursor.execute("DROP TABLE bench_map")

@@ -163,7 +163,7 @@ def phase(
 
 def archive_time_100k() -> float:
     """Seconds to archive an answer with 100,000 search results (in this process)."""
-    from sonarweb.perplexity.payload import loads_job
+    from sonarweb.perplexity.sonar import loads_job
     from sonarweb.simulator.corpus import generate_completion
     from sonarweb.tracker.archive import archive_job
     from sonarweb.tracker.models import TrackedRequest

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sonarweb.accesslog import redact
+
 FILTERED = "[Filtered]"
 # Perplexity keys look like pplx-<letters and digits>; mask the whole token.
 API_KEY = re.compile(r"pplx-[A-Za-z0-9_\-]+")
@@ -46,7 +48,8 @@ def _is_secret_name(name: object) -> bool:
 def scrub(value: Any) -> Any:
     """A copy of ``value`` with secrets removed, for any mix of dicts, lists and strings."""
     if isinstance(value, str):
-        return API_KEY.sub(FILTERED, value)
+        # Share, invitation and password-reset tokens in URLs and messages, then API keys.
+        return API_KEY.sub(FILTERED, redact(value))
     if isinstance(value, dict):
         return {k: FILTERED if _is_secret_name(k) else scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -1,171 +1,51 @@
-"""One settings module, driven by the environment.
+"""One settings module, driven by the environment (the readers are in sonarweb/env.py).
 
-Secrets may also come from ``<NAME>_FILE`` (a path), so they can be mounted
-rather than placed in the process environment. In debug mode, missing secrets
-are generated once and kept in the data directory; with debug off a missing
-secret stops start-up with a clear message.
+Every process runs these settings as they are, the tests' included: tests/settings.py sets
+the environment a test run needs, imports this module and changes only what tests must
+(nothing here knows it is under test). Secrets may also come from ``<NAME>_FILE``. With
+debug off a missing secret stops start-up with a clear message; only in debug mode
+(DJANGO_DEBUG=1, as `make demo` runs) are missing secrets generated once and kept in the
+data directory.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
-import secrets
-import sys
-import tempfile
 from pathlib import Path
 
-import dj_database_url
-from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from sonarweb import sentry
+from sonarweb.env import (
+    database_from_url,
+    env_bool,
+    env_file_value,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    fernet_keys,
+)
 from sonarweb.mailurl import parse_email_url
 from sonarweb.media.conf import media_storage, settings_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    raw = os.environ.get(name, default)
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from exc
-
-
-def env_file_value(name: str) -> str | None:
-    """NAME, or the content of the file named by NAME_FILE; None when neither is set.
-
-    Messages name the variable and never its value: these are secrets.
-    """
-    value = os.environ.get(name, "").strip()
-    if value:
-        return value
-    path = os.environ.get(f"{name}_FILE", "").strip()
-    if not path:
-        return None
-    try:
-        content = Path(path).read_text().strip()
-    except OSError:
-        raise ImproperlyConfigured(
-            f"{name}_FILE points at {path!r}, which this process cannot read."
-        ) from None
-    if not content:
-        raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which is empty.")
-    return content
-
-
-def env_secret(name: str, *, generate: str | None = None) -> str:
-    """A secret from NAME, or from the file named by NAME_FILE.
-
-    With ``generate`` set (debug mode), a missing secret is created once and kept
-    in the data directory under that file name, so restarts keep sessions and
-    stored keys readable.
-    """
-    value = env_file_value(name)
-    if value is not None:
-        return value
-    if generate is None:
-        raise ImproperlyConfigured(
-            f"{name} is not set: set it, or {name}_FILE, in the environment "
-            "(see the configuration table in README.md)."
-        )
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    kept = DATA_DIR / generate
-    if not kept.exists():
-        fresh = (
-            Fernet.generate_key().decode() if name.endswith("KEYS") else secrets.token_urlsafe(50)
-        )
-        try:
-            # Private from the first byte (no moment with the umask's mode), and never over a
-            # file another process made meanwhile.
-            fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(fresh)
-    return kept.read_text().strip()
-
-
-def fernet_keys(name: str, raw: str) -> list[str]:
-    """The comma-separated Fernet keys in ``raw``; a malformed one stops start-up now
-    rather than at the first stored API key it fails to encrypt or decrypt."""
-    keys = [k.strip() for k in raw.split(",") if k.strip()]
-    if not keys:
-        raise ImproperlyConfigured(f"{name} lists no key.")
-    for position, key in enumerate(keys, start=1):
-        try:
-            Fernet(key.encode())
-        except (ValueError, TypeError):
-            raise ImproperlyConfigured(
-                f"{name} entry {position} of {len(keys)} is not a valid Fernet key "
-                "(32 url-safe base64-encoded bytes, as Fernet.generate_key() makes)."
-            ) from None
-    return keys
-
-
-def database_from_url(name: str, url: str, *, conn_max_age: int) -> dict:
-    """Django's database settings for ``url``; refuses what would otherwise fall back or
-    fail later. The URL holds a password, so no message repeats it."""
-    try:
-        parsed = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
-    except (ValueError, KeyError, AttributeError):
-        parsed = {}
-    if not parsed.get("ENGINE") or not parsed.get("NAME"):
-        raise ImproperlyConfigured(
-            f"{name} cannot be parsed as a database URL "
-            "(expected e.g. postgres://user:password@host:5432/name)."
-        )
-    if parsed["ENGINE"] == "django.db.backends.postgresql":
-        # Django's, with a health check that needs no round trip on a quiet connection, and
-        # a cursor for the few statements every request runs, prepared after 5 runs on a
-        # connection (Django's own cursors bind on the client and never prepare). Off behind
-        # a pooler that cannot keep prepared statements (PgBouncer in transaction mode
-        # before 1.21): DATABASE_PREPARED_STATEMENTS=0.
-        parsed["ENGINE"] = "sonarweb.db.postgresql"
-        prepared = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-        parsed.setdefault("OPTIONS", {})["prepare_threshold"] = 5 if prepared else None
-    return parsed
-
-
 DEBUG = env_bool("DJANGO_DEBUG", False)
-TESTING = "pytest" in sys.modules or env_bool("SONARWEB_TESTING", False)
-DATA_DIR = Path(os.environ.get("SONARWEB_DATA_DIR", BASE_DIR / "data")).resolve()
+DATA_DIR = Path(env_str("SONARWEB_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 INSECURE_HTTP = env_bool("SONARWEB_INSECURE_HTTP", False)
-_generate = DEBUG or TESTING
 
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY", generate="secret_key" if _generate else None)
+# Debug mode alone generates a missing secret (kept in the data directory); any other
+# process refuses to start without it.
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", generate=DATA_DIR / "secret_key" if DEBUG else None)
 ENCRYPTION_KEYS = fernet_keys(
     "SONARWEB_ENCRYPTION_KEYS",
-    env_secret("SONARWEB_ENCRYPTION_KEYS", generate="encryption_keys" if _generate else None),
+    env_secret(
+        "SONARWEB_ENCRYPTION_KEYS", generate=DATA_DIR / "encryption_keys" if DEBUG else None
+    ),
 )
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if _generate else "")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not ALLOWED_HOSTS and not DEBUG:
     # Django would start and answer 400 to every request.
     raise ImproperlyConfigured(
@@ -203,8 +83,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    # Django's, with the member read in the same statement as the session.
-    "sonarweb.accounts.middleware.MemberAuthenticationMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "sonarweb.tracker.middleware.HtmxAwareLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -250,19 +129,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0 if TESTING else DATABASES["default"]["CONN_MAX_AGE"]
-    # A file, not memory, so that tests can run refresher processes against it.
-    # One file per test run, so that runs at the same time do not share it.
-    DATABASES["default"]["TEST"] = {
-        "NAME": str(Path(tempfile.gettempdir()) / f"sonarweb-test-{os.getpid()}.sqlite3")
-    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-if TESTING:
-    # Tests make a few users per test; PBKDF2's deliberate slowness (~0.3 s a hash) would be
-    # most of the suite's time. Production keeps Django's default hashers.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -271,33 +139,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Axes first: it refuses a locked-out sign-in before any password is checked. The member
-# back end is Django's ModelBackend with a cheaper read of the member behind a session.
+# Axes first: it refuses a locked-out sign-in before any password is checked. Then each
+# sign-in reserves its password check, so sign-ins sent at once cannot outrun axes' count
+# (sonarweb/accounts/signin.py). Django's ModelBackend refuses an inactive member, at
+# sign-in and on every request after it.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "sonarweb.accounts.backends.MemberBackend",
+    "sonarweb.accounts.signin.SignInAllowanceBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
-# Database sessions, read with one plain SQL statement (sonarweb/accounts/sessions.py).
-SESSION_ENGINE = "sonarweb.accounts.sessions"
+# Django's database sessions (django_session).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("SONARWEB_TIME_ZONE", "UTC")
+TIME_ZONE = env_str("SONARWEB_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("SONARWEB_STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(env_str("SONARWEB_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG or TESTING
+            if DEBUG
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
@@ -311,7 +182,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-_secure = not (DEBUG or INSECURE_HTTP or TESTING)
+_secure = not (DEBUG or INSECURE_HTTP)
 SESSION_COOKIE_SECURE = _secure
 CSRF_COOKIE_SECURE = _secure
 SECURE_SSL_REDIRECT = _secure and env_bool("SONARWEB_SSL_REDIRECT", True)
@@ -350,13 +221,13 @@ SONARWEB_IMAGES_ANSWER_SECONDS = _images["SONARWEB_IMAGES_ANSWER_SECONDS"]
 STORAGES["media"] = media_storage(DATA_DIR)
 
 # Perplexity
-PERPLEXITY_API_BASE = os.environ.get("PERPLEXITY_API_BASE", "https://api.perplexity.ai").rstrip("/")
-PERPLEXITY_CONNECT_TIMEOUT = float(os.environ.get("PERPLEXITY_CONNECT_TIMEOUT", "5"))
-PERPLEXITY_READ_TIMEOUT = float(os.environ.get("PERPLEXITY_READ_TIMEOUT", "20"))
+PERPLEXITY_API_BASE = env_str("PERPLEXITY_API_BASE", "https://api.perplexity.ai").rstrip("/")
+PERPLEXITY_CONNECT_TIMEOUT = env_float("PERPLEXITY_CONNECT_TIMEOUT", 5.0)
+PERPLEXITY_READ_TIMEOUT = env_float("PERPLEXITY_READ_TIMEOUT", 20.0)
 # The whole call (connect, headers and body) ends by this many seconds, however slowly the
 # bytes arrive. Calls made while a person waits on a page get the shorter interactive one.
-PERPLEXITY_TOTAL_TIMEOUT = float(os.environ.get("PERPLEXITY_TOTAL_TIMEOUT", "30"))
-PERPLEXITY_INTERACTIVE_TIMEOUT = float(os.environ.get("PERPLEXITY_INTERACTIVE_TIMEOUT", "10"))
+PERPLEXITY_TOTAL_TIMEOUT = env_float("PERPLEXITY_TOTAL_TIMEOUT", 30.0)
+PERPLEXITY_INTERACTIVE_TIMEOUT = env_float("PERPLEXITY_INTERACTIVE_TIMEOUT", 10.0)
 # The largest answer accepted from upstream, counted after decompression.
 SONARWEB_MAX_RESPONSE_BYTES = env_int("SONARWEB_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)
 # Calls made from page views (start research, check a key, import) at once per process, so
@@ -372,7 +243,7 @@ SONARWEB_KEY_CALLS_PER_MINUTE = env_int("SONARWEB_KEY_CALLS_PER_MINUTE", 300)
 # An IN_PROGRESS job older than this is flagged as running unusually long.
 SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
 # How often the background refresher looks for due requests.
-SONARWEB_REFRESH_SECONDS = float(os.environ.get("SONARWEB_REFRESH_SECONDS", "2"))
+SONARWEB_REFRESH_SECONDS = env_float("SONARWEB_REFRESH_SECONDS", 2.0)
 # Keys one refresher process works at the same time: a slow upstream holds only its own.
 SONARWEB_REFRESH_WORKERS = env_int("SONARWEB_REFRESH_WORKERS", 4)
 
@@ -410,13 +281,28 @@ except ValueError as exc:
     ) from exc
 AXES_CLIENT_IP_CALLABLE = "sonarweb.accounts.throttle.client_address"
 
+# Share, invitation and password-reset tokens in a logged path (django.request's "Not Found:
+# /s/<token>/", a CSRF refusal) are logged as [redacted] (sonarweb/accesslog.py): by the
+# console handler, and on Django's own loggers for the handlers Django adds itself.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "sonarweb.accesslog.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("SONARWEB_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env_str("SONARWEB_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_secrets"]},
+        "django.security.csrf": {"filters": ["redact_secrets"]},
+    },
 }
 
 # Mail. Without EMAIL_URL nothing is sent, so password reset is not offered at all (its pages
@@ -426,11 +312,12 @@ _email_url = env_file_value("EMAIL_URL")
 SONARWEB_MAIL_ENABLED = _email_url is not None
 if _email_url:
     globals().update(parse_email_url("EMAIL_URL", _email_url))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "sonarweb@localhost"
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "sonarweb@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 3  # a reset link works for three hours
 
-# Errors to Sentry, with API keys scrubbed (sonarweb/sentry.py). Never from the test suite.
+# Errors to Sentry, with API keys scrubbed (sonarweb/sentry.py). tests/settings.py unsets
+# the DSN, so the test suite never reports.
 _sentry_dsn = env_file_value("SENTRY_DSN")
-if _sentry_dsn and not TESTING:
-    sentry.init(_sentry_dsn, os.environ.get("SENTRY_ENVIRONMENT", "").strip())
+if _sentry_dsn:
+    sentry.init(_sentry_dsn, env_str("SENTRY_ENVIRONMENT"))

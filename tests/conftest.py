@@ -22,7 +22,9 @@ PASSWORD = "correct horse battery staple 42"
 
 @pytest.fixture
 def simulator() -> Simulator:
-    return Simulator(keys=[OWNER_KEY, MEMBER_KEY], queue_seconds=0, run_seconds=3600)
+    return Simulator(
+        keys=[OWNER_KEY, MEMBER_KEY], queue_seconds=0, run_seconds=3600, sonar_retired=False
+    )
 
 
 @pytest.fixture
@@ -106,7 +108,8 @@ def archived_request(
     """
     import json
 
-    from sonarweb.perplexity.payload import Job, PayloadError, parse_job
+    from sonarweb.perplexity.documents import parse_document
+    from sonarweb.perplexity.payload import Job, PayloadError
     from sonarweb.tracker.archive import archive_job
     from sonarweb.tracker.polling import job_fields
 
@@ -116,7 +119,7 @@ def archived_request(
     document = {"id": request_id, "status": status, **document}
     text = raw_text if raw_text is not None else json.dumps(document)
     try:
-        job = parse_job(document)
+        job = parse_document(document)
     except PayloadError:
         job = Job(id=request_id, status=status)
     tracked = TrackedRequest.objects.create(request_id=request_id, added_by=user, **fields)
@@ -177,13 +180,9 @@ def _media_in_a_temporary_directory(settings, tmp_path_factory) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_page_cache() -> Iterator[None]:
-    """Cached finished pages are per process; tests must not see each other's."""
+def _fresh_cache() -> Iterator[None]:
+    """Django's cache is per process; tests must not see each other's entries."""
     from django.core.cache import cache
 
-    from sonarweb.tracker.views.requests import FINISHED_PAGES
-
-    FINISHED_PAGES.clear()
-    cache.clear()  # the dashboard poll's status counts
+    cache.clear()
     yield
-    FINISHED_PAGES.clear()

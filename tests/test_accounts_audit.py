@@ -163,19 +163,22 @@ def test_trail_is_never_on_public_pages(owner_client, owner, sim_server, simulat
         assert "olivia" not in html
 
 
-def test_a_new_event_replaces_the_cached_permalink(owner_client, owner, sim_server, simulator):
+def test_a_new_event_replaces_the_browsers_copy_of_the_permalink(
+    owner_client, owner, sim_server, simulator
+):
     tracked = completed(simulator, owner)
     link = ShareLink.objects.create(tracked=tracked, created_by=owner)
-    first = owner_client.get(f"/r/{tracked.slug}/").content.decode()
+    url = f"/r/{tracked.slug}/"
+    first = owner_client.get(url).content.decode()
     assert "let a public link expire" not in first
-    assert owner_client.get(f"/r/{tracked.slug}/").content.decode() == first  # cached
+    etag = owner_client.get(url)["ETag"]
+    assert owner_client.get(url, headers={"if-none-match": etag}).status_code == 304
     # Expiry happens with nobody acting: only the sweep's event changes the row.
     ShareLink.objects.filter(pk=link.pk).update(expires_at=timezone.now())
     audit.record_expired_links(timezone.now())
-    assert (
-        "olivia let a public link expire"
-        in owner_client.get(f"/r/{tracked.slug}/").content.decode()
-    )
+    again = owner_client.get(url, headers={"if-none-match": etag})
+    assert again.status_code == 200
+    assert "olivia let a public link expire" in again.content.decode()
 
 
 def test_links_page_shows_link_history_to_every_member(

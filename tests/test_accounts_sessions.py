@@ -1,184 +1,226 @@
-"""The session engine and the member back end: plain-SQL reads that must behave exactly as
-Django's own (sonarweb/accounts/sessions.py, sonarweb/accounts/backends.py)."""
+"""Sessions and signing in are Django's own: database sessions (django_session), ModelBackend
+after axes, Django's AuthenticationMiddleware. Sessions written before, in the member-naming
+table, move over without signing anybody out (accounts migration 0004)."""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterator
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
-from django.apps import apps
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
-from django.contrib.sessions.backends.db import SessionStore as DjangoStore
-from django.contrib.sessions.models import Session as DjangoSession
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.contrib.sessions.serializers import JSONSerializer
 from django.core import signing
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sonarweb.accounts.backends import MEMBER_BACKEND, SESSION_ASKING, MemberBackend
-from sonarweb.accounts.models import MemberSession as Session
-from sonarweb.accounts.sessions import LEGACY_BACKEND, SessionStore
+from sonarweb.accounts import members
+from sonarweb.tracker import refresher
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.django_db
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# What the app's own session engine and back end wrote into sessions before 0004.
+OLD_BACKEND = "sonarweb.accounts.backends.MemberBackend"
+OLD_SALT = "django.contrib.sessions.SessionStore"  # the old store's class was SessionStore too
+BEFORE = ("accounts", "0003_member_sessions")
+AFTER = ("accounts", "0004_django_sessions")
 
 
-def test_the_member_behind_a_session_is_the_one_the_orm_builds(owner):
-    owner.last_login = timezone.now() - timedelta(hours=3)
-    owner.save()
-    found = MemberBackend().get_user(str(owner.pk))
-    expected = User.objects.get(pk=owner.pk)
-    assert found is not None and found.pk == owner.pk
-    for field in User._meta.concrete_fields:
-        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
-    assert timezone.is_aware(found.last_login) and timezone.is_aware(found.date_joined)
-    assert found.check_password(PASSWORD)
+def signed_in_as(client: Client) -> User | None:
+    user = client.get("/healthz").wsgi_request.user
+    return user if user.is_authenticated else None
 
 
-def test_an_inactive_unknown_or_malformed_id_finds_nobody(owner):
-    backend = MemberBackend()
-    assert backend.get_user("999999") is None
-    assert backend.get_user("not a number") is None
-    owner.is_active = False
-    owner.save()
-    assert backend.get_user(str(owner.pk)) is None
+def is_signed_out(client: Client) -> bool:
+    response = client.get("/")
+    return response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
-def test_a_session_is_read_until_it_expires():
-    store = SessionStore()
-    store["colour"] = "teal"
-    store.save()
-    key = store.session_key
-    assert SessionStore(key).load() == {"colour": "teal"}
-
-    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(1))
-    expired = SessionStore(key)
-    assert expired.load() == {}
-    assert expired.session_key is None
-    unknown = SessionStore("x" * 32)
-    assert unknown.load() == {} and unknown.session_key is None
-
-
-def test_signing_in_records_the_member_backend(owner):
+@pytest.mark.django_db
+def test_signing_in_and_out_uses_django_s_sessions_and_model_backend(owner):
     client = Client()
     response = client.post("/accounts/login/", {"username": "olivia", "password": PASSWORD})
     assert response.status_code == 302
-    session = SessionStore(client.cookies["sessionid"].value).load()
-    assert session[BACKEND_SESSION_KEY] == MEMBER_BACKEND
+    key = client.cookies["sessionid"].value
+    data = Session.objects.get(session_key=key).get_decoded()
+    assert data[SESSION_KEY] == str(owner.pk) and data[BACKEND_SESSION_KEY] == MODEL_BACKEND
     assert client.get("/").status_code == 200
 
+    assert client.post("/accounts/logout/").status_code == 302
+    assert not Session.objects.filter(session_key=key).exists()
+    assert is_signed_out(client)
 
-def test_a_session_from_before_the_member_backend_stays_signed_in(owner):
-    store = SessionStore()
-    store.update(
-        {
-            SESSION_KEY: str(owner.pk),
-            BACKEND_SESSION_KEY: LEGACY_BACKEND,
-            HASH_SESSION_KEY: owner.get_session_auth_hash(),
-        }
-    )
-    store.save()
+
+@pytest.mark.django_db
+def test_a_wrong_password_or_an_inactive_member_cannot_sign_in(owner):
     client = Client()
-    client.cookies["sessionid"] = store.session_key
+    response = client.post("/accounts/login/", {"username": "olivia", "password": "wrong"})
+    assert response.status_code == 200 and signed_in_as(client) is None
+    owner.is_active = False
+    owner.save()
+    response = client.post("/accounts/login/", {"username": "olivia", "password": PASSWORD})
+    assert response.status_code == 200 and signed_in_as(client) is None
 
-    response = client.get("/")
-    assert response.status_code == 200
-    assert response.wsgi_request.user == owner
-    assert SessionStore(store.session_key).load()[BACKEND_SESSION_KEY] == MEMBER_BACKEND
+
+@pytest.mark.django_db
+def test_a_signed_in_request_reads_its_session_and_its_member_once_each(owner, owner_client):
+    with CaptureQueriesContext(connection) as queries:
+        assert signed_in_as(owner_client) == owner
+    sql = [q["sql"] for q in queries]
+    assert len([q for q in sql if "django_session" in q]) == 1, sql
+    assert len([q for q in sql if "auth_user" in q]) == 1, sql
 
 
-def test_a_changed_password_still_ends_other_sessions(owner):
+@pytest.mark.django_db
+def test_a_changed_password_ends_other_sessions(owner):
     client = Client()
     client.post("/accounts/login/", {"username": "olivia", "password": PASSWORD})
     assert client.get("/").status_code == 200
     owner.set_password("another long passphrase 7")
     owner.save()
-    response = client.get("/")
-    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert is_signed_out(client)
 
 
-def test_a_session_names_its_member_and_reads_it_in_the_same_statement(owner, owner_client):
-    row = Session.objects.get()
-    assert row.member_id == owner.pk
-    store = SessionStore(row.session_key)
-    assert store.load()[SESSION_KEY] == str(owner.pk)
-    read, found = store.member_read_with_it(owner.pk)
-    expected = User.objects.get(pk=owner.pk)
-    assert read and found is not None
-    for field in User._meta.concrete_fields:
-        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
-    assert timezone.is_aware(found.last_login) and timezone.is_aware(found.date_joined)
-    # Another member's id is not taken from this read.
-    assert store.member_read_with_it(owner.pk + 1) == (False, None)
-
-    with CaptureQueriesContext(connection) as queries:
-        response = owner_client.get("/healthz")
-    assert response.status_code == 200 and response.wsgi_request.user == owner
-    touching = [q["sql"] for q in queries if "auth_user" in q["sql"]]
-    assert len(touching) == 1 and "accounts_session" in touching[0], touching
-    assert SESSION_ASKING.get() is None
-
-
-def test_an_anonymous_session_names_nobody():
-    store = SessionStore()
-    store["colour"] = "teal"
-    store.save()
-    assert Session.objects.get(session_key=store.session_key).member_id is None
-    again = SessionStore(store.session_key)
-    assert again.load() == {"colour": "teal"}
-    assert again.member_read_with_it(None) == (False, None)
-
-
-def test_a_member_deactivated_elsewhere_is_signed_out_on_the_next_request(owner, owner_client):
+@pytest.mark.django_db
+def test_a_member_deactivated_elsewhere_is_refused_on_the_next_request(owner, owner_client):
     assert owner_client.get("/").status_code == 200
-    # Not through the team page (which also deletes sessions): the session row stays.
+    # Not through the team page (which also deletes sessions): the session row stays, and
+    # Django's ModelBackend refuses the inactive member all the same.
     User.objects.filter(pk=owner.pk).update(is_active=False)
-    response = owner_client.get("/")
-    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert Session.objects.exists()
+    assert is_signed_out(owner_client)
 
 
-def test_sessions_from_django_s_table_move_over_with_their_members(owner, member):
-    migration = importlib.import_module("sonarweb.accounts.migrations.0003_member_sessions")
-    old = [
-        DjangoSession.objects.create(
-            session_key=f"{n:032d}", session_data="", expire_date=timezone.now() + timedelta(days=1)
+@pytest.mark.django_db
+def test_deactivating_ends_the_member_s_sessions_and_no_one_else_s(owner, member, member_client):
+    browsers = [Client(), Client()]
+    for browser in browsers:
+        browser.force_login(owner)
+    anonymous = SessionStore()
+    anonymous["colour"] = "teal"
+    anonymous.save()
+    expired = Client()
+    expired.force_login(owner)
+    Session.objects.filter(session_key=expired.cookies["sessionid"].value).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    kept = {member_client.cookies["sessionid"].value, anonymous.session_key}
+
+    ended, _ = members.deactivate(owner)
+
+    assert ended == 2
+    live = Session.objects.filter(expire_date__gt=timezone.now())
+    assert set(live.values_list("session_key", flat=True)) == kept
+    assert all(is_signed_out(browser) for browser in browsers)
+    assert signed_in_as(member_client) == member
+    # Reactivated, they sign in again: the ended sessions stay ended.
+    members.reactivate(owner)
+    assert all(is_signed_out(browser) for browser in browsers)
+
+
+@pytest.mark.django_db
+def test_expired_sessions_are_pruned_by_the_refresher_s_housekeeping(owner, monkeypatch):
+    live, expired = SessionStore(), SessionStore()
+    for session in (live, expired):
+        session["colour"] = "teal"
+        session.save()
+    now = timezone.now()
+    Session.objects.filter(session_key=expired.session_key).update(
+        expire_date=now - timedelta(seconds=1)
+    )
+    monkeypatch.setattr(refresher, "_last_prune", None)
+    refresher.prune_call_log(now)
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
+
+
+# -- the move from the member-naming session table --------------------------------------------
+
+
+@pytest.fixture
+def executor(transactional_db) -> Iterator[MigrationExecutor]:
+    """Migrations run for real; the database is left fully migrated whatever happens."""
+    executor = MigrationExecutor(connection)
+    yield executor
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def migrate(executor: MigrationExecutor, target: tuple[str, str]):
+    executor.loader.build_graph()
+    executor.migrate([target])
+    executor.loader.build_graph()
+    return executor.loader.project_state([target]).apps
+
+
+def old_session_data(data: dict) -> str:
+    """Session data as the app's own session store signed it before 0004."""
+    return signing.dumps(data, salt=OLD_SALT, serializer=JSONSerializer, compress=True)
+
+
+def signed_in(user: User, backend: str) -> dict:
+    return {
+        SESSION_KEY: str(user.pk),
+        BACKEND_SESSION_KEY: backend,
+        HASH_SESSION_KEY: user.get_session_auth_hash(),
+    }
+
+
+def test_nobody_is_signed_out_by_the_session_migration(executor, owner, member):
+    old_apps = migrate(executor, BEFORE)
+    OldSession = old_apps.get_model("accounts", "MemberSession")
+    soon = timezone.now() + timedelta(days=1)
+    rows = {
+        # Signed in through the app's member back end, and (older still) through ModelBackend.
+        "a" * 32: (signed_in(owner, OLD_BACKEND), owner.pk, soon),
+        "b" * 32: (signed_in(member, MODEL_BACKEND), member.pk, soon),
+        "c" * 32: ({"colour": "teal"}, None, soon),
+        "d" * 32: (signed_in(owner, OLD_BACKEND), owner.pk, timezone.now() - timedelta(1)),
+    }
+    for key, (data, member_id, expires) in rows.items():
+        OldSession.objects.create(
+            session_key=key,
+            session_data=old_session_data(data),
+            expire_date=expires,
+            member_id=member_id,
         )
-        for n in range(4)
-    ]
-    for row, data in zip(
-        old,
-        [
-            {
-                SESSION_KEY: str(owner.pk),
-                BACKEND_SESSION_KEY: LEGACY_BACKEND,
-                HASH_SESSION_KEY: owner.get_session_auth_hash(),
-            },
-            {SESSION_KEY: str(member.pk), BACKEND_SESSION_KEY: MEMBER_BACKEND},
-            {SESSION_KEY: "999999"},
-            {"colour": "teal"},
-        ],
-        strict=True,
-    ):
-        row.session_data = DjangoStore().encode(data)
-        row.save()
-    DjangoSession.objects.filter(pk=old[3].pk).update(expire_date=timezone.now() - timedelta(1))
     # Signed with a secret key the site no longer has: nobody can read it.
-    DjangoSession.objects.create(
-        session_key="f" * 32,
-        session_data=signing.dumps({"colour": "teal"}, key="another", salt="x"),
-        expire_date=timezone.now() + timedelta(days=1),
+    OldSession.objects.create(
+        session_key="e" * 32,
+        session_data=signing.dumps({"colour": "teal"}, key="another", salt=OLD_SALT),
+        expire_date=soon,
     )
 
-    migration.move_sessions(apps, SimpleNamespace(connection=connection))
+    migrate(executor, AFTER)
 
-    moved = dict(Session.objects.values_list("session_key", "member_id"))
-    assert moved == {old[0].pk: owner.pk, old[1].pk: member.pk, old[2].pk: None}
-    assert not DjangoSession.objects.exists()
+    assert set(Session.objects.values_list("session_key", flat=True)) == {
+        "a" * 32,
+        "b" * 32,
+        "c" * 32,
+    }
+    assert SessionStore("a" * 32).load()[BACKEND_SESSION_KEY] == MODEL_BACKEND
+    assert SessionStore("c" * 32).load() == {"colour": "teal"}
+    for key, user in (("a" * 32, owner), ("b" * 32, member)):
+        client = Client()
+        client.cookies["sessionid"] = key
+        response = client.get("/")
+        assert response.status_code == 200 and response.wsgi_request.user == user
+
+    # Backwards and forwards again: still signed in, and the member column filled in again.
+    old_apps = migrate(executor, BEFORE)
+    OldSession = old_apps.get_model("accounts", "MemberSession")
+    assert dict(OldSession.objects.values_list("session_key", "member_id")) == {
+        "a" * 32: owner.pk,
+        "b" * 32: member.pk,
+        "c" * 32: None,
+    }
+    assert not old_apps.get_model("sessions", "Session").objects.exists()
+    migrate(executor, AFTER)
     client = Client()
-    client.cookies["sessionid"] = old[0].pk
-    response = client.get("/")
-    assert response.status_code == 200 and response.wsgi_request.user == owner
+    client.cookies["sessionid"] = "b" * 32
+    assert signed_in_as(client) == member

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
 from sonarweb.accounts.members import DEACTIVATED_NOTE
 from sonarweb.accounts.models import Invitation, hash_token, new_invite_token
-from sonarweb.accounts.models import MemberSession as Session
 from sonarweb.tracker.models import AppState, TrackedRequest, UpstreamStatus
 from sonarweb.tracker.refresher import keys_with_due_requests, orphaned_due
 

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth import base_user
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
+from sonarweb.accounts import signin
+from sonarweb.accounts.models import SignInAllowance
+
 from .conftest import PASSWORD
+from .test_live import csrf_of
 
 pytestmark = pytest.mark.django_db
 
@@ -117,8 +127,10 @@ def test_the_lock_ends_when_the_window_has_passed(olivia):
     for _ in range(10):
         sign_in(client, "olivia", WRONG)
     assert sign_in(client, "olivia", PASSWORD).status_code == 429
-    # Fifteen minutes later (moved back in the table rather than waited for).
-    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=15, seconds=1))
+    # Fifteen minutes later (moved back in the tables rather than waited for).
+    earlier = timezone.now() - timedelta(minutes=15, seconds=1)
+    AccessAttempt.objects.update(attempt_time=earlier)
+    SignInAllowance.objects.update(last_at=earlier)
     assert sign_in(client, "olivia", PASSWORD).status_code == 302
 
 
@@ -250,3 +262,146 @@ def test_settings_read_the_limits_and_the_proxy_addresses(tmp_path):
     ]:
         result = run(**{name: value})
         assert result.returncode != 0 and sentence in result.stderr, name
+
+
+# --- sign-ins sent at once (sonarweb/accounts/signin.py) ---------------------------------------
+
+
+class CountedChecks:
+    """Django's password check, counted, and as slow as production's hasher (PBKDF2 takes
+    about 0.3 s): sign-ins sent together are then all being checked at the same time."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        self._check = base_user.check_password
+        monkeypatch.setattr(base_user, "check_password", self)
+
+    def __call__(self, password: str, encoded: str, setter=None) -> bool:
+        with self._lock:
+            self.count += 1
+        time.sleep(0.3)
+        return self._check(password, encoded, setter)
+
+
+def burst(url: str, usernames: list[str]) -> list[httpx.Response]:
+    """One wrong password per username, each from its own session, all sent at once."""
+    barrier = threading.Barrier(len(usernames))
+
+    def attempt(username: str) -> httpx.Response:
+        with httpx.Client(base_url=url, follow_redirects=False, timeout=60) as http:
+            token = csrf_of(http.get("/accounts/login/").text)
+            form = {"username": username, "password": WRONG, "csrfmiddlewaretoken": token}
+            barrier.wait(timeout=60)
+            return http.post("/accounts/login/", data=form)
+
+    with ThreadPoolExecutor(max_workers=len(usernames)) as pool:
+        return list(pool.map(attempt, usernames))
+
+
+def failures_recorded(**where: str) -> int:
+    return sum(AccessAttempt.objects.filter(**where).values_list("failures_since_start", flat=True))
+
+
+def assert_locked_out_page(response: httpx.Response) -> None:
+    assert response.status_code == 429
+    assert LOCK_SENTENCE in html.unescape(response.text)
+    assert int(response.headers["Retry-After"]) > 60
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_wrong_passwords_sent_at_once_get_no_more_checks_than_the_limit(
+    live_server, settings, monkeypatch
+):
+    limit = settings.SONARWEB_LOGIN_FAILURES_PER_USER
+    User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
+    client = Client()
+    for _ in range(limit - 1):
+        assert sign_in(client, "olivia", WRONG).status_code == 200
+    checks = CountedChecks(monkeypatch)
+
+    answers = burst(live_server.url, ["olivia"] * 8)
+
+    # One check was left: one of the eight had its password checked, and its failure
+    # locked the account; the other seven were refused unchecked, with the same page.
+    assert checks.count == 1
+    for response in answers:
+        assert_locked_out_page(response)
+    # Axes recorded exactly the limit (one row per user agent: the test client's, httpx's).
+    assert failures_recorded(username="olivia") == limit
+    # Locked: the right password is refused too, unchecked.
+    with httpx.Client(base_url=live_server.url, follow_redirects=False, timeout=60) as http:
+        token = csrf_of(http.get("/accounts/login/").text)
+        form = {"username": "olivia", "password": PASSWORD, "csrfmiddlewaretoken": token}
+        assert_locked_out_page(http.post("/accounts/login/", data=form))
+    assert checks.count == 1
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_an_address_gets_no_more_checks_than_its_limit_across_usernames(
+    live_server, settings, monkeypatch
+):
+    settings.SONARWEB_LOGIN_FAILURES_PER_ADDRESS = 5
+    names = [f"member{n}" for n in range(8)]
+    for name in names:
+        User.objects.create_user(name, "", PASSWORD)
+    client = Client()
+    for name in names[:4]:
+        assert sign_in(client, name, WRONG).status_code == 200
+    checks = CountedChecks(monkeypatch)
+
+    answers = burst(live_server.url, names)
+
+    assert checks.count == 1
+    for response in answers:
+        assert_locked_out_page(response)
+    assert failures_recorded(ip_address="127.0.0.1") == 5
+
+
+def test_a_scope_is_reserved_up_to_its_limit_then_afresh_after_the_window(settings):
+    now = timezone.now()
+    assert [signin.reserve("user:olivia", 3, now) for _ in range(4)] == [True] * 3 + [False]
+    # Refusals leave the window where it was; it passes a window after it was last
+    # extended, and the next reservation starts a new one.
+    later = now + timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES, seconds=1)
+    assert signin.reserve("user:olivia", 3, later)
+    row = SignInAllowance.objects.get(scope="user:olivia")
+    assert (row.used, row.last_at) == (1, later)
+    # A failure extends the window; a reservation alone does not.
+    assert signin.reserve("user:olivia", 3, later + timedelta(minutes=1))
+    assert SignInAllowance.objects.get(scope="user:olivia").last_at == later
+
+
+def test_a_success_clears_the_username_and_gives_the_address_its_check_back(olivia):
+    client = Client()
+    for _ in range(3):
+        assert sign_in(client, "olivia", WRONG, address="192.0.2.7").status_code == 200
+    assert SignInAllowance.objects.get(scope="addr:192.0.2.7").used == 3
+    assert sign_in(client, "olivia", PASSWORD, address="192.0.2.7").status_code == 302
+    assert not SignInAllowance.objects.filter(scope="user:olivia").exists()
+    # The address keeps its failures, and only them.
+    assert SignInAllowance.objects.get(scope="addr:192.0.2.7").used == 3
+
+
+def test_the_reserved_windows_end_when_axes_lock_ends(olivia):
+    client = Client()
+    for _ in range(10):
+        sign_in(client, "olivia", WRONG, address="192.0.2.8")
+    assert sign_in(client, "olivia", WRONG, address="192.0.2.8").status_code == 429
+    last_failure = AccessAttempt.objects.get().attempt_time
+    rows = SignInAllowance.objects.order_by("scope")
+    assert [(r.scope, r.used, r.last_at) for r in rows] == [
+        ("addr:192.0.2.8", 10, last_failure),
+        ("user:olivia", 10, last_failure),
+    ]
+
+
+def test_rows_are_pruned_once_their_window_has_passed(settings):
+    now = timezone.now()
+    window = timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES)
+    signin.reserve("user:old", 10, now - window - timedelta(seconds=1))
+    signin.reserve("user:recent", 10, now - window + timedelta(seconds=30))
+    assert signin.prune(now) == 1
+    assert list(SignInAllowance.objects.values_list("scope", flat=True)) == ["user:recent"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from html.parser import HTMLParser
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -12,7 +16,8 @@ import pytest
 from sonarweb.answers import RENDER_VERSION, render_completion
 from sonarweb.answers.images import ImageCopy
 from sonarweb.answers.sections import usd
-from sonarweb.perplexity.payload import Completion, parse_completion
+from sonarweb.perplexity.payload import Completion, Usage
+from sonarweb.perplexity.sonar import parse_completion
 
 
 class Element:
@@ -410,7 +415,7 @@ def test_missing_fields_everywhere_do_not_raise() -> None:
 
 def test_length_limit_note() -> None:
     dom = render("Cut off mid", finish_reason="length")
-    assert "length limit" in dom.one("p", "answer-note").text
+    assert "output limit" in dom.one("p", "answer-note").text
 
 
 # --- gallery, related, usage -----------------------------------------------------------------
@@ -491,30 +496,81 @@ def test_usage_table() -> None:
                  "search_queries_cost": 0.14, "total_cost": 1.90178, "new_fee_cost": 0.25},
     }  # fmt: skip
     dom = render("Answer.", usage=usage)
-    rows = {}
-    for tr in dom.find("tr"):
-        rows[tr.text.split("$")[0]] = tr.text
     table = dom.one("table", "usage-table")
     assert "Search context size: high" in table.text
-    assert "Prompt1,234$0.002468" in table.text
-    assert "Completion56,789$0.4543" in table.text
-    assert "Reasoning100,000$0.30" in table.text
-    assert "Citations5,000—" in table.text
-    assert "Search queries28$0.14" in table.text
-    assert "Requests—$0.005" in table.text
-    assert "New fee—$0.25" in table.text
-    assert table.text.endswith("Total58,023$1.90")
-    assert dom.one("tr", "total")
+    rows = [tr.text for tr in dom.find("tr")]
+    # The token total right under the rows it adds up; Sonar counted and billed citation
+    # and reasoning tokens apart from it. One precision for every amount, total included.
+    assert rows[1:] == [
+        "Prompt1,234$0.0025",
+        "Completion56,789$0.4543",
+        "Tokens in total58,023—",
+        "Citations5,000—",
+        "Reasoning100,000$0.3000",
+        "Search queries28$0.1400",
+        "Requests—$0.0050",
+        "New fee—$0.2500",
+        "Total cost—$1.9018",
+    ]
+    assert dom.one("tr", "subtotal").text.startswith("Tokens in total")
+    assert dom.one("tr", "total").text.startswith("Total cost")
+    assert not dom.find("tr", "part")
+
+
+def test_usage_table_shows_reasoning_within_the_completion() -> None:
+    """Agent runs count reasoning tokens within the output: a part of that row, not a row
+    a reader would add to the total."""
+    usage = Usage(
+        prompt_tokens=18210, completion_tokens=2304, total_tokens=20514, reasoning_tokens=487,
+        cache_read_tokens=9798, num_search_queries=5,
+        cost={"input_tokens_cost": 0.00021, "output_tokens_cost": 0.0118,
+              "cache_read_cost": 4e-05, "search_queries_cost": 0.005, "total_cost": 0.03345},
+    )  # fmt: skip
+    dom = Dom(render_completion(Completion(content="Answer.", usage=usage)))
+    rows = [tr.text for tr in dom.find("tr")]
+    assert rows[1:] == [
+        "Prompt18,210$0.0002",
+        "Completion2,304$0.0118",
+        "Reasoning (part of completion)487—",
+        "Tokens in total20,514—",
+        "Cache reads9,798<$0.0001",
+        "Search queries5$0.0050",
+        "Total cost—$0.0335",
+    ]
+    assert dom.one("tr", "part").text.startswith("Reasoning (part of completion)")
+    assert not any(tr.text.startswith("Reasoning1") for tr in dom.find("tr"))
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0, "$0.00"), (1.90178, "$1.90"), (1234.5, "$1,234.50"), (0.45431, "$0.4543"),
-     (0.1, "$0.10"), (0.005, "$0.005"), (0.0000123, "$0.000012"), (1e-9, "<$0.000001"),
-     (-0.5, "-$0.50"), (float("nan"), "n/a"), (float("inf"), "n/a")],
+    [(0, "$0.0000"), (1.90178, "$1.9018"), (1234.5, "$1,234.5000"), (0.45431, "$0.4543"),
+     (0.1, "$0.1000"), (0.005, "$0.0050"), (0.0000123, "<$0.0001"), (1e-9, "<$0.0001"),
+     (-0.5, "-$0.5000"), (0.00015, "$0.0002"), (0.00005, "$0.0001"), (0.00004, "<$0.0001"),
+     (float("nan"), "n/a"), (float("inf"), "n/a")],
 )  # fmt: skip
 def test_usd(value: float, text: str) -> None:
     assert usd(value) == text
+
+
+def test_renders_outside_a_configured_django_project() -> None:
+    """bench/render_bench.py and scripts render answers without Django settings: the
+    section templates must not need them (nor a number's localization)."""
+    code = (
+        "from tests.test_answers_render import SOURCES, raw\n"
+        "from sonarweb.answers import render_completion\n"
+        "html = render_completion(raw('# A\\n\\n## B\\n\\n## C\\n\\n' + 'x [1]. ' * 9,"
+        " related_questions=['q'], usage={'total_tokens': 12345, 'cost': {'total_cost': 2}},"
+        " reasoning_steps=[{'type': 'web_search', 'thought': 't'}], **SOURCES))\n"
+        "for part in ('answer-toc', 'Cited in 1 place:', 'answer-related', 'Reasoning',"
+        " '12,345', '$2.0000'):\n"
+        "    assert part in html, part\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_render_version_is_an_int() -> None:
@@ -653,26 +709,42 @@ def test_source_cards_link_back_to_the_passages_that_cite_them() -> None:
     assert groups == ["cite-1", "cite-2", "cite-3", "cite-4", "cite-5"]
     card1 = dom.one("li", "source-card", id="source-1")
     card2 = dom.one("li", "source-card", id="source-2")
-    # Source 1: paragraph 1, the table (passage 3), paragraph 4; source 2: paragraphs 1 and 2
-    # (one back-link for the two markers in paragraph 2).
+    # Source 1: paragraph 1, the table, paragraph 4; source 2: paragraphs 1 and 2 (one
+    # back-link for the two markers in paragraph 2). The links count the places in order.
     back1 = [a for a in elements_within(dom, card1) if "backlink" in a.classes]
     back2 = [a for a in elements_within(dom, card2) if "backlink" in a.classes]
     assert [(a.text, a.attrs["href"]) for a in back1] == [
-        ("¶1", "#cite-1"),
-        ("¶3", "#cite-4"),
-        ("¶4", "#cite-5"),
+        ("1", "#cite-1"),
+        ("2", "#cite-4"),
+        ("3", "#cite-5"),
     ]
-    assert [(a.text, a.attrs["href"]) for a in back2] == [("¶1", "#cite-1"), ("¶2", "#cite-2")]
-    assert back1[0].attrs["aria-label"] == "paragraph 1"
-    assert "Cited in" in card1.text
+    assert [(a.text, a.attrs["href"]) for a in back2] == [("1", "#cite-1"), ("2", "#cite-2")]
+    cited = dom.find("div", "source-cited")
+    assert [c.text for c in cited] == ["Cited in 3 places: 1 2 3", "Cited in 2 places: 1 2"]
+    assert all(any(e.tag == "div" and "source-cited" in e.classes for e in a.ancestors)
+               for a in back1 + back2)  # fmt: skip
+    assert not dom.find("details", "backlinks-more")
+    one = render("Once [3].", **SOURCES)
+    assert one.one("div", "source-cited").text == "Cited in 1 place: 1"
 
 
-def test_many_back_links_are_summarised() -> None:
+def test_many_back_links_keep_the_rest_in_a_disclosure() -> None:
     text = "\n\n".join(f"Paragraph {i} [1]." for i in range(10))
     dom = render(text, **SOURCES)
     card = dom.one("li", "source-card", id="source-1")
-    assert len(dom.find("a", "backlink")) == 6
-    assert "and 4 more" in card.text
+    links = [a for a in elements_within(dom, card) if "backlink" in a.classes]
+    # Every place can be reached: six shown, four behind "+ 4 more", each to its marker.
+    assert [a.text for a in links] == [str(n) for n in range(1, 11)]
+    assert [a.attrs["href"] for a in links] == [f"#cite-{n}" for n in range(1, 11)]
+    more = dom.one("details", "backlinks-more")
+    assert "open" not in more.attrs
+    assert [e.text for e in elements_within(dom, more) if e.tag == "summary"] == ["+ 4 more"]
+    assert [a.text for a in elements_within(dom, more) if a.tag == "a"] == ["7", "8", "9", "10"]
+    assert card.text.endswith("Cited in 10 places: 1 2 3 4 5 6 + 4 more 7 8 9 10")
+    # One more than shown is shown, not hidden behind a control of its own size.
+    seven = render("\n\n".join(f"Paragraph {i} [1]." for i in range(7)), **SOURCES)
+    assert not seven.find("details", "backlinks-more")
+    assert len(seven.find("a", "backlink")) == 7
 
 
 def test_contents_are_collapsible_and_list_the_sections() -> None:

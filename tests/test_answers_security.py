@@ -147,6 +147,26 @@ def test_hostile_text_in_every_field(payload: str) -> None:
     assert payload in dom.one("span", "image-missing-caption").text
 
 
+def test_template_syntax_in_the_payload_stays_text() -> None:
+    """The sections are Django templates: what the answer says is data to them, never code."""
+    tricks = ["{{ 7|add:1 }}", "{% now 'Y' %}", "{% include 'base.html' %}", "{# x #}"]
+    completion = raw(
+        "# a\n\n## b\n\n## c\n\nText [1].",
+        citations=["https://a.example.com/"],
+        search_results=[{"url": "https://a.example.com/", "title": tricks[0], "snippet": tricks[1],
+                         "date": tricks[2]}],
+        images=[{"image_url": "https://i.example.com/x.png", "title": tricks[3]}],
+        related_questions=tricks,
+        reasoning_steps=[{"thought": tricks[1], "type": "web_search",
+                          "web_search": {"search_keywords": tricks}}],
+        usage={"search_context_size": tricks[0], "cost": {tricks[1]: 1.0}},
+    )  # fmt: skip
+    dom = assert_safe(render_completion(completion))
+    for trick in tricks:
+        assert trick in dom.text, trick
+    assert "8" not in dom.one("span", id="source-1-label").text
+
+
 def test_hostile_ids_do_not_clobber_the_fragment() -> None:
     text = "# source-1\n\n# lightbox\n\n# cite-card\n\n# fn1\n\nText [1]."
     dom = assert_safe(render_completion(raw(text, citations=["https://a.example.com/"])))

@@ -31,7 +31,7 @@ def test_the_500_page_is_styled_and_needs_no_database(owner, settings):
     assert settings.STATIC_URL == "/static/"
     assert finders.find("css/app.css")
     # Only the session and the user the failing view was reached with, nothing for the page.
-    assert all("accounts_session" in q["sql"] or "auth_user" in q["sql"] for q in queries)
+    assert all("django_session" in q["sql"] or "auth_user" in q["sql"] for q in queries)
 
 
 def test_the_500_template_uses_no_template_tags():

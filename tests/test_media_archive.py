@@ -15,7 +15,7 @@ from sonarweb.media.fetch import FetchPolicy, ImageFetcher
 from sonarweb.media.lookup import disk_usage, image_summary, local_images
 from sonarweb.media.models import AnswerImage, ArchivedImage, ImageStatus, storage_name
 from sonarweb.media.refs import ImageRef, image_refs
-from sonarweb.perplexity.payload import parse_completion
+from sonarweb.perplexity.sonar import parse_completion
 from sonarweb.simulator.app import Simulator
 from sonarweb.simulator.corpus import generate_completion
 from sonarweb.simulator.server import serve

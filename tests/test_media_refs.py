@@ -7,7 +7,7 @@ import re
 from sonarweb.answers import render_completion
 from sonarweb.answers.images import ImageCopy
 from sonarweb.media.refs import GALLERY, INLINE, image_refs, markdown_images
-from sonarweb.perplexity.payload import parse_completion
+from sonarweb.perplexity.sonar import parse_completion
 
 
 def completion(content, images=()):

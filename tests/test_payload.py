@@ -4,13 +4,8 @@ import json
 
 import pytest
 
-from sonarweb.perplexity.payload import (
-    PayloadError,
-    loads_job,
-    parse_completion,
-    parse_job,
-    parse_page,
-)
+from sonarweb.perplexity.payload import PayloadError
+from sonarweb.perplexity.sonar import loads_job, parse_completion, parse_job, parse_page
 
 
 def job(**extra):

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sonarweb.answers.render import render_completion
-from sonarweb.perplexity.payload import PayloadError, parse_completion, parse_job, parse_page
+from sonarweb.perplexity.payload import PayloadError
+from sonarweb.perplexity.sonar import parse_completion, parse_job, parse_page
 
 from .test_answers_security import assert_safe
 

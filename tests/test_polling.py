@@ -138,7 +138,7 @@ def test_rejected_key_stops_polling_until_replaced(sim_server, simulator, owner)
 
 
 def test_completed_archive_survives_a_stray_write(sim_server, simulator, owner):
-    from sonarweb.perplexity.payload import parse_job
+    from sonarweb.perplexity.sonar import parse_job
     from sonarweb.tracker.archive import archive_job
     from sonarweb.tracker.polling import store
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from sonarweb.accounts.models import MemberSession
-from sonarweb.accounts.sessions import SessionStore
 from sonarweb.perplexity import client as upstream
-from sonarweb.perplexity.payload import parse_job
+from sonarweb.perplexity.sonar import parse_job
 from sonarweb.tracker import refresher
 from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest, UpstreamCall
 from sonarweb.tracker.polling import failure_fields, job_fields, refresh_if_due, store
@@ -150,14 +150,14 @@ def test_old_call_records_and_expired_sessions_are_pruned(owner, monkeypatch):
     for session in (live, expired):
         session["colour"] = "teal"
         session.save()
-    MemberSession.objects.filter(session_key=expired.session_key).update(
+    Session.objects.filter(session_key=expired.session_key).update(
         expire_date=now - timedelta(seconds=1)
     )
     monkeypatch.setattr(refresher, "_last_prune", None)
     assert refresher.prune_call_log(now) == 2
     assert refresher.prune_call_log(now + timedelta(minutes=1)) == 0
     assert UpstreamCall.objects.count() == 1
-    assert list(MemberSession.objects.values_list("session_key", flat=True)) == [live.session_key]
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
 
 
 def test_a_failed_render_is_recorded_and_not_retried(

@@ -1,4 +1,5 @@
-"""The dashboard, its poll and /costs/ make the same few queries however many rows there are."""
+"""The dashboard, its poll, /costs/ and a finished permalink make the same few queries however
+many rows there are."""
 
 from __future__ import annotations
 
@@ -59,10 +60,12 @@ def test_queries_do_not_grow_with_rows(owner_client, owner, member, url):
     assert len(many) <= 10 + bound, "\n".join(many)
 
 
-def test_costs_is_one_query_on_the_ledger(owner_client, owner, member):
+def test_costs_is_two_aggregates_over_the_requests(owner_client, owner, member):
     add_rows(owner, member, 10)
     sql = [q for q in queries(owner_client, "/costs/") if "tracker_" in q]
-    assert len(sql) == 1 and "tracker_costledger" in sql[0]
+    assert len(sql) == 2, "\n".join(sql)
+    assert all("GROUP BY" in q and "tracker_costledger" not in q for q in sql)
+    assert not any("tracker_answerarchive" in q for q in sql)
 
 
 def test_a_dashboard_poll_is_a_few_queries(owner_client, owner, member):
@@ -76,6 +79,24 @@ def test_a_dashboard_poll_is_a_few_queries(owner_client, owner, member):
     # Session, user, rows, new rows, early poll, counts.
     assert len(sql) <= 7, "\n".join(sql)
     assert not any("tracker_answerarchive" in q for q in sql)
+
+
+def test_a_finished_permalink_is_a_dozen_queries_and_a_revisit_three(owner_client, owner, member):
+    add_rows(owner, member, 3)
+    tracked = TrackedRequest.objects.filter(status="COMPLETED").first()
+    url = f"/r/{tracked.slug}/"
+    owner_client.get(url)  # makes the member's CSRF cookie, which the ETag needs
+    # Session, user, the row's version (for the ETag), the row, the archive's rendering time,
+    # images (2), bundle, the stored HTML, audit trail (2), share links: rendered every view.
+    sql = queries(owner_client, url)
+    assert len(sql) <= 12, "\n".join(sql)
+    assert sum("rendered_html" in q for q in sql) == 1
+    assert not any("raw_json" in q for q in sql)
+    etag = owner_client.get(url)["ETag"]
+    with CaptureQueriesContext(connection) as captured:
+        assert owner_client.get(url, headers={"if-none-match": etag}).status_code == 304
+    # Session, user, and the row's version: nothing else.
+    assert len(captured) == 3, "\n".join(q["sql"] for q in captured)
 
 
 @pytest.mark.parametrize("url", [u for u in URLS if "q=" not in u])

@@ -84,7 +84,9 @@ def test_list_is_followed_to_its_end_then_unlisted_jobs_are_asked_alone(
     from sonarweb.simulator.server import serve
 
     # One job per page and many newer jobs: the tracked ones are on the last pages.
-    sim = Simulator(keys=[OWNER_KEY], queue_seconds=0, run_seconds=3600, page_size=1)
+    sim = Simulator(
+        keys=[OWNER_KEY], queue_seconds=0, run_seconds=3600, page_size=1, sonar_retired=False
+    )
     old = sim.add_job(OWNER_KEY, created_ago=600)
     for _ in range(8):
         sim.add_job(OWNER_KEY)
@@ -104,7 +106,9 @@ def test_list_paging_stops_once_past_the_oldest_wanted_job(sim_server, owner, se
     from sonarweb.simulator.app import Simulator
     from sonarweb.simulator.server import serve
 
-    sim = Simulator(keys=[OWNER_KEY], queue_seconds=0, run_seconds=3600, page_size=2)
+    sim = Simulator(
+        keys=[OWNER_KEY], queue_seconds=0, run_seconds=3600, page_size=2, sonar_retired=False
+    )
     for ago in range(900, 600, -30):
         sim.add_job(OWNER_KEY, created_ago=ago)  # ten older jobs, untracked
     wanted = sim.add_job(OWNER_KEY, created_ago=300)

@@ -48,6 +48,8 @@ def database_url() -> str:
 def refresher_env(sim_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
+        # Production's settings, not the test suite's, with the secrets given explicitly.
+        DJANGO_SETTINGS_MODULE="sonarweb.settings",
         DATABASE_URL=database_url(),
         PERPLEXITY_API_BASE=sim_url,
         DJANGO_SECRET_KEY=django_settings.SECRET_KEY,

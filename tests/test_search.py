@@ -9,6 +9,7 @@ import re
 import pytest
 from django.db import connection
 
+from sonarweb.perplexity.documents import loads_document
 from sonarweb.tracker import archive
 from sonarweb.tracker.models import AnswerArchive, TrackedRequest
 from sonarweb.tracker.search import Filters, Search, parse
@@ -197,7 +198,7 @@ def test_index_follows_archive_rerender_title_question_and_deletion(owner_client
     assert found("lagoon") == []
     # Archived by the refresher's own write path.
     document = {"id": "job-live", "status": "COMPLETED", **answer("A tidal lagoon in Wales.")}
-    job = archive.loads_job(json.dumps(document))
+    job = loads_document(json.dumps(document))
     archive.archive_job(tracked, job, json.dumps(document), {"status": "COMPLETED"})
     assert found("lagoon") == ["job-live"]
     # Re-rendered: the stored document changed (as a new renderer would read it differently).

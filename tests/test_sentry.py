@@ -87,3 +87,16 @@ def test_the_original_event_is_not_modified():
     event = realistic_event()
     scrub_event(event, {})
     assert event == realistic_event()
+
+
+def test_share_and_invitation_tokens_never_reach_sentry() -> None:
+    from sonarweb.sentry import scrub_event
+
+    token = "Zq" * 20
+    event = {
+        "request": {"url": f"https://research.example.com/s/{token}/"},
+        "logentry": {"message": f"Not Found: /invite/{token}/"},
+    }
+    scrubbed = str(scrub_event(event))
+    assert token not in scrubbed
+    assert "/s/[redacted]/" in scrubbed

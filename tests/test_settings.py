@@ -9,19 +9,26 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from sonarweb.env import env_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def manage(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess:
-    # Nothing of the developer's own configuration leaks into these start-ups.
+def isolated(env: dict[str, str]) -> dict[str, str]:
+    """``env`` over this process's environment, less anything that configures sonarweb: nothing
+    of the developer's own configuration, or of the test settings', leaks into a start-up."""
     ours = ("DJANGO_", "SONARWEB_", "DATABASE_", "EMAIL_", "SENTRY_", "GUNICORN_")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    base.update(env)
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(ours)}, **env}
+
+
+def manage(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess:
+    """``manage.py ARGS`` with sonarweb.settings (manage.py's default) and only ``env``."""
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=base,
+        env=isolated(env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -103,14 +110,11 @@ def test_database_url_selects_postgresql(tmp_path):
     env = production(tmp_path, DATABASE_URL="postgres://u:p@db.internal:5433/sonar")
     code = (
         "from django.conf import settings as s; d = s.DATABASES['default']; "
-        "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'], d['OPTIONS']['prepare_threshold'])"
+        "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'], d['CONN_HEALTH_CHECKS'], "
+        "d.get('OPTIONS') or {})"
     )
     out = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.split()
-    assert out == ["sonarweb.db.postgresql", "db.internal", "5433", "sonar", "5"]
-    # Behind a pooler that cannot keep prepared statements, they can be turned off.
-    env["DATABASE_PREPARED_STATEMENTS"] = "0"
-    out = manage("shell", "--no-imports", "-c", code, env=env, check=True).stdout.split()
-    assert out[-1] == "None"
+    assert out == ["django.db.backends.postgresql", "db.internal", "5433", "sonar", "True", "{}"]
 
 
 def test_accounts_can_be_made_without_a_prompt(tmp_path):
@@ -128,23 +132,53 @@ def test_accounts_can_be_made_without_a_prompt(tmp_path):
 
 
 def test_generated_secret_is_created_private_not_made_private_later(tmp_path, monkeypatch):
-    from sonarweb import settings as module
-
-    monkeypatch.setattr(module, "DATA_DIR", tmp_path)
     monkeypatch.delenv("SONARWEB_TEST_SECRET", raising=False)
     monkeypatch.delenv("SONARWEB_TEST_SECRET_FILE", raising=False)
     # A chmod after the write would leave a moment with the umask's mode; make it show.
     monkeypatch.setattr(Path, "chmod", lambda self, mode: None)
+    kept = tmp_path / "data" / "test_secret"
     old_umask = os.umask(0o022)
     try:
-        value = module.env_secret("SONARWEB_TEST_SECRET", generate="test_secret")
+        value = env_secret("SONARWEB_TEST_SECRET", generate=kept)
     finally:
         os.umask(old_umask)
-    kept = tmp_path / "test_secret"
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
     assert value and kept.read_text() == value
     # A second start keeps it.
-    assert module.env_secret("SONARWEB_TEST_SECRET", generate="test_secret") == value
+    assert env_secret("SONARWEB_TEST_SECRET", generate=kept) == value
+
+
+def test_a_missing_secret_is_refused_unless_generating_is_asked_for(monkeypatch):
+    monkeypatch.delenv("SONARWEB_TEST_SECRET", raising=False)
+    monkeypatch.delenv("SONARWEB_TEST_SECRET_FILE", raising=False)
+    with pytest.raises(ImproperlyConfigured, match=r"^SONARWEB_TEST_SECRET is not set: "):
+        env_secret("SONARWEB_TEST_SECRET")
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "SONARWEB_ENCRYPTION_KEYS"])
+def test_a_production_process_refuses_to_start_without_secrets_whatever_says_testing(
+    tmp_path, missing
+):
+    # The switches that once made any process a test run: SONARWEB_TESTING=1, and pytest
+    # imported. Neither may generate a secret outside debug mode.
+    env = production(tmp_path, SONARWEB_TESTING="1")
+    env.pop(missing)
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith(f"sonarweb cannot start: {missing} is not set")
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import pytest, django; django.setup()"],
+        cwd=ROOT,
+        env={**isolated(env), "DJANGO_SETTINGS_MODULE": "sonarweb.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode != 0
+    assert f"ImproperlyConfigured: {missing} is not set" in probe.stderr
+    data = tmp_path / "data"
+    assert not (data / "secret_key").exists() and not (data / "encryption_keys").exists()
 
 
 # --- refusals: one sentence naming the variable, never its value --------------------------
@@ -228,6 +262,21 @@ def test_an_empty_secret_file_is_refused(tmp_path):
     env = production(tmp_path, SONARWEB_ENCRYPTION_KEYS_FILE=str(empty))
     env.pop("SONARWEB_ENCRYPTION_KEYS")
     assert "is empty" in refused(manage("check", env=env), "SONARWEB_ENCRYPTION_KEYS_FILE", "\x00")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PERPLEXITY_READ_TIMEOUT", "soon", "must be a number"),
+        ("SONARWEB_REFRESH_SECONDS", "2s", "must be a number"),
+        ("SONARWEB_REFRESH_WORKERS", "four", "must be a whole number"),
+    ],
+)
+def test_a_malformed_number_is_refused(tmp_path, variable, value, says):
+    result = manage("check", env=production(tmp_path, **{variable: value}))
+    assert result.returncode != 0
+    line = result.stderr.strip()
+    assert line == f"sonarweb cannot start: {variable} {says}, not {value!r}.", result.stderr
 
 
 def test_an_unparsable_email_url_is_refused_without_its_password(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -63,7 +64,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sim(clock: FakeClock) -> Simulator:
-    return Simulator([KEY, OTHER_KEY], clock=clock, queue_seconds=2, run_seconds=20)
+    return Simulator(
+        [KEY, OTHER_KEY], clock=clock, queue_seconds=2, run_seconds=20, sonar_retired=False
+    )
 
 
 @pytest.fixture
@@ -125,7 +128,7 @@ def test_every_endpoint_needs_a_known_bearer_key(http, method, path, headers):
 
 
 def test_without_a_key_list_any_well_formed_pplx_key_is_accepted(start_server):
-    server = start_server(Simulator())
+    server = start_server(Simulator(sonar_retired=False))
     with httpx.Client(base_url=server.url) as http:
         assert http.get("/v1/async/sonar", headers=bearer("pplx-anything_123")).status_code == 200
         assert http.get("/v1/async/sonar", headers=bearer("pplx-short")).status_code == 401
@@ -232,7 +235,7 @@ def test_same_idempotency_key_returns_the_same_job(http):
 
 
 def test_create_rate_limit_answers_429_with_retry_after(clock, start_server):
-    sim = Simulator([KEY, OTHER_KEY], clock=clock, create_limit_per_minute=2)
+    sim = Simulator([KEY, OTHER_KEY], clock=clock, create_limit_per_minute=2, sonar_retired=False)
     server = start_server(sim)
     with httpx.Client(base_url=server.url) as http:
         assert http.post("/v1/async/sonar", headers=bearer(), json=create_body()).status_code == 200
@@ -274,7 +277,7 @@ def test_created_job_answers_the_question_asked(sim, http, clock):
 
 
 def test_list_is_newest_first_paginated_and_per_key(clock, start_server):
-    sim = Simulator([KEY, OTHER_KEY], clock=clock, page_size=3)
+    sim = Simulator([KEY, OTHER_KEY], clock=clock, page_size=3, sonar_retired=False)
     ids = []
     for index in range(7):
         ids.append(sim.add_job(KEY, created_at=START - 100 + index))
@@ -606,7 +609,7 @@ def test_control_endpoints_can_be_switched_off(start_server):
 
 
 def test_demo_jobs(clock, start_server):
-    sim = Simulator(clock=clock)
+    sim = Simulator(clock=clock, sonar_retired=False)
     tracked = seed_demo_jobs(sim)
     assert [job.id for job in tracked] == list(DEMO_JOB_IDS)
     assert tracked == list(DEMO_TRACKED)
@@ -637,7 +640,9 @@ def test_demo_jobs(clock, start_server):
 # -- manage.py simulate ------------------------------------------------------------------------
 
 
-def test_simulate_command_serves_the_demo_until_terminated(tmp_path):
+def _simulate(tmp_path: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
+    """``manage.py simulate --port 0 --demo *args`` running; yields its URL and its output lines
+    so far. Terminated afterwards, which must end it cleanly."""
     root = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
@@ -646,7 +651,7 @@ def test_simulate_command_serves_the_demo_until_terminated(tmp_path):
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "simulate", "--port", "0", "--demo"],
+        [sys.executable, "manage.py", "simulate", "--port", "0", "--demo", *args],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
@@ -658,12 +663,50 @@ def test_simulate_command_serves_the_demo_until_terminated(tmp_path):
     threading.Thread(
         target=lambda: [lines.put(line) for line in process.stdout], daemon=True
     ).start()
+    seen: list[str] = []
     try:
         url = None
-        while url is None:
-            line = lines.get(timeout=30)
-            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            url = match and match.group(1)
+        while url is None or not seen[-1].startswith("Press Ctrl-C"):
+            seen.append(lines.get(timeout=30))
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", seen[-1])
+            url = url or (match and match.group(1))
+        yield url, seen
+    finally:
+        process.terminate()
+        returncode = process.wait(timeout=60)
+    assert returncode == 0
+
+
+def test_simulate_command_serves_the_demo_runs_with_sonar_retired(tmp_path):
+    from sonarweb.simulator.demo import DEMO_AGENT_COMPLETED_ID, sonar_archive_samples
+
+    with contextlib.contextmanager(_simulate)(tmp_path) as (url, output):
+        assert any("Sonar API is retired" in line for line in output)
+        assert any(DEMO_AGENT_COMPLETED_ID in line for line in output)
+        response = httpx.get(
+            f"{url}/v1/agent/{DEMO_AGENT_COMPLETED_ID}", headers=bearer(DEMO_KEY), timeout=10
+        )
+        assert response.status_code == 200
+        assert response.json()["status"] == "completed"
+        retired = httpx.get(
+            f"{url}/v1/async/sonar/{DEMO_COMPLETED_ID}", headers=bearer(DEMO_KEY), timeout=10
+        )
+        assert retired.status_code == 403
+        assert retired.json()["error"]["type"] == "chat_completions_not_available"
+        assert httpx.get(f"{url}/v1/models", headers=bearer(KEY)).status_code == 401
+        # The archived Sonar answers' pictures are drawn by a simulator at the base they name.
+        _, _, raw = sonar_archive_samples(image_base=url)[0]
+        image = json.loads(raw)["response"]["images"][0]
+        picture = httpx.get(image["image_url"], timeout=10)
+        assert picture.status_code == 200
+        assert picture.headers["content-type"] == "image/png"
+        drawn = Image.open(io.BytesIO(picture.content))
+        assert drawn.size == (image["width"], image["height"])
+
+
+def test_simulate_command_with_sonar_live_serves_the_sonar_demo(tmp_path):
+    with contextlib.contextmanager(_simulate)(tmp_path, "--sonar-live") as (url, output):
+        assert any("Sonar API is live" in line for line in output)
         response = httpx.get(
             f"{url}/v1/async/sonar/{DEMO_COMPLETED_ID}", headers=bearer(DEMO_KEY), timeout=10
         )
@@ -679,7 +722,3 @@ def test_simulate_command_serves_the_demo_until_terminated(tmp_path):
         drawn = Image.open(io.BytesIO(picture.content))
         assert drawn.size == (images[0]["width"], images[0]["height"])
         assert httpx.get(f"{url}/v1/async/sonar", headers=bearer(KEY)).status_code == 401
-    finally:
-        process.terminate()
-        returncode = process.wait(timeout=60)
-    assert returncode == 0

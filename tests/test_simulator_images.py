@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from sonarweb.answers import render_completion
-from sonarweb.perplexity.payload import parse_completion
+from sonarweb.perplexity.sonar import parse_completion
 from sonarweb.simulator.app import Simulator
 from sonarweb.simulator.corpus import generate_completion
 from sonarweb.simulator.images import image_path, render_svg
@@ -113,7 +113,7 @@ def test_only_get_and_head(server):
 
 
 def test_a_simulator_given_a_base_points_images_there():
-    sim = Simulator([KEY], image_base="http://127.0.0.1:9")
+    sim = Simulator([KEY], image_base="http://127.0.0.1:9", sonar_retired=False)
     job_id = sim.add_job(KEY, queue_seconds=0, run_seconds=0, images=2)
     with serve(sim) as running:
         document = httpx.get(
@@ -127,7 +127,7 @@ def test_a_simulator_given_a_base_points_images_there():
 
 def test_answers_point_at_the_simulator_when_it_knows_its_url():
     # As manage.py simulate does: the URL is known once bound, before any job is read.
-    sim = Simulator([KEY])
+    sim = Simulator([KEY], sonar_retired=False)
     job_id = sim.add_job(KEY, queue_seconds=0, run_seconds=0, images=4)
     with serve(sim) as own:
         sim.image_base = own.url

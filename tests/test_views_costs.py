@@ -1,4 +1,4 @@
-"""The cost ledger at /costs/: sums per month and member, by model, and its chart."""
+"""/costs/: sums per month and member, by model, and its chart."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from itertools import count
 import pytest
 from django.contrib.auth.models import User
 
-from sonarweb.tracker.costs import UNKNOWN_MODEL, Series, build_chart, ledger
+from sonarweb.tracker.costs import UNKNOWN_MODEL, Series, build_chart, team_costs
 from sonarweb.tracker.models import TrackedRequest
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +45,10 @@ def team(owner, member):
     done(member, "sonar-deep-research", "2.000000", at(2025, 3, 1))
     done(alice, "sonar-pro", "0.020000", at(2025, 3, 31))
     done(alice, "", "0.005000", at(2025, 3, 2))
-    # Not counted: failed, unfinished, and completed without a reported cost.
-    done(owner, "sonar-deep-research", "9.000000", at(2025, 3, 5), status="FAILED")
-    done(owner, "sonar-deep-research", "9.000000", None, status="IN_PROGRESS")
+    # Not counted: failed, unfinished, cancelled and completed without a reported cost.
+    done(owner, "sonar-deep-research", None, at(2025, 3, 5), status="FAILED")
+    done(owner, "sonar-deep-research", None, None, status="IN_PROGRESS")
+    done(owner, "sonar-deep-research", None, at(2025, 3, 6), status="CANCELLED")
     done(member, "sonar-pro", None, at(2025, 3, 5))
     return {"olivia": owner, "mateo": member, "alice": alice}
 
@@ -55,7 +56,7 @@ def team(owner, member):
 def test_totals_per_month_and_member_by_model(member_client, team):
     response = member_client.get("/costs/")
     assert response.status_code == 200
-    data = response.context["ledger"]
+    data = response.context["costs"]
     assert data.total == Decimal("4.035")
     assert data.count == 6
     assert [s.name for s in data.models] == ["sonar-deep-research", "sonar-pro", UNKNOWN_MODEL]
@@ -77,7 +78,7 @@ def test_totals_per_month_and_member_by_model(member_client, team):
 
     html = response.content.decode()
     assert "$4.0350" in html and "$2.0250" in html
-    assert "No completed requests with cost yet." not in html
+    assert "No requests with a cost yet." not in html
 
 
 def test_chart_is_inline_svg_with_title_and_no_style_attributes(member_client, team):
@@ -128,14 +129,14 @@ def test_chart_geometry_is_proportional():
 
 def test_missing_completion_time_counts_in_the_tracking_month(member_client, owner):
     done(owner, "sonar-pro", "0.5", None, created=at(2024, 11, 20))
-    data = member_client.get("/costs/").context["ledger"]
+    data = member_client.get("/costs/").context["costs"]
     assert [row.label for row in data.months] == ["November 2024"]
 
 
 def test_empty_state(member_client, owner):
     done(owner, "sonar-pro", None, at(2025, 1, 1))
     html = member_client.get("/costs/").content.decode()
-    assert "No completed requests with cost yet." in html
+    assert "No requests with a cost yet." in html
     assert 'role="img"' not in html
 
 
@@ -143,8 +144,28 @@ def test_query_count_does_not_grow_with_requests(owner, django_assert_max_num_qu
     for i in range(40):
         done(owner, f"model-{i % 3}", "0.1", at(2025, 1 + i % 6))
     with django_assert_max_num_queries(2):
-        data = ledger()
+        data = team_costs()
     assert data.count == 40 and len(data.months) == 6
+
+
+def test_billed_agent_runs_count_whatever_their_status(member_client, owner, member):
+    """A run that stopped early, failed or was cancelled after upstream billed it is in the
+    totals; a cancelled run without a reported cost is not."""
+    done(owner, "openai/gpt-5.2", "0.015990", at(2026, 10, 2))
+    done(owner, "openai/gpt-5.2", "0.004010", at(2026, 10, 3), status="INCOMPLETE")
+    done(member, "openai/gpt-5.2", "0.002000", at(2026, 11, 1), status="FAILED")
+    done(member, "openai/gpt-5.2", "0.001000", at(2026, 11, 2), status="CANCELLED")
+    done(member, "openai/gpt-5.2", None, at(2026, 11, 3), status="CANCELLED")
+    response = member_client.get("/costs/")
+    data = response.context["costs"]
+    assert data.count == 4 and data.total == Decimal("0.023")
+    assert [(r.label, r.count, r.total) for r in data.months] == [
+        ("November 2026", 2, Decimal("0.003")),
+        ("October 2026", 2, Decimal("0.02")),
+    ]
+    html = response.content.decode()
+    assert '<dd id="cost-total">$0.0230</dd>' in html
+    assert "<dt>Requests</dt><dd>4</dd>" in html
 
 
 def test_anonymous_is_sent_to_sign_in(anon_client):

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import re
+import uuid
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -160,7 +163,9 @@ def test_filter_controls_are_labelled_get_controls(owner_client, spread):
         assert f'<label for="id_filter_{field}">{label}</label>' in form
     assert '<label for="id_filter_model">Model</label>' in form
     assert '<option value="mateo">mateo</option>' in form
-    assert '<option value="sonar-reasoning-pro">' in form
+    # The models the column holds, and only those.
+    assert '<option value="sonar-pro">sonar-pro</option>' in form
+    assert '<option value="sonar-reasoning-pro">' not in form
 
 
 @pytest.mark.parametrize(
@@ -406,10 +411,165 @@ def test_a_poll_sends_only_changes_and_links_counts_to_the_dashboard(owner_clien
     # The counts shown are named by a digest: the next poll gets them only if they change.
     again = owner_client.get(f"/badges/?{poller}").content.decode()
     assert "hx-swap-oob" not in again
+    # The counts are counted on every poll: the next one brings the change.
     TrackedRequest.objects.filter(pk=rows[0].pk).update(status="COMPLETED", next_poll_at=None)
-    from django.core.cache import cache
-
-    cache.clear()
     changed = owner_client.get(f"/badges/?{poller}").content.decode()
     assert f'id="badge-{rows[0].slug}"' in changed and "no longer in progress" in changed
     assert f'id="badge-{rows[1].slug}"' not in changed and "status-counts" in changed
+
+
+# Agent run statuses ------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).parent / "fixtures" / "agent_api_examples.json"
+
+
+def agent_example(name: str) -> dict:
+    document = json.loads(EXAMPLES.read_text())[name]
+    document["id"] = f"resp_{uuid.uuid4()}"
+    return document
+
+
+@pytest.fixture
+def agent_spread(owner, member) -> dict[str, TrackedRequest]:
+    """One row in each of the new statuses, each written the way the app writes it."""
+    make = TrackedRequest.objects.create
+    new_run = {"added_by": owner, "model": "medium", "options": {"preset": "medium"}}
+    return {
+        "incomplete": archived_request(owner, agent_example("get_incomplete"), question="a"),
+        "cancelled": archived_request(member, agent_example("get_cancelled"), question="b"),
+        "failed": archived_request(owner, agent_example("get_failed_http_200"), question="c"),
+        "retired": make(
+            request_id="job-retired", question="d", added_by=owner, state="RETIRED",
+            next_poll_at=None,
+        ),
+        "unconfirmed": make(
+            request_id=f"resp_{uuid.uuid4()}", question="e", state="UNCONFIRMED",
+            next_poll_at=None, **{**new_run, "model": "high", "options": {"preset": "high"}},
+        ),
+        "running": make(
+            request_id=f"resp_{uuid.uuid4()}", question="f", status="IN_PROGRESS", **new_run
+        ),
+        "unknown": make(
+            request_id=f"resp_{uuid.uuid4()}", question="g", added_by=owner,
+            status="requires_action",
+        ),
+    }  # fmt: skip
+
+
+def _counts(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-count="([\w-]+)">(\d+)<', html))
+
+
+def test_new_statuses_are_filters_with_counts(owner_client, agent_spread):
+    html = owner_client.get("/").content.decode()
+    assert _counts(html) == {
+        "all": "7",
+        "INCOMPLETE": "1",
+        "CANCELLED": "1",
+        "FAILED": "1",
+        "RETIRED": "1",
+        "UNCONFIRMED": "1",
+        "IN_PROGRESS": "1",
+        "requires_action": "1",
+    }
+    form = re.search(r'<select name="status"[^>]*>.*?</select>', html, re.S).group(0)
+    for value, label in [
+        ("INCOMPLETE", "Incomplete"),
+        ("CANCELLED", "Cancelled"),
+        ("RETIRED", "Sonar retired"),
+        ("UNCONFIRMED", "May have started"),
+    ]:
+        assert f'<option value="{value}">{label}</option>' in form
+        counts = re.search(r'<ul id="status-counts".*?</ul>', html, re.S).group(0)
+        assert f'href="?status={value}"' in counts
+        assert f'<span class="badge badge-{value.lower()}">{label}</span>' in counts
+        rows = _rows(owner_client.get(f"/?status={value}").content.decode())
+        assert rows == [agent_spread[value.lower()].request_id]
+    # An upstream status sonarweb does not know is counted as itself, with no filter link.
+    assert '<li><span class="badge badge-other">requires_action</span>' in html
+    assert "status=requires_action" not in html
+
+
+def test_badge_polling_stops_for_every_finished_or_stopped_row(owner_client, agent_spread):
+    html = owner_client.get("/").content.decode()
+    poller = re.search(r'<div id="badge-poller"[^>]*>', html).group(0)
+    polled = set(re.findall(r"s=([\w-]+)\.", poller))
+    # Only what still runs, the unknown status included, is polled.
+    assert polled == {agent_spread["running"].slug, agent_spread["unknown"].slug}
+    # And a batch that named them all polls on only for those.
+    query = "&".join(f"s={r.slug}" for r in agent_spread.values())
+    batch = owner_client.get(f"/badges/?{query}", HTTP_HX_REQUEST="true").content.decode()
+    poller = re.search(r'<div id="badge-poller"[^>]*>', batch).group(0)
+    assert set(re.findall(r"s=([\w-]+)\.", poller)) == polled
+    # Once the last running rows stop, so does the poller.
+    TrackedRequest.objects.filter(pk=agent_spread["running"].pk).update(
+        status="CANCELLED", next_poll_at=None
+    )
+    TrackedRequest.objects.filter(pk=agent_spread["unknown"].pk).update(state="RETIRED")
+    batch = owner_client.get(f"/badges/?{query}", HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-get" not in re.search(r'<div id="badge-poller"[^>]*>', batch).group(0)
+
+
+def test_badges_carry_each_status_in_words(owner_client, agent_spread):
+    html = owner_client.get("/").content.decode()
+    for key, label in [
+        ("incomplete", "Incomplete"),
+        ("cancelled", "Cancelled"),
+        ("retired", "Sonar retired"),
+        ("unconfirmed", "May have started"),
+        ("unknown", "requires_action"),
+    ]:
+        cell = re.search(
+            rf'<span id="badge-{agent_spread[key].slug}".*?</span>\s*</span>', html, re.S
+        ).group(0)
+        assert f">{label}</span>" in cell and 'title="' in cell
+
+
+def test_model_column_and_filter_show_presets_and_resolved_models(owner_client, agent_spread):
+    html = owner_client.get("/").content.decode()
+    form = re.search(r'<select name="model"[^>]*>.*?</select>', html, re.S).group(0)
+    # Whatever the column holds: the resolved model of a finished run, presets of the others.
+    assert '<option value="openai/gpt-6-luna">openai/gpt-6-luna</option>' in form
+    assert '<option value="medium">preset medium</option>' in form
+    assert '<option value="high">preset high</option>' in form
+    running = agent_spread["running"]
+    row = re.search(rf"{running.request_id}.*?</tr>", html, re.S).group(0)
+    assert '<td data-label="Model">preset medium</td>' in row
+    rows = _rows(owner_client.get("/?model=medium").content.decode())
+    expected = {agent_spread[k].request_id for k in ("running", "cancelled", "failed")}
+    assert set(rows) == expected and len(rows) == 3
+
+
+def test_the_last_poll_brings_the_whole_row_and_the_counts(
+    owner_client, owner, sim_server, simulator
+):
+    """When the last running row finishes, the poll that says so is the last one: it carries
+    the counts and the whole row (the resolved model replaces the preset), not the badge
+    alone, and the poller without a trigger."""
+    from django.utils import timezone
+
+    run = simulator.add_run(OWNER_KEY, queue_seconds=0, run_seconds=60)
+    tracked = poll(
+        TrackedRequest.objects.create(
+            request_id=run, added_by=owner, model="medium", options={"preset": "medium"}
+        )
+    )
+    assert tracked.status == "IN_PROGRESS"
+    page = owner_client.get("/").content.decode()
+    assert '<td data-label="Model">preset medium</td>' in page
+    poller = re.search(r'hx-get="/badges/\?([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "hx-swap-oob" not in owner_client.get(f"/badges/?{poller}").content.decode()
+
+    simulator.advance(120)
+    TrackedRequest.objects.filter(pk=tracked.pk).update(next_poll_at=timezone.now())
+    tracked = poll(TrackedRequest.objects.get(pk=tracked.pk))  # as the refresher would
+    assert tracked.status == "COMPLETED" and tracked.model not in ("", "medium")
+    last = owner_client.get(f"/badges/?{poller}", HTTP_HX_REQUEST="true").content.decode()
+    whole = rf'<template><tr id="row-{tracked.slug}" hx-swap-oob="true">.*?</tr></template>'
+    row = re.search(whole, last, re.S)
+    assert row is not None, last
+    assert f'<td data-label="Model">{tracked.model}</td>' in row.group(0)
+    assert 'data-status="COMPLETED"' in row.group(0) and tracked.request_id in row.group(0)
+    assert _counts(last) == {"all": "1", "COMPLETED": "1"}
+    assert re.search(r'<ul id="status-counts"[^>]* hx-swap-oob="true"', last)
+    assert "hx-get" not in re.search(r'<div id="badge-poller"[^>]*>', last).group(0)

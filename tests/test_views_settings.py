@@ -26,7 +26,7 @@ def test_saving_checks_upstream_once_and_stores_encrypted(
     caplog.set_level(logging.DEBUG)
     response = member_client.post("/settings/", {"api_key": f"  {MEMBER_KEY} "})
     assert response.status_code == 303
-    assert simulator.calls.count(endpoint="list") == 1
+    assert simulator.calls.count(endpoint="models") == 1
     key = ApiKey.objects.get(user=member)
     assert MEMBER_KEY not in key.encrypted
     assert key.reveal() == MEMBER_KEY

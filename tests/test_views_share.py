@@ -344,7 +344,7 @@ def test_public_page_never_shows_the_teams_own_title(anon_client, owner, sim_ser
     assert internal not in html and f"<h1>{tracked.request_id}</h1>" in html
 
 
-def test_repeat_public_views_read_no_large_columns(anon_client, owner, sim_server, simulator):
+def test_public_views_read_the_rendered_answer_only(anon_client, owner, sim_server, simulator):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -355,9 +355,11 @@ def test_repeat_public_views_read_no_large_columns(anon_client, owner, sim_serve
     with CaptureQueriesContext(connection) as queries:
         response = anon_client.get(link.get_absolute_url())
     assert response.status_code == 200
-    sql = " ".join(q["sql"] for q in queries.captured_queries)
-    for column in ("raw_json", "answer_text", "rendered_html"):
-        assert column not in sql
+    sql = [q["sql"] for q in queries.captured_queries]
+    # The stored rendering, read once; never the raw JSON nor the Markdown.
+    assert sum("rendered_html" in q for q in sql) == 1
+    for column in ("raw_json", "answer_text", "markdown"):
+        assert not any(column in q for q in sql), column
     # The same page as the first view: the stored answer's bytes, the same content hash.
     assert response.content == first.content
     html = response.content.decode()

@@ -18,7 +18,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
-from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest, UpstreamStatus
+from sonarweb.perplexity.payload import FINISHED_STATUSES
+from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest
 from sonarweb.tracker.upstream import interactive_client, note_failure
 from sonarweb.tracker.views.messages_upstream import try_again
 
@@ -28,7 +29,7 @@ log = logging.getLogger("sonarweb.handover")
 
 # The states in which polling stopped because the adder's key could not see the job.
 STOPPED_FOR_KEY = [AppState.NOT_FOUND, AppState.KEY_INVALID]
-FINISHED = [UpstreamStatus.COMPLETED, UpstreamStatus.FAILED]
+FINISHED = list(FINISHED_STATUSES)
 ALREADY = "That request is already tracked; here it is."
 
 

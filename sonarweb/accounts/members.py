@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from sonarweb.accounts.models import MemberSession
-from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest, UpstreamStatus
+from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest
 from sonarweb.tracker.polling import DEACTIVATED_NOTE, resume_for_user
 
 log = logging.getLogger("sonarweb.members")
@@ -22,10 +23,29 @@ def active_user_ids_q(prefix: str = "added_by") -> Q:
     return Q(**{f"{prefix}__is_active": True})
 
 
+# Sessions read, and deleted, this many at a time.
+SESSION_BATCH = 500
+
+
 def end_sessions(user: AbstractBaseUser) -> int:
-    """Delete every session the member has, wherever they signed in: the session table
-    names each session's member (MemberSession.member)."""
-    ended, _ = MemberSession.objects.filter(member_id=user.pk).delete()
+    """Delete every session the member has, wherever they signed in.
+
+    An inactive member is already anonymous on their next request (Django's ModelBackend
+    refuses them); deleting the sessions keeps reactivation from bringing them back. Django's
+    session table does not name a session's member, so each live session is decoded, a batch
+    at a time: a team has few.
+    """
+    member = user._meta.pk.value_to_string(user)  # as django.contrib.auth.login stores it
+    live = Session.objects.filter(expire_date__gt=timezone.now()).order_by("pk")
+    theirs = [
+        session.pk
+        for session in live.iterator(chunk_size=SESSION_BATCH)
+        if session.get_decoded().get(SESSION_KEY) == member
+    ]
+    ended = 0
+    for start in range(0, len(theirs), SESSION_BATCH):
+        deleted, _ = Session.objects.filter(pk__in=theirs[start : start + SESSION_BATCH]).delete()
+        ended += deleted
     return ended
 
 
@@ -37,8 +57,8 @@ def stop_polling(user: AbstractBaseUser) -> int:
         TrackedRequest.objects.filter(added_by_id=user.pk)
         # Rows still polling, or stopped for their key; others keep the reason they stopped.
         .filter(Q(next_poll_at__isnull=False) | Q(state=AppState.KEY_INVALID))
-        .exclude(status__in=[UpstreamStatus.COMPLETED, UpstreamStatus.FAILED])
-        .exclude(state=AppState.NOT_FOUND)
+        .unfinished()
+        .exclude(state__in=[AppState.NOT_FOUND, AppState.RETIRED, AppState.UNCONFIRMED])
         .update(
             state=AppState.KEY_INVALID,
             next_poll_at=None,

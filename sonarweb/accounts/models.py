@@ -7,7 +7,6 @@ import secrets
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -73,6 +72,7 @@ class AuditAction(models.TextChoices):
     IMPORTED = "imported", "imported the request"
     REMOVED = "removed", "removed the request"
     CLAIMED = "claimed", "took the request over with their key"
+    CANCELLED = "cancelled", "asked Perplexity to cancel the run"
 
 
 LINK_ACTIONS = [AuditAction.LINK_CREATED, AuditAction.LINK_REVOKED, AuditAction.LINK_EXPIRED]
@@ -128,27 +128,18 @@ class AuditEvent(models.Model):
         return f"{self.actor_name or 'sonarweb'} {self.get_action_display()} {self.request_id}"
 
 
-class MemberSession(AbstractBaseSession):
-    """A signed-in (or anonymous) session, with the member it signs in as in a column.
+class SignInAllowance(models.Model):
+    """How many password checks one username or one address has had in its throttling window
+    (sonarweb/accounts/signin.py). One row per scope, "user:<username>" or "addr:<address>".
 
-    Every signed-in page reads its session and then its member; with the member in the
-    row, both come back from one statement (sonarweb/accounts/sessions.py). The column also
-    finds a member's sessions without decoding every session (members.end_sessions).
+    ``used`` counts reservations: one is taken, in a single conditional UPDATE, before any
+    password is checked. ``last_at`` is when the window was opened or last extended by a
+    failure; the row counts until the lockout window has passed since then.
     """
 
-    member = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="+",
-    )
+    scope = models.CharField(max_length=200, unique=True)
+    used = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField(db_index=True)
 
-    class Meta(AbstractBaseSession.Meta):
-        db_table = "accounts_session"
-
-    @classmethod
-    def get_session_store_class(cls) -> type:
-        from sonarweb.accounts.sessions import SessionStore
-
-        return SessionStore
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.used} since {self.last_at:%Y-%m-%d %H:%M:%S}"

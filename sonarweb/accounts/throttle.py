@@ -5,6 +5,11 @@ SONARWEB_LOGIN_FAILURES_PER_ADDRESS from one address, with no pause of
 SONARWEB_LOGIN_LOCKOUT_MINUTES between them, sign-in is refused for that many minutes,
 the right password included. Attempts refused during a lockout are not counted, so the
 lock ends when the window after the last counted failure is over.
+
+Axes decides the lock from the failures it has recorded, which only exist once a password
+has been checked; sign-ins sent together would all be checked before any is recorded.
+sonarweb/accounts/signin.py closes that gap: each sign-in reserves its check beforehand,
+so the username and the address never get more checks than their limits in a window.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from django.db.models import Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+from . import signin
+from .models import SignInAllowance
 
 log = logging.getLogger("sonarweb.signin")
 
@@ -118,18 +126,35 @@ class TeamSignInHandler(AxesDatabaseHandler):
         round of guesses at a colleague's."""
         username = get_client_username(request, credentials)
         deleted, _ = AccessAttempt.objects.filter(username=username).delete()
+        signin.forget_user(username)
         return deleted
+
+    def user_login_failed(
+        self, sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        if request is not None:
+            signin.failed(request)
+
+    def user_logged_in(self, sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+        super().user_logged_in(sender, request, user, **kwargs)
+        signin.succeeded(request)
 
 
 def locked_until(request: HttpRequest, credentials: Any = None) -> datetime:
     """When the lock on this username or address has surely ended."""
     username = get_client_username(request, credentials)
+    address = getattr(request, "axes_ip_address", None)
     window = lockout_window(request)
+    now = timezone.now()
     last = AccessAttempt.objects.filter(
-        Q(username=username) | Q(ip_address=getattr(request, "axes_ip_address", None)),
-        attempt_time__gte=timezone.now() - window,
+        Q(username=username) | Q(ip_address=address), attempt_time__gte=now - window
     ).aggregate(last=Max("attempt_time"))["last"]
-    return (last or timezone.now()) + window
+    # Refused before a password was checked (signin.py): its window may be the later one.
+    reserved = SignInAllowance.objects.filter(signin.full_scopes(username, address, now)).aggregate(
+        last=Max("last_at")
+    )["last"]
+    return max(filter(None, [last, reserved]), default=now) + window
 
 
 def lockout_response(

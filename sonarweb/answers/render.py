@@ -10,10 +10,12 @@ Fragment layout (classes and ids templates, answer.js and browser tests rely on)
       section.answer-attachments             non-text content chunks, as links
       section.answer-gallery                 ul.gallery > li.gallery-item > a.gallery-thumb > img
       section.answer-sources#answer-sources  ol.source-list > li.source-card#source-n[.cited]
-                                             with a.backlink[href=#cite-n] per citing passage
+                                             with div.source-cited: a.backlink[href=#cite-n] per
+                                             citing passage, past six in details.backlinks-more
       section.answer-related                 ul.related-list > li > a.followup
       details.answer-reasoning               think blocks and reasoning steps, closed
-      section.answer-usage                   table.usage-table
+      section.answer-usage                   table.usage-table; tr.part (within the row above),
+                                             tr.subtotal (tokens in total), tr.total (cost)
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ from sonarweb.perplexity.payload import Completion
 #    fragment's sections.
 # 5: images from the archive's copies or placeholders, never from their hosts; at most 200
 #    uncited sources listed.
-RENDER_VERSION = 6
+# 7: Agent answers: a sentence for an answer cut off at a limit or by a cancel.
+# 8: sections from templates; source cards say "Cited in n places: 1 2 3 ..." with the rest in
+#    a disclosure; usage shows reasoning within the completion, "Tokens in total", "Total cost"
+#    and every amount to four decimals.
+RENDER_VERSION = 8
 # Sources listed on the page: every source the text cites, and at most this many others. An
 # answer with 100,000 search results would otherwise be a page of 90 MB.
 UNCITED_LISTED = 200
@@ -77,6 +83,22 @@ def _more_sources(count: int) -> str:
     )
 
 
+def _cut_off_note(completion: Completion) -> str:
+    """A sentence under an answer that stopped early, saying why."""
+    reason = completion.incomplete_reason
+    if reason == "cancelled":
+        text = "The research was cancelled: this is what it had written by then."
+    elif reason in ("max_output_tokens", "length") or (
+        not reason and completion.finish_reason == "length"
+    ):
+        text = "The answer stops early: the run reached its output limit."
+    elif reason:
+        text = f"The answer stops early: Perplexity reported it incomplete ({escape(reason)})."
+    else:
+        return ""
+    return f'<p class="answer-note">{text}</p>'
+
+
 def render_completion(
     completion: Completion,
     *,
@@ -94,11 +116,7 @@ def render_completion(
         main = f'<div class="answer-body">{body.html}</div>'
     else:
         main = f'<div class="answer-body">{EMPTY}</div>' if not attachments else ""
-    note = ""
-    if completion.finish_reason == "length":
-        note = (
-            '<p class="answer-note">The answer stops early: the model reached its length limit.</p>'
-        )
+    note = _cut_off_note(completion)
     gallery = sections.gallery(completion.images, images)
     source_list = sections.sources(listed, body.cited, body.backrefs) + _more_sources(hidden)
     related = sections.related(completion.related_questions, followup_url)

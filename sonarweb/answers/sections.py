@@ -1,8 +1,16 @@
-"""HTML for everything around the answer body: contents, sources, reasoning, gallery,
-related questions, usage and attachments.
+"""Everything around the answer body: contents, sources, reasoning, gallery, related questions,
+usage and attachments, each rendered by its template in templates/answers/.
 
-Every value from the payload goes through ``escape`` here even though nh3 runs afterwards:
-the sanitizer only removes what is dangerous, escaping keeps a title like ``a <b> c`` as text.
+The functions here only gather the values; the markup is in the templates, and Django's
+autoescaping escapes every value from the payload there, even though nh3 runs afterwards: the
+sanitizer only removes what is dangerous, escaping keeps a title like ``a <b> c`` as text.
+
+The templates have an engine of their own (``ENGINE``): the answers package renders outside a
+configured Django project too (bench/render_bench.py, scripts), and its loader lets the
+templates be indented without putting whitespace into the fragment (``CompactLoader``). It
+caches them for the life of the process: after editing one, restart (runserver's reloader
+does not watch this engine). Values reach the templates as strings in dicts: that needs no
+settings (numbers would be localized) and keeps the source list, the hot loop, quick.
 """
 
 from __future__ import annotations
@@ -10,8 +18,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
+
+from django.template import Engine, Origin
+from django.template.loaders import filesystem
+from django.utils.safestring import SafeString, mark_safe
 
 from sonarweb.answers.citations import Backref
 from sonarweb.answers.images import ImageMap, local_img, placeholder
@@ -19,31 +33,48 @@ from sonarweb.answers.markdown import Heading, render_note
 from sonarweb.answers.sources import Source, domain_of, http_url
 from sonarweb.perplexity.payload import ContentChunk, Image, ReasoningStep, Usage
 
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+_LINE_BREAK = re.compile(r"\n[ \t]*")
+
+
+class CompactLoader(filesystem.Loader):
+    """Template files less each line break and the indentation that follows it, so markup
+    can be laid out readably and still add no whitespace between tags (which would show up
+    in the text of table rows and links). Done once per template, not at every render."""
+
+    def get_contents(self, origin: Origin) -> str:
+        return _LINE_BREAK.sub("", super().get_contents(origin))
+
+
+ENGINE = Engine(
+    dirs=[str(TEMPLATE_DIR)],
+    loaders=[("django.template.loaders.cached.Loader", [f"{__name__}.CompactLoader"])],
+)
+
+
+def _render(name: str, context: dict[str, Any]) -> str:
+    return ENGINE.render_to_string(f"answers/{name}", context)
+
+
+def _digits(number: int) -> SafeString:
+    """A count or an id number for a template: digits need no escaping, and skipping it
+    matters in the source list, which writes thousands of them."""
+    return SafeString(f"{number:d}")
+
+
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
-_OUT = 'target="_blank" rel="noopener noreferrer"'
 
 
-def _section(name: str, title: str, body: str) -> str:
-    return (
-        f'<section class="answer-{name}" id="answer-{name}" '
-        f'aria-labelledby="answer-{name}-title">'
-        f'<h2 id="answer-{name}-title">{title}</h2>{body}</section>'
-    )
-
-
-def _outbound(url: str, text: str, cls: str = "") -> str:
-    """A link that leaves the site, or the bare text when the URL is not http(s)."""
-    href = http_url(url)
-    if href is None:
-        return f'<span class="{cls}">{escape(text)}</span>' if cls else escape(text)
-    cls_attr = f' class="{cls}"' if cls else ""
-    return f'<a{cls_attr} href="{escape(href)}" {_OUT}>{escape(text)}</a>'
-
-
-def _date(value: str, cls: str, prefix: str = "") -> str:
-    if _ISO_DATE.match(value):
-        return f'<time class="{cls}" datetime="{escape(value)}">{prefix}{escape(value[:10])}</time>'
-    return f'<span class="{cls}">{prefix}{escape(value)}</span>'
+def _date(source: Source) -> dict[str, Any]:
+    """The card's date: published, else updated; a <time> when it is machine-readable."""
+    value = source.date or source.updated
+    iso = bool(_ISO_DATE.match(value))
+    return {
+        "date": value,
+        "date_iso": iso,
+        "date_text": value[:10] if iso else value,
+        "date_prefix": "updated " if value and not source.date else "",
+    }
 
 
 def toc(headings: Sequence[Heading], extra: Sequence[tuple[str, str]] = ()) -> str:
@@ -57,71 +88,48 @@ def toc(headings: Sequence[Heading], extra: Sequence[tuple[str, str]] = ()) -> s
     if len(headings) < 3:
         return ""
     top = min(h.level for h in headings)
-    items = "".join(
-        f'<li class="toc-depth-{h.level - top}"><a href="#{escape(h.slug)}">'
-        f"{escape(h.text or h.slug)}</a></li>"
+    items = [
+        {"depth": _digits(h.level - top), "slug": h.slug, "text": h.text or h.slug}
         for h in headings
         if h.level - top < 3
-    )
-    items += "".join(
-        f'<li class="toc-depth-0 toc-section"><a href="#{escape(slug)}">{escape(name)}</a></li>'
-        for slug, name in extra
-    )
-    return (
-        '<nav class="answer-toc" id="answer-toc" aria-labelledby="answer-toc-title">'
-        '<details class="toc-box"><summary id="answer-toc-title">Contents</summary>'
-        f"<ol>{items}</ol></details></nav>"
-    )
+    ]
+    return _render("_toc.html", {"headings": items, "sections": extra})
 
 
-# Back-links a source card lists before it summarises the rest.
+# Back-links a source card shows before a disclosure holds the rest (one more is shown rather
+# than hidden behind a control of its own size).
 BACKLINKS_SHOWN = 6
 
 
-def _backlinks(refs: Sequence[Backref]) -> str:
-    links = ", ".join(
-        f'<a class="backlink" href="#cite-{r.group}" aria-label="paragraph {r.passage}">'
-        f"¶{r.passage}</a>"
-        for r in refs[:BACKLINKS_SHOWN]
-    )
-    more = len(refs) - BACKLINKS_SHOWN
-    rest = f" and {more} more" if more > 0 else ""
-    return f'<span class="source-cited">Cited in {links}{rest}</span>'
-
-
-def _source_card(source: Source, cited: bool, refs: Sequence[Backref]) -> str:
-    classes = "source-card cited" if cited else "source-card"
-    meta = []
-    if source.domain:
-        meta.append(f'<span class="source-domain">{escape(source.domain)}</span>')
-    if source.date:
-        meta.append(_date(source.date, "source-date"))
-    elif source.updated:
-        meta.append(_date(source.updated, "source-date", "updated "))
-    if refs:
-        meta.append(_backlinks(refs))
-    elif cited:
-        meta.append('<span class="source-cited">cited</span>')
-    snippet = f'<p class="source-snippet">{escape(source.snippet)}</p>' if source.snippet else ""
-    return (
-        f'<li class="{classes}" id="source-{source.number}" value="{source.number}">'
-        f'<span class="source-number" aria-hidden="true">{source.number}</span>'
-        f'<span id="source-{source.number}-label" hidden>'
-        f"Source {source.number}: {escape(source.label)}</span>"
-        f"{_outbound(source.url, source.title, 'source-title')}"
-        f'<span class="source-meta">{"".join(meta)}</span>{snippet}</li>'
-    )
+def _card(source: Source, cited: bool, refs: Sequence[Backref]) -> dict[str, Any]:
+    # Places in reading order: the id number of the marker group there, and the ordinal.
+    places = [{"cite": _digits(r.group), "n": _digits(i)} for i, r in enumerate(refs, 1)]
+    split = BACKLINKS_SHOWN if len(places) > BACKLINKS_SHOWN + 1 else len(places)
+    return {
+        "number": _digits(source.number),
+        "cited": cited,
+        "label": source.label,
+        "href": source.href,
+        "title": source.title,
+        "domain": source.domain,
+        **_date(source),
+        "snippet": source.snippet,
+        "places": _digits(len(places)) if places else "",
+        "shown": places[:split],
+        "more": places[split:],
+        "hidden": _digits(len(places) - split),
+    }
 
 
 def sources(
     items: Sequence[Source], cited: set[int], refs: Mapping[int, Sequence[Backref]] | None = None
 ) -> str:
+    """The source cards, each with links back to the places in the text that cite it."""
     if not items:
         return ""
     refs = refs or {}
-    cards = "".join(_source_card(s, s.number in cited, refs.get(s.number, ())) for s in items)
-    count = f' <span class="count">({len(items)})</span>'
-    return _section("sources", f"Sources{count}", f'<ol class="source-list">{cards}</ol>')
+    cards = [_card(s, s.number in cited, refs.get(s.number, ())) for s in items]
+    return _render("_sources.html", {"cards": cards, "count": _digits(len(items))})
 
 
 _STEP_NAMES = {
@@ -132,53 +140,62 @@ _STEP_NAMES = {
 }
 
 
-def _step(step: ReasoningStep) -> str:
-    kind = re.sub(r"[^a-z0-9_-]", "", step.type.lower())
-    parts = []
+def _step(step: ReasoningStep) -> dict[str, Any] | None:
+    """A reasoning step's values, or None when it has nothing to show."""
+    name = ""
     if step.type:
         name = _STEP_NAMES.get(step.type, step.type.replace("_", " ").capitalize())
-        parts.append(f'<span class="step-kind">{escape(name)}</span>')
-    if step.thought:
-        parts.append(f'<p class="step-thought">{escape(step.thought)}</p>')
-    if step.search_keywords:
-        words = "".join(f"<li>{escape(k)}</li>" for k in step.search_keywords)
-        label = '<p class="step-label">Searched for</p>'
-        parts.append(f'{label}<ul class="step-keywords">{words}</ul>')
-    if step.fetched_urls:
-        links = "".join(f"<li>{_outbound(u, u)}</li>" for u in step.fetched_urls)
-        parts.append(f'<p class="step-label">Read</p><ul class="step-urls">{links}</ul>')
-    if step.code:
-        parts.append(
-            '<pre class="step-code" tabindex="0"><code class="language-python">'
-            f"{escape(step.code)}</code></pre>"
-        )
-    if step.code_result:
-        result = escape(step.code_result)
-        parts.append(f'<pre class="step-result" tabindex="0"><code>{result}</code></pre>')
-    if not parts:
-        return ""
-    cls = f"reasoning-step step-{kind}" if kind else "reasoning-step"
-    return f'<li class="{cls}">{"".join(parts)}</li>'
+    values = {
+        "kind": re.sub(r"[^a-z0-9_-]", "", step.type.lower()),
+        "name": name,
+        "thought": step.thought,
+        "keywords": step.search_keywords,
+        "urls": [(url, http_url(url)) for url in step.fetched_urls],
+        "code": step.code,
+        "result": step.code_result,
+    }
+    shown = ("name", "thought", "keywords", "urls", "code", "result")
+    return values if any(values[key] for key in shown) else None
 
 
 def reasoning(
     thoughts: Sequence[str], steps: Sequence[ReasoningStep], images: ImageMap | None = None
 ) -> str:
     """A closed ``<details>``: reasoning is for the curious, not in the way of the answer."""
-    think = "".join(
-        f'<div class="reasoning-think">{render_note(t, doc_id=f"think{i}", images=images)}</div>'
+    think = [
+        # The markdown renderer's HTML, escaped there; nh3 cleans it with the whole fragment.
+        mark_safe(render_note(t, doc_id=f"think{i}", images=images))  # noqa: S308
         for i, t in enumerate(thoughts, 1)
-    )
-    items = "".join(_step(s) for s in steps)
-    listing = f'<ol class="reasoning-steps">{items}</ol>' if items else ""
-    if not think and not listing:
+    ]
+    listed = [values for values in map(_step, steps) if values is not None]
+    if not think and not listed:
         return ""
     count = sum(1 for s in steps if s.thought or s.type)
-    summary = f"Reasoning ({count} steps)" if count > 1 else "Reasoning"
-    return (
-        '<details class="answer-reasoning" id="answer-reasoning">'
-        f"<summary>{summary}</summary>{think}{listing}</details>"
+    return _render(
+        "_reasoning.html",
+        {"thoughts": think, "steps": listed, "step_count": str(count) if count > 1 else ""},
     )
+
+
+def _gallery_item(image: Image, copies: ImageMap, index: int) -> dict[str, Any] | None:
+    src = http_url(image.image_url)
+    if src is None:
+        return None
+    origin = http_url(image.origin_url) or src
+    domain = domain_of(origin)
+    title = " ".join(image.title.split())
+    alt = title or (f"Image from {domain}" if domain else "Image")
+    item: dict[str, Any] = {"title": title, "domain": domain, "thumb": "", "placeholder": ""}
+    copy = copies.get(image.image_url)
+    # images.py writes the <img> of a copy, and the placeholder of an image without one, for
+    # the answer's inline images too; both escape what they are given.
+    if copy is None or not copy.stored:
+        item["placeholder"] = mark_safe(placeholder(src, alt, origin, copy))  # noqa: S308
+        return item
+    thumb = mark_safe(local_img(copy, alt, thumb=True))  # noqa: S308
+    tip = domain or alt
+    item.update(thumb=thumb, origin=origin, index=_digits(index), full=copy.full_url, tip=tip)
+    return item
 
 
 def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
@@ -187,149 +204,141 @@ def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
     items = []
     shown = 0  # the lightbox's index counts only the pictures it can show
     for image in images:
-        src = http_url(image.image_url)
-        if src is None:
+        item = _gallery_item(image, copies or {}, shown)
+        if item is None:
             continue
-        origin = http_url(image.origin_url) or src
-        domain = domain_of(origin)
-        title = " ".join(image.title.split())
-        alt = title or (f"Image from {domain}" if domain else "Image")
-        caption = (
-            f'<span class="gallery-caption">{escape(title) if title else ""}'
-            f'<span class="gallery-domain">{escape(domain)}</span></span>'
-        )
-        copy = (copies or {}).get(image.image_url)
-        if copy is None or not copy.stored:
-            items.append(
-                f'<li class="gallery-item gallery-missing">'
-                f"{placeholder(src, alt, origin, copy)}{caption}</li>"
-            )
-            continue
-        items.append(
-            f'<li class="gallery-item"><a class="gallery-thumb" href="{escape(origin)}" {_OUT} '
-            f'data-index="{shown}" data-full="{escape(copy.full_url)}" '
-            f'title="{escape(domain or alt)}">{local_img(copy, alt, thumb=True)}</a>{caption}</li>'
-        )
-        shown += 1
+        items.append(item)
+        if item["thumb"]:
+            shown += 1
     if not items:
         return ""
-    return _section("gallery", "Images", f'<ul class="gallery">{"".join(items)}</ul>')
+    return _render("_gallery.html", {"items": items})
 
 
 def related(questions: Iterable[str], followup_url: str | None) -> str:
+    """Related questions; each with a link that starts research on it, unless the page's
+    reader cannot start research (``followup_url`` None)."""
     items = []
     for question in questions:
         text = " ".join(question.split())
         if not text:
             continue
-        if followup_url is None:
-            items.append(f"<li>{escape(text)}</li>")
-            continue
-        joiner = "&" if "?" in followup_url else "?"
-        href = f"{followup_url}{joiner}q={quote_plus(text)}"
-        # The question stays text; the follow-up is its own control, which pages for
-        # readers who cannot start research (public links) leave out.
-        items.append(
-            f'<li><span class="related-question">{escape(text)}</span> '
-            f'<a class="followup" href="{escape(href)}" aria-label="Research this: '
-            f'{escape(text)}">Research this</a></li>'
-        )
+        href = ""
+        if followup_url is not None:
+            joiner = "&" if "?" in followup_url else "?"
+            href = f"{followup_url}{joiner}q={quote_plus(text)}"
+        items.append({"text": text, "href": href})
     if not items:
         return ""
-    listing = f'<ul class="related-list">{"".join(items)}</ul>'
-    return _section("related", "Related questions", listing)
+    return _render("_related.html", {"questions": items})
+
+
+_FOUR_PLACES = Decimal("0.0001")
 
 
 def usd(value: float) -> str:
-    """Dollars with as many decimals as a small cost needs (0.0052 is not 0.01)."""
+    """Dollars to four decimals in every cell of the usage table, as the rest of the site
+    writes costs (``floatformat:4``, whose rounding this follows): one precision lines the
+    right-aligned column up, and the total reads the same as the page's header."""
     if not math.isfinite(value):
         return "n/a"
     sign = "-" if value < 0 else ""
-    amount = abs(value)
-    if amount >= 1 or amount == 0:
-        return f"{sign}${amount:,.2f}"
-    digits = 4 if amount >= 0.01 else 6
-    text = f"{amount:.{digits}f}".rstrip("0")
-    if text.endswith("."):
-        return f"{sign}<$0.000001"
-    whole, decimals = text.split(".")
-    return f"{sign}${whole}.{decimals.ljust(2, '0')}"
+    amount = Decimal(repr(abs(value))).quantize(_FOUR_PLACES, ROUND_HALF_UP)
+    if not amount and value:
+        return f"{sign}<$0.0001"
+    return f"{sign}${amount:,.4f}"
 
 
-# Rows pair a token count with the cost field charged for it.
-_USAGE_ROWS = (
+# Rows pair a token count with the cost field charged for it. Prompt and completion tokens
+# make up the total; the other counts are outside it (search queries are not even tokens).
+_TOTALLED_ROWS = (
     ("Prompt", "prompt_tokens", "input_tokens_cost"),
     ("Completion", "completion_tokens", "output_tokens_cost"),
+)
+_OTHER_ROWS = (
     ("Citations", "citation_tokens", "citation_tokens_cost"),
     ("Reasoning", "reasoning_tokens", "reasoning_tokens_cost"),
+    ("Cache reads", "cache_read_tokens", "cache_read_cost"),
+    ("Cache writes", "cache_creation_tokens", "cache_creation_cost"),
     ("Search queries", "num_search_queries", "search_queries_cost"),
+    ("Page fetches", "num_page_fetches", "fetch_url_cost"),
+    ("Tool calls", None, "tool_calls_cost"),
     ("Requests", None, "request_cost"),
 )
+_REASONING_PART = "Reasoning (part of completion)"
 
 
-_TOTAL = ' class="total"'
+def _row(label: str, tokens: int | None, cost: float | None, kind: str = "") -> dict[str, str]:
+    return {
+        "label": label,
+        "tokens": f"{tokens:,}" if tokens is not None else "",
+        "cost": usd(cost) if cost is not None else "",
+        "kind": kind,
+    }
+
+
+def _reasoning_is_part(info: Usage) -> bool:
+    """Agent runs count reasoning within the output tokens; Sonar billed it on its own."""
+    reasoning_tokens, completion = info.reasoning_tokens, info.completion_tokens
+    if reasoning_tokens is None or completion is None or "reasoning_tokens_cost" in info.cost:
+        return False
+    return reasoning_tokens <= completion
+
+
+def _usage_rows(info: Usage) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    part = _reasoning_is_part(info)
+    for label, tokens_field, cost_field in _TOTALLED_ROWS:
+        tokens, cost = getattr(info, tokens_field), info.cost.get(cost_field)
+        if tokens is not None or cost is not None:
+            rows.append(_row(label, tokens, cost))
+    if part:
+        rows.append(_row(_REASONING_PART, info.reasoning_tokens, None, "part"))
+    if info.total_tokens is not None:
+        rows.append(_row("Tokens in total", info.total_tokens, None, "subtotal"))
+    known = {"total_cost", *(field for _, _, field in _TOTALLED_ROWS + _OTHER_ROWS)}
+    for label, tokens_field, cost_field in _OTHER_ROWS:
+        if part and tokens_field == "reasoning_tokens":
+            continue
+        tokens = getattr(info, tokens_field) if tokens_field else None
+        cost = info.cost.get(cost_field)
+        if tokens is not None or cost is not None:
+            rows.append(_row(label, tokens, cost))
+    for key in sorted(info.cost.keys() - known):
+        label = key.removesuffix("_cost").replace("_", " ").capitalize() or key
+        rows.append(_row(label, None, info.cost[key]))
+    if "total_cost" in info.cost:
+        rows.append(_row("Total cost", None, info.cost["total_cost"], "total"))
+    return rows
 
 
 def usage(info: Usage | None) -> str:
     if info is None:
         return ""
-    rows: list[tuple[str, int | None, float | None]] = []
-    known = {"total_cost"}
-    for label, tokens_field, cost_field in _USAGE_ROWS:
-        tokens = getattr(info, tokens_field) if tokens_field else None
-        known.add(cost_field)
-        cost = info.cost.get(cost_field)
-        if tokens is not None or cost is not None:
-            rows.append((label, tokens, cost))
-    for key in sorted(info.cost.keys() - known):
-        label = key.removesuffix("_cost").replace("_", " ").capitalize() or key
-        rows.append((label, None, info.cost[key]))
-    if info.total_tokens is not None or "total_cost" in info.cost:
-        rows.append(("Total", info.total_tokens, info.cost.get("total_cost")))
+    rows = _usage_rows(info)
     if not rows:
         return ""
-
-    def cell(text: str) -> str:
-        return f"<td>{text}</td>" if text else '<td class="none">—</td>'
-
-    body = "".join(
-        f'<tr{_TOTAL if label == "Total" else ""}><th scope="row">{escape(label)}</th>'
-        f"{cell(f'{tokens:,}' if tokens is not None else '')}"
-        f"{cell(escape(usd(cost)) if cost is not None else '')}</tr>"
-        for label, tokens, cost in rows
-    )
-    caption = ""
-    if info.search_context_size:
-        caption = f"<caption>Search context size: {escape(info.search_context_size)}</caption>"
-    table = (
-        f'<table class="usage-table">{caption}<thead><tr><th scope="col">Kind</th>'
-        f'<th scope="col">Tokens</th><th scope="col">Cost (USD)</th></tr></thead>'
-        f"<tbody>{body}</tbody></table>"
-    )
-    return _section("usage", "Usage", table)
+    return _render("_usage.html", {"rows": rows, "context_size": info.search_context_size})
 
 
 _CHUNK_NAMES = {"image_url": "Image", "file_url": "File", "pdf_url": "PDF", "video_url": "Video"}
 
 
+def _attachment(chunk: ContentChunk) -> dict[str, str] | None:
+    kind = _CHUNK_NAMES.get(chunk.type, chunk.type.replace("_", " ").capitalize())
+    if chunk.url:
+        href = http_url(chunk.url)
+        if href is None:
+            return {"kind": kind, "name": chunk.name or "embedded content", "href": "", "text": ""}
+        return {"kind": kind, "name": chunk.name or chunk.url, "href": href, "text": ""}
+    if chunk.text:
+        return {"kind": kind, "name": "", "href": "", "text": chunk.text}
+    return None
+
+
 def attachments(chunks: Sequence[ContentChunk]) -> str:
     """Non-text content chunks, as links: embedding untrusted media is not worth the risk."""
-    items = []
-    for chunk in chunks:
-        kind = _CHUNK_NAMES.get(chunk.type, chunk.type.replace("_", " ").capitalize())
-        label = f'<span class="attachment-kind">{escape(kind)}</span> '
-        if chunk.url:
-            href = http_url(chunk.url)
-            name = chunk.name or (chunk.url if href else "")
-            if href is None:
-                name = name or "embedded content"
-                items.append(f"<li>{label}{escape(name)} (not a web link)</li>")
-            else:
-                items.append(f"<li>{label}{_outbound(href, name)}</li>")
-        elif chunk.text:
-            text = f'<span class="attachment-text">{escape(chunk.text)}</span>'
-            items.append(f"<li>{label}{text}</li>")
+    items = [item for item in map(_attachment, chunks) if item is not None]
     if not items:
         return ""
-    listing = f'<ul class="attachment-list">{"".join(items)}</ul>'
-    return _section("attachments", "Attachments", listing)
+    return _render("_attachments.html", {"items": items})

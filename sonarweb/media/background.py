@@ -17,10 +17,11 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from sonarweb.answers.images import ImageCopy
-from sonarweb.perplexity.payload import Completion
+from sonarweb.perplexity.payload import ANSWERED_STATUSES, Completion
 
 from .archiving import MAX_ATTEMPTS, archive_images_for, record_refs
 from .bundle import build_bundle, stored_bundle_images
+from .integrity import bundle_file_missing
 from .models import AnswerBundle, AnswerImage, ImageStatus
 from .refs import image_refs
 from .store import media_storage
@@ -107,15 +108,20 @@ def bundle_name(tracked_id: int, rendered_at: datetime) -> str:
 
 
 def current_bundle(tracked_id: int, rendered_at: datetime | None) -> AnswerBundle | None:
+    """The bundle of this rendering; None while there is none, or (on a local disk, where
+    asking costs a ``stat``) when its file is gone: it is then built again."""
     if rendered_at is None:
         return None
-    return AnswerBundle.objects.filter(tracked_id=tracked_id, rendered_at=rendered_at).first()
+    bundle = AnswerBundle.objects.filter(tracked_id=tracked_id, rendered_at=rendered_at).first()
+    if bundle is not None and bundle_file_missing(bundle):
+        return None
+    return bundle
 
 
 def stale_bundles(limit: int) -> list[int]:
     """Completed archives whose images are settled and whose bundle is missing or older
     than their rendering."""
-    from sonarweb.tracker.models import AnswerArchive, UpstreamStatus
+    from sonarweb.tracker.models import AnswerArchive
 
     unsettled = AnswerImage.objects.filter(_due(), tracked_id=OuterRef("tracked_id"))
     current = AnswerBundle.objects.filter(
@@ -123,7 +129,7 @@ def stale_bundles(limit: int) -> list[int]:
     )
     return list(
         AnswerArchive.objects.filter(
-            tracked__status=UpstreamStatus.COMPLETED, rendered_at__isnull=False
+            tracked__status__in=ANSWERED_STATUSES, rendered_at__isnull=False
         )
         .exclude(rendered_html="")
         .filter(~Exists(unsettled), ~Exists(current))
@@ -147,12 +153,17 @@ def build_and_store(tracked_id: int) -> AnswerBundle | None:
         facts.append(("Completed", tracked.completed_at.strftime("%Y-%m-%d %H:%M UTC")))
     facts.append(("Content hash", f"sha256:{archive.sha256[:12]}"))
     title = tracked.question or tracked.title or tracked.request_id
+    stored = AnswerImage.objects.filter(tracked_id=tracked_id, status=ImageStatus.STORED)
+    expected = stored.exclude(image=None).count()
+    images = stored_bundle_images(tracked_id)
+    if len(images) < expected:
+        return None  # a stored file was missing: built once the image is fetched again
     data = build_bundle(
         title=title,
         markdown=f"# {' '.join(title.split())}\n\n{archive.markdown}",
         raw_json=archive.raw_json,
         answer_html=archive.rendered_html,
-        images=stored_bundle_images(tracked_id),
+        images=images,
         facts=facts,
         when=tracked.completed_at,
     )

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
+from .integrity import file_missing
 from .links import team_image_url
 from .models import AnswerImage, ImageKind, ImageStatus
 from .refs import normalize_link
@@ -69,8 +70,13 @@ def stored_bundle_images(tracked_id: int) -> list[BundleImage]:
     )
     images = []
     for row in rows:
-        with open_rendition(row.image.sha256) as file:
-            data = file.read()
+        try:
+            with open_rendition(row.image.sha256) as file:
+                data = file.read()
+        except FileNotFoundError:
+            # Restored without the media folder? Fetched again, then the bundle is rebuilt.
+            file_missing(row.image.sha256)
+            continue
         images.append(
             BundleImage(
                 sha256=row.image.sha256,

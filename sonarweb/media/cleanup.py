@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from . import integrity
 from .background import BUNDLE_PREFIX
 from .models import AnswerBundle, AnswerImage, ArchivedImage, storage_name
 from .store import media_storage
@@ -186,3 +187,10 @@ def sweep(now: datetime | None = None, *, force: bool = False) -> Swept | None:
     if total.files or total.images or total.errors:
         log.info("media sweep: %s", total)
     return total
+
+
+def check_missing(now: datetime | None = None) -> integrity.MediaCheck | None:
+    """The other way round, for the refresher's housekeeping: stored images and bundles whose
+    files are gone (a restore without the media folder) are marked to be fetched or built
+    again; at once in a new process, then every ``integrity.CHECK_EVERY``."""
+    return integrity.check_now_and_then(now)

@@ -2,7 +2,9 @@
 
 ``local_images(tracked_id)`` maps each image URL the answer names (as ``refs.image_refs``
 lists it, i.e. the ``src`` the renderer would emit) to its local copy or the reason there is
-none; ``image_summary`` counts them for the permalink; ``disk_usage`` totals the archive.
+none; ``image_summary`` counts them for the permalink (on a local disk it first checks that
+the stored files are there: a ``stat`` each, see ``integrity``); ``disk_usage`` totals the
+archive.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Sum
 
+from .integrity import verify_answer_images
 from .links import team_image_url
 from .models import AnswerImage, ArchivedImage, ImageKind, ImageStatus
 
@@ -61,6 +64,8 @@ class ImageSummary:
 
 
 def image_summary(tracked_id: int) -> ImageSummary:
+    # "N archived" only for files that are there: missing ones become retryable failures.
+    verify_answer_images(tracked_id)
     rows = AnswerImage.objects.filter(tracked_id=tracked_id)
     counts = dict(rows.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
     failures = list(rows.failed().order_by("position").values_list("url", "reason"))

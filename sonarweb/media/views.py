@@ -4,7 +4,8 @@ Members may fetch any image the team archived. A public share link may fetch onl
 images of the answer it shares, under its own token, and only while the link is active.
 The bytes under a name never change (the name is their hash), so browsers may keep them for
 a year without asking again; ``private`` keeps shared caches out, so a revoked link stops
-serving as soon as it is revoked.
+serving as soon as it is revoked. A file gone from the storage (a restore without the media
+folder) is a 404, and the image is marked to be fetched again, so the page says so.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.views.decorators.http import require_safe
 
-from sonarweb.tracker.models import ShareLink, UpstreamStatus
+from sonarweb.perplexity.payload import ANSWERED_STATUSES
+from sonarweb.tracker.models import ShareLink
 
 from .conf import RENDITION_MIME
+from .integrity import file_missing
 from .models import AnswerImage, ArchivedImage, ImageStatus
 from .store import open_rendition
 
@@ -40,11 +43,20 @@ def _stream(request: HttpRequest, sha256: str) -> HttpResponse:
             file = open_rendition(sha256)
         except (FileNotFoundError, OSError):
             log.warning("archived image %s is missing from the media storage", sha256)
+            _notice_missing(sha256)
             raise Http404("The image is missing from the archive.") from None
         response = FileResponse(file, content_type=RENDITION_MIME)
     response["ETag"] = etag
     response["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+def _notice_missing(sha256: str) -> None:
+    """Mark the answers' uses of the image to be fetched again; never more than a 404."""
+    try:
+        file_missing(sha256)
+    except Exception:
+        log.exception("could not mark the missing image %s", sha256)
 
 
 @require_safe
@@ -61,7 +73,7 @@ def shared_image(request: HttpRequest, token: str, sha256: str) -> HttpResponse:
     """An image of the answer behind an active share link; 404 for anything else."""
     tracked_id = (
         ShareLink.objects.active()
-        .filter(token=token, tracked__status=UpstreamStatus.COMPLETED)
+        .filter(token=token, tracked__status__in=ANSWERED_STATUSES)
         .values_list("tracked_id", flat=True)
         .first()
     )

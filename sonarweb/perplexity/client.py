@@ -1,4 +1,4 @@
-"""The only code that speaks HTTP to Perplexity's async Sonar API.
+"""The only code that speaks HTTP to Perplexity: the Agent API and the retired Sonar API.
 
 Every call has a connect timeout, a read timeout, a total deadline (connect, headers and body
 together, however slowly the bytes arrive) and a cap on the decoded body size, and every
@@ -25,8 +25,9 @@ import httpx
 
 from sonarweb import deadlines
 
+from . import agent, sonar
 from . import transport as wire
-from .payload import Job, JobPage, JobSummary, PayloadError, parse_job, parse_page, parse_summary
+from .payload import Job, JobPage, JobSummary, PayloadError
 
 log = logging.getLogger("sonarweb.upstream")
 
@@ -116,6 +117,17 @@ class RateLimited(UpstreamError):
         self.retry_after = retry_after
 
 
+class Retired(UpstreamError):
+    """A Sonar path answered 403 ``chat_completions_not_available``: the API is gone for good.
+
+    Not a bad key (the same key works on the Agent API), and never worth asking again."""
+
+    transient = False
+    message = (
+        "Perplexity retired the Sonar API on 2026-09-27, so this job can no longer be fetched."
+    )
+
+
 class Unauthorized(UpstreamError):
     transient = False
     message = "Perplexity rejected the API key."
@@ -185,9 +197,43 @@ class CallRecord:
     status: int | None
     duration_ms: int
     error: str
+    # From the x-ratelimit-* headers, when upstream sent them.
+    rate_remaining: int | None = None
+    rate_reset: float | None = None
+
+
+def _error_envelope(body: Any) -> dict[str, Any]:
+    """The Agent API's ``{"error": {"message", "type", "code", "param"?}}``, or {}."""
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _rate_headers(
+    headers: httpx.Headers, now: float | None = None
+) -> tuple[int | None, float | None]:
+    """(remaining calls, seconds until the window resets) from x-ratelimit-* headers."""
+    remaining_text = headers.get("x-ratelimit-remaining", "").strip()
+    remaining = int(remaining_text) if remaining_text.isdigit() else None
+    try:
+        reset = float(headers.get("x-ratelimit-reset", "").strip())
+    except ValueError:
+        return remaining, None
+    if math.isnan(reset):
+        return remaining, None
+    # Epoch seconds as seen live; a small number is read as a delay.
+    if reset > 1e9:
+        reset -= now if now is not None else time.time()
+    return remaining, clamp_wait(reset)
 
 
 def _validation_details(body: Any) -> list[str]:
+    envelope = _error_envelope(body)
+    if envelope:
+        message = str(envelope.get("message") or "").strip()[:300]
+        param = str(envelope.get("param") or "").strip()[:100]
+        if param and param not in message:
+            return [f"{param}: {message}" if message else param]
+        return [message] if message else []
     details = body.get("detail") if isinstance(body, dict) else None
     if isinstance(details, str):
         return [details]
@@ -254,6 +300,8 @@ class PerplexityClient:
         # May raise an UpstreamError (e.g. a spent call budget) to prevent the call.
         self._before_call = before_call
         self._auth = {"Authorization": f"Bearer {api_key}"}
+        # Decoded body bytes this client has read, for callers that bound a pass by size.
+        self.bytes_read = 0
         self._owns_http = transport is not None
         self._http = (
             _new_http(base_url, connect_timeout, read_timeout, transport)
@@ -275,7 +323,54 @@ class PerplexityClient:
         if self._owns_http:
             self._http.close()
 
-    # The three calls -----------------------------------------------------
+    # The Agent API --------------------------------------------------------
+
+    def get_run(self, run_id: str) -> tuple[Job, str]:
+        """One Agent run and its JSON text as received (``GET /v1/agent/{id}``)."""
+        if not agent.valid_run_id(run_id):
+            raise Rejected("This is not an Agent run id.", status=400)
+        path = f"{agent.RUNS_PATH}/{quote(run_id, safe='')}"
+        raw, text = self._call("GET", path, endpoint="run", request_id=run_id)
+        try:
+            job = agent.parse_response(raw)
+        except PayloadError as exc:
+            raise BadPayload(str(exc)) from exc
+        if job.id != run_id:
+            raise WrongJob("Perplexity answered with a different run than the one asked for.")
+        return job, text
+
+    def create_run(self, body: dict[str, Any]) -> tuple[Job, str]:
+        """Start a run (``POST /v1/agent``). Never retried: upstream has no idempotency key,
+        so a second POST would be a second paid run."""
+        raw, text = self._call("POST", agent.RUNS_PATH, endpoint="start", json_body=body)
+        try:
+            return agent.parse_response(raw), text
+        except PayloadError as exc:
+            raise BadPayload(str(exc)) from exc
+
+    def cancel_run(self, run_id: str) -> str:
+        """Ask upstream to cancel a run; the acknowledgement's status (``cancelling``).
+        A 400 (Rejected) means the run is already finished, or unknown."""
+        if not agent.valid_run_id(run_id):
+            raise Rejected("This is not an Agent run id.", status=400)
+        path = f"{agent.RUNS_PATH}/{quote(run_id, safe='')}/cancel"
+        raw, _ = self._call("POST", path, endpoint="cancel", request_id=run_id, json_body={})
+        try:
+            return agent.parse_cancel(raw)
+        except PayloadError as exc:
+            raise BadPayload(str(exc)) from exc
+
+    def check_key(self) -> None:
+        """``GET /v1/models``, which needs a valid key: Unauthorized if the key is not one."""
+        self._call("GET", agent.MODELS_PATH, endpoint="models")
+
+    def fetch(self, request_id: str) -> tuple[Job, str]:
+        """The job or run behind a tracked id, whichever protocol it belongs to."""
+        if agent.is_run_id(request_id):
+            return self.get_run(request_id)
+        return self.get_job(request_id)
+
+    # The Sonar API (retired: each call answers Retired) ----------------------
 
     def get_job(self, request_id: str) -> tuple[Job, str]:
         """One job and its JSON text as received.
@@ -283,12 +378,12 @@ class PerplexityClient:
         Raises WrongJob when upstream answers another document (the list, or another
         job: both have been seen), BadPayload when the answer is not a job at all.
         """
-        path = f"/v1/async/sonar/{quote(request_id, safe='')}"
+        path = f"{sonar.JOBS_PATH}/{quote(request_id, safe='')}"
         raw, text = self._call("GET", path, endpoint="get", request_id=request_id)
         if isinstance(raw, dict) and "requests" in raw and "id" not in raw:
             raise WrongJob("Perplexity answered with the list of jobs instead of this job.")
         try:
-            job = parse_job(raw)
+            job = sonar.parse_job(raw)
         except PayloadError as exc:
             raise BadPayload(str(exc)) from exc
         if job.id != request_id:
@@ -297,9 +392,9 @@ class PerplexityClient:
 
     def list_jobs(self, next_token: str | None = None) -> JobPage:
         params = {"next_token": next_token} if next_token else None
-        raw, _ = self._call("GET", "/v1/async/sonar", endpoint="list", params=params)
+        raw, _ = self._call("GET", sonar.JOBS_PATH, endpoint="list", params=params)
         try:
-            return parse_page(raw)
+            return sonar.parse_page(raw)
         except PayloadError as exc:
             raise BadPayload(str(exc)) from exc
 
@@ -309,9 +404,9 @@ class PerplexityClient:
         body: dict[str, Any] = {"request": request}
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        raw, _ = self._call("POST", "/v1/async/sonar", endpoint="create", json_body=body)
+        raw, _ = self._call("POST", sonar.JOBS_PATH, endpoint="create", json_body=body)
         try:
-            return parse_summary(raw), raw
+            return sonar.parse_summary(raw), raw
         except PayloadError as exc:
             raise BadPayload(str(exc)) from exc
 
@@ -333,8 +428,10 @@ class PerplexityClient:
         started = time.monotonic()
         status: int | None = None
         error = ""
+        rate: tuple[int | None, float | None] = (None, None)
         try:
             status, headers, body = self._exchange(method, path, params, json_body)
+            rate = _rate_headers(headers)
             return self._decode(status, headers, body)
         except UpstreamError as exc:
             error = type(exc).__name__
@@ -347,6 +444,8 @@ class PerplexityClient:
                 status=status,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 error=error,
+                rate_remaining=rate[0],
+                rate_reset=rate[1],
             )
             log.info(
                 "upstream %s %s request_id=%s status=%s duration_ms=%d%s",
@@ -375,6 +474,7 @@ class PerplexityClient:
                     body = wire.read_capped(response, self._max_bytes)
                 finally:
                     response.close()
+                self.bytes_read += len(body)
         except wire.BodyTooLarge as exc:
             raise TooLarge(exc.limit, exc.declared) from exc
         except wire.BadEncoding as exc:
@@ -404,12 +504,19 @@ class PerplexityClient:
             body: Any = json.loads(text)
         except (json.JSONDecodeError, RecursionError, ValueError):
             body = None
+        envelope = _error_envelope(body)
+        if status == 403 and envelope.get("type") == "chat_completions_not_available":
+            raise Retired(status=status)
         if status == 401 or status == 403:
             raise Unauthorized(status=status)
         if status == 404:
             raise NotFound(status=status)
         if status == 429:
-            raise RateLimited(retry_after=parse_retry_after(headers.get("Retry-After")))
+            wait = parse_retry_after(headers.get("Retry-After"))
+            if wait is None:
+                remaining, reset = _rate_headers(headers)
+                wait = reset if remaining == 0 or reset else None
+            raise RateLimited(retry_after=wait)
         if status >= 500:
             raise ServerError(f"Perplexity had a server error (HTTP {status}).", status=status)
         if status == 422 or 400 <= status < 500:

@@ -1,9 +1,67 @@
-"""A stand-in for Perplexity's async Sonar API, as a plain WSGI callable (stdlib only).
+"""A stand-in for Perplexity's API, as a plain WSGI callable (stdlib only).
 
 The demo and the tests talk to it over real HTTP (see ``server.serve``), so the app's client code
-runs exactly as it would against upstream. Nothing here imports Django.
+runs exactly as it would against upstream. Nothing here imports Django. It speaks the Agent API
+(background research runs; the contract is ``/work/shared/reference/perplexity-agent-api.md``)
+and the async Sonar API, which Perplexity retired on 2026-09-27 and which the simulator serves
+as retired unless told otherwise (``sonar_retired=False``).
 
-API (all calls need ``Authorization: Bearer <key>``; otherwise 401 ``{"detail": ...}``):
+Agent API (every call needs ``Authorization: Bearer <key>``; errors come in the envelope
+``{"error": {"message", "type", "code": <int HTTP status>, "param"?}}``; ``/v1/responses`` is
+an alias of ``/v1/agent`` throughout):
+
+- ``POST /v1/agent`` (call log endpoint ``"start"``): create a run. The body is validated as
+  strictly as upstream (``agent_validation.py``): any unknown field, top-level or nested,
+  answers 400 ``invalid request body: json: unknown field "X"`` with ``param`` X; a wrong type or
+  value 400 ``invalid_parameter`` with ``param`` the field's path; an empty ``input`` string a
+  clear 400, a missing/empty-array/non-string ``input`` 400 ``input array cannot be empty``; no
+  ``model``, ``models`` or ``preset``, an unknown preset or model (bare ``sonar`` included),
+  an ``anthropic/*`` model without ``max_output_tokens``, ``stream: true`` (the simulator does
+  not stream) and an unknown ``previous_response_id`` are 400 too. With ``background: true`` it
+  answers the Response object (all 32 keys) with status ``queued``, ``output: []``, ``usage:
+  null`` and ``model`` the preset's name; without, the finished run at once. The run's id is
+  ``resp_<uuid4>``. ``create_limit_per_minute`` applies (429). ``max_output_tokens`` under 64
+  makes the run end ``incomplete`` with empty output (the cap went to reasoning); a larger cap
+  shortens the answer to fit. ``store: false`` makes the run unreadable (404) at once. Every
+  accepted body is recorded in ``created_bodies``.
+- ``GET /v1/agent/{id}`` (``"run"``): the run. 400 ``invalid response id`` for an id that is
+  not ``resp_`` + a lowercase UUID; 404 ``resource not found`` for an unknown, expired or other
+  key's run.
+- ``POST /v1/agent/{id}/cancel`` (``"cancel"``): 200 ``{"response_id", "status":
+  "cancelling"}`` for a queued or running run, whose next two GETs then still show
+  ``in_progress`` before it is ``cancelled`` for good (error ``{code, message, type:
+  "cancelled"}``, ``incomplete_details.reason`` ``cancelled``, ``usage`` null, the partial
+  output it had kept). 400 ``the run is already terminal`` for a finished run; 404 / 400 for an
+  unknown / malformed id, as for a GET.
+- ``GET /v1/models`` (``"models"``): the model list with pricing (``agent.MODEL_PRICES``); it
+  needs a key (as observed, unlike the docs).
+
+A run's life comes from the clock at request time: ``queued`` for ``queue_seconds`` after its
+creation, ``in_progress`` for ``run_seconds`` more (with partial output: its first
+``search_results`` item and the first part of the message), then its outcome: ``completed``
+(``model`` resolved: fast/low/medium to ``openai/gpt-6-luna``, high ``openai/gpt-6-sol``, xhigh
+``anthropic/claude-opus-5-5``; an explicit model stays itself), ``failed`` (HTTP 200 with
+``error``, model still the preset), ``incomplete`` (``incomplete_details.reason``, part of the
+text, usage) or ``cancelled``. ``created_at`` moves between polls, as observed live: the
+creation time T while queued, T+30 in progress, and once finished T+40 or the real finish time,
+whichever is later (``completed_at`` is that too, and null until completed). The answers come
+from ``agent.generate_answer``: search results with ids unique across the response (from 1 or
+11), a ``fetch_url_results`` item, markdown citing ``[N]`` and ``[web:N]`` plus one marker that
+matches no result, and usage with a cost breakdown; generated on first read, cached, and the
+same for the same run id. After ``retention_seconds`` a run is gone (404).
+
+Every Agent API response carries ``x-ratelimit-limit``, ``x-ratelimit-remaining``,
+``x-ratelimit-reset`` (epoch seconds), ``x-ratelimit-used`` and ``x-request-id`` (a run's id
+without ``resp_``, else a fresh UUID). With ``rate_limit_per_minute`` set, a key's calls beyond it
+in a sliding minute answer 429 ``request_rate_limit_exceeded`` with remaining 0 and no
+``Retry-After``; without, no call is refused and the limit shown is ``UNLIMITED_RATE``.
+
+Async Sonar API (all calls need ``Authorization: Bearer <key>``; otherwise 401 ``{"detail":
+...}``). Retired (the default): every path under ``/v1/async/sonar``, ``/chat/completions``,
+``/v1/chat/completions``, ``/async/chat/completions`` and ``/v1/async/chat/completions``
+answers, once the key is accepted, 403 with ``SONAR_RETIRED_BODY`` (the calls are logged as
+``"list"``, ``"get"`` or ``"create"``, or no endpoint for a method or path Sonar never served).
+Live (``sonar_retired=False``):
 
 - ``POST /v1/async/sonar``: create a job; 422 HTTPValidationError on a bad body, 429 with
   ``Retry-After`` over ``create_limit_per_minute``; the same ``idempotency_key`` from the same key
@@ -20,25 +78,46 @@ After ``retention_seconds`` the job is gone.
 Python API, for tests that hold the ``Simulator`` object:
 
 - ``Simulator(keys=None, *, clock=None, queue_seconds=2, run_seconds=20, page_size=20,
-  retention_seconds=7*86400, create_limit_per_minute=None, control=True, image_base=None)``;
-  ``keys=None`` accepts any key matching ``KEY_PATTERN``.
+  retention_seconds=7*86400, create_limit_per_minute=None, control=True, image_base=None,
+  sonar_retired=True, rate_limit_per_minute=None)``; ``keys=None`` accepts any key matching
+  ``KEY_PATTERN``. ``sonar_retired`` and ``rate_limit_per_minute`` are attributes too, and may
+  be changed at any time.
+- ``add_run(key, *, question=..., preset="medium", model=None, run_id=None, created_at=None,
+  created_ago=None, queue_seconds=None, run_seconds=None, outcome="completed",
+  error_message=None, incomplete_reason="max_output_tokens", document=None, words=None,
+  sources=None) -> str``: an Agent API run as if ``key`` had created it with ``background:
+  true`` (an existing ``run_id`` is replaced; ``outcome`` one of completed, failed, incomplete,
+  cancelled; ``preset=None`` needs a ``model``). ``document`` is served verbatim once the run
+  reaches its outcome. ``run_status(run_id) -> str | None``: the status its next GET shows
+  (None: no such run); ``cancel_run(run_id)``: as ``POST .../cancel`` (KeyError if unknown,
+  ValueError if already terminal).
+- ``created_bodies``: the JSON body of every Agent API create that started a run, in order.
 - ``add_job(key, *, question=..., model="sonar-deep-research", job_id=None, created_at=None,
   created_ago=None, queue_seconds=None, run_seconds=None, outcome="COMPLETED",
   error_message=None, completion=None, words=None, sources=None, images=None, related=True)
-  -> str``: a job as if ``key`` had created it (an existing ``job_id`` is replaced).
-  ``completion`` replaces the generated answer verbatim.
+  -> str``: a Sonar job as if ``key`` had created it (an existing ``job_id`` is replaced).
+  ``completion`` replaces the generated answer verbatim. ``job_status(job_id)``.
 - ``add_key(key)``, ``revoke_key(key)``: a revoked key gets 401 everywhere.
-- ``inject(kind, *, times=1, endpoint=None, job_id=None, retry_after=2, delay=None)``: the next
-  ``times`` matching calls (``endpoint`` one of ``"get"``, ``"list"``, ``"create"``; ``job_id``
-  for ``"get"``) misbehave as ``kind``: ``rate_limit`` (429, ``Retry-After: retry_after``),
-  ``server_error`` (500), ``slow`` (sleep ``delay`` seconds, default 5, then answer normally),
-  ``not_json`` (200 with HTML), ``list_instead_of_job`` (a job GET answers the list document),
-  ``not_found`` (404). ``delay`` only matters for ``slow``. ``clear_faults()`` drops them all.
+- ``inject(kind, *, times=1, endpoint=None, job_id=None, retry_after=2, delay=None, size=...,
+  declare_length=True, key=None)``: the next ``times`` matching calls (all of them with
+  ``times=None``; ``endpoint`` one of ``"get"``, ``"list"``, ``"create"`` for Sonar and
+  ``"start"``, ``"run"``, ``"cancel"``, ``"models"`` for the Agent API; ``job_id`` a Sonar job's
+  or an Agent run's id) misbehave as ``kind``: ``rate_limit`` (429, ``Retry-After:
+  retry_after``), ``server_error`` (500), ``not_found`` (404), ``slow`` (sleep ``delay``
+  seconds, default 5, then answer normally), ``drip`` (the normal body a byte every ``delay``
+  seconds), ``not_json`` (200 with HTML), ``not_a_job`` (200 with JSON of another shape),
+  ``garbage`` (200 with bytes that are no text), ``oversize`` (a ``size``-byte body),
+  ``gzip_bomb`` (gzip that inflates to ``size`` bytes), ``unstorable_text`` (NUL and lone
+  surrogates in the strings), ``long_model`` (a 320-character model name), ``wrong_charset``
+  (UTF-8 labelled ISO-8859-1), and for Sonar only ``list_instead_of_job`` (a job GET answers
+  the list document). On the Agent API the errors come in its envelope. ``clear_faults()``
+  drops them all.
 - ``now()``, ``advance(seconds)``: the simulator's clock is ``clock() + offset``; ``advance``
   moves the offset, so expiry can be tested without waiting.
 - ``calls``: a ``CallLog`` of every API call (no control calls), with ``count(endpoint=,
-  job_id=, method=, status=)``, ``all()`` and ``len()``; ``reset_calls()`` empties it. Only the
-  key's last four characters are recorded.
+  job_id=, method=, status=)``, ``all()`` and ``len()`` (an Agent call's ``job_id`` is the
+  run's id); ``reset_calls()`` empties it and ``created_bodies``. Only the key's last four
+  characters are recorded.
 
 Control endpoints (``control=True``; JSON in and out, no auth, so bind to loopback only). They
 answer only requests whose ``Host`` is a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``,
@@ -46,6 +125,10 @@ any port), so a web page cannot reach them through DNS rebinding, and a POST or 
 ``Content-Type: application/json``, which a browser only sends cross-origin after a CORS
 preflight that is never answered (a ``text/plain`` form post is refused with 415):
 
+- ``POST /_sim/runs``: ``{"key": ..., <add_run arguments>}`` -> ``{"id": ...}``
+- ``POST /_sim/runs/cancel``: ``{"id": ...}`` (as ``cancel_run``)
+- ``GET /_sim/created`` -> ``{"bodies": [...]}`` (``created_bodies``)
+- ``POST /_sim/retired``: ``{"retired": true|false}`` -> ``{"retired": ...}``; ``GET`` reads it
 - ``POST /_sim/jobs``: ``{"key": ..., <add_job arguments>}`` -> ``{"id": ...}``
 - ``POST /_sim/faults``: ``{"kind": ..., <inject arguments>}``; ``DELETE /_sim/faults`` clears
 - ``POST /_sim/keys/revoke``, ``POST /_sim/keys/add``: ``{"key": ...}``
@@ -55,8 +138,8 @@ preflight that is never answered (a ``text/plain`` form post is refused with 415
 
 Images (always on, no auth, like a public image host): ``GET /_sim/images/<name>-WxH.png
 ?title=...`` draws a PNG of that size (``.jpg`` a JPEG, ``.svg`` a static SVG; see ``images.py``
-and ``raster.py``). With ``image_base`` set to the simulator's own URL, generated answers'
-``image_url`` point at its PNGs instead of example.org.
+and ``raster.py``). With ``image_base`` set to the simulator's own URL, generated Sonar answers'
+``image_url`` point at its PNGs instead of example.org. Agent answers have no images.
 """
 
 from __future__ import annotations
@@ -72,21 +155,69 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import faults, images, raster
+from . import agent, faults, images, raster
+from .agent_validation import AgentRequest, AgentRequestError, parse_create
 from .corpus import generate_completion
 from .validation import problem, question_of, validate_create
 
 KEY_PATTERN = re.compile(r"^pplx-[A-Za-z0-9_-]{8,}$")
-ENDPOINTS = ("get", "list", "create")
+SONAR_ENDPOINTS = ("get", "list", "create")
+AGENT_ENDPOINTS = ("start", "run", "cancel", "models")
+ENDPOINTS = SONAR_ENDPOINTS + AGENT_ENDPOINTS
 FAULT_KINDS = faults.KINDS
 OUTCOMES = ("COMPLETED", "FAILED")
+RUN_OUTCOMES = ("completed", "failed", "incomplete", "cancelled")
+TERMINAL_RUN_STATUSES = frozenset(RUN_OUTCOMES)
 API_ROOT = "/v1/async/sonar"
+# Every path of the retired Sonar API: the async jobs and the chat completions they wrapped.
+SONAR_ROOTS = (
+    API_ROOT,
+    "/chat/completions",
+    "/v1/chat/completions",
+    "/async/chat/completions",
+    "/v1/async/chat/completions",
+)
+AGENT_ROOTS = ("/v1/agent", "/v1/responses")
+MODELS_PATH = "/v1/models"
+RUN_ID_PATTERN = re.compile(r"^resp_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_BODY_BYTES = 1_000_000
+
+# What every Sonar path answers (after authentication) once the API is retired (contract §12).
+SONAR_RETIRED_BODY: dict[str, Any] = {
+    "error": {
+        "message": "Sonar is now the Agent API. Use /v1/responses instead of /v1/sonar. Migrate "
+        "here: https://docs.perplexity.ai/docs/agent-api/migrate-from-sonar/overview",
+        "type": "chat_completions_not_available",
+        "code": 403,
+    }
+}
+AGENT_NOT_FOUND_BODY: dict[str, Any] = {
+    "error": {"message": "resource not found", "type": "not_found", "code": 404}
+}
+CANCEL_TERMINAL_BODY: dict[str, Any] = {
+    "error": {
+        "message": "the run is already terminal and cannot be cancelled",
+        "type": "invalid_request",
+        "code": 400,
+    }
+}
+INVALID_KEY_MESSAGE = "Invalid API key provided. Ensure your API key is correct and active."
+DEFAULT_RUN_ERROR_MESSAGE = "The run failed: an internal error occurred."
+# GETs of a run that still show in_progress after a cancel was accepted (contract §4).
+CANCEL_POLLS = 2
+# A max_output_tokens under this goes entirely to reasoning: the run ends incomplete and empty.
+SMALL_OUTPUT_CAP = 64
+# created_at moves between polls (contract §3.1): queued T, in_progress T+30, finished T+40 or
+# the real finish, whichever is later.
+IN_PROGRESS_SHIFT = 30
+TERMINAL_SHIFT = 40
+# The x-ratelimit-limit reported when rate_limit_per_minute is None (no limit enforced).
+UNLIMITED_RATE = 100_000
 
 # (words, sources, images) of a generated answer when the caller does not say.
 MODEL_DEFAULTS: dict[str, tuple[int, int, int]] = {
@@ -208,6 +339,72 @@ class _Job:
 
 
 @dataclass
+class _Run:
+    """A background research run of the Agent API."""
+
+    id: str
+    key: str
+    question: str
+    preset: str | None  # canonical preset name
+    model: str | None  # an explicit model (or the first of ``models``)
+    created_at: float
+    queue_seconds: float
+    run_seconds: float
+    outcome: str
+    error_message: str | None
+    incomplete_reason: str
+    document: Any  # a verbatim Response to serve once terminal
+    words: int
+    sources: int
+    search: bool
+    fetch: bool
+    seq: int
+    background: bool = True
+    store: bool = True
+    max_output_tokens: int | None = None
+    reasoning_only: bool = False  # incomplete with empty output: the cap went to reasoning
+    tools_sent: list[dict[str, Any]] | None = None
+    echo: dict[str, Any] = field(default_factory=dict)
+    # Set once a cancel is accepted: GETs still to show in_progress, and from which phase.
+    cancel_polls_left: int | None = None
+    cancel_phase: str | None = None
+    cancelled_at: float | None = None
+    answer: agent.AgentAnswer | None = None
+
+    @property
+    def display_model(self) -> str:
+        """``model`` until completed: the preset's name, or the model asked for."""
+        return self.preset or self.model or "medium"
+
+    @property
+    def final_model(self) -> str:
+        return agent.resolved_model(self.preset, self.model)
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The tools the run uses: those sent, or the preset's."""
+        if self.tools_sent is not None:
+            return [dict(t) for t in self.tools_sent]
+        if self.preset is not None:
+            return [{"type": name} for name in agent.PRESET_TOOLS[self.preset]]
+        return []
+
+    def phase(self, now: float) -> str:
+        """The status from the clock alone (a cancel aside)."""
+        if now < self.created_at + self.queue_seconds:
+            return "queued"
+        if now < self.created_at + self.queue_seconds + self.run_seconds:
+            return "in_progress"
+        return self.outcome
+
+    def finished_at(self) -> int:
+        finish = int(self.created_at + self.queue_seconds + self.run_seconds)
+        if not self.background:
+            return finish
+        return max(int(self.created_at) + TERMINAL_SHIFT, finish)
+
+
+@dataclass
 class _Fault:
     kind: str
     remaining: int | None  # None: every matching call, until cleared
@@ -248,6 +445,90 @@ def _detail(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) 
     return _json(status, {"detail": message}, headers)
 
 
+def _agent_error(
+    status: int,
+    message: str,
+    kind: str,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    param: str | None = None,
+) -> _Response:
+    """An error in the Agent API's envelope: ``code`` is the HTTP status as an integer."""
+    error: dict[str, Any] = {"message": message, "type": kind, "code": status}
+    if param is not None:
+        error["param"] = param
+    return _json(status, {"error": error}, headers)
+
+
+def _retry_after(fault: _Fault) -> str:
+    if isinstance(fault.retry_after, str):
+        return fault.retry_after  # sent as given: "inf", "1e20", a date in the past
+    return str(max(0, math.ceil(fault.retry_after)))
+
+
+def _hostile(fault: _Fault, ident: str, status: str) -> _Response | None:
+    """The replacing faults that answer the same on both APIs; None for the others."""
+    if fault.kind == "not_json":
+        return _Response(200, _NOT_JSON_BODY, [("Content-Type", "text/html")])
+    if fault.kind == "not_a_job":
+        return _json(200, {"hello": 1})
+    if fault.kind == "garbage":
+        return _Response(200, faults.GARBAGE, [("Content-Type", "application/json")])
+    if fault.kind == "oversize":
+        chunks = faults.oversize(fault.size, ident, status)
+        length = fault.size if fault.declare_length else None
+        headers = [("Content-Type", "application/json")]
+        return _Response(200, b"", headers, chunks=chunks, length=length)
+    if fault.kind == "gzip_bomb":
+        headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
+        return _Response(200, faults.gzip_bomb(fault.size), headers)
+    return None
+
+
+def _rate_limit_headers(limit: int, remaining: int, reset: int, used: int) -> list[tuple[str, str]]:
+    return [
+        ("x-ratelimit-limit", str(limit)),
+        ("x-ratelimit-remaining", str(remaining)),
+        ("x-ratelimit-reset", str(reset)),
+        ("x-ratelimit-used", str(used)),
+    ]
+
+
+def _is_under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in roots)
+
+
+def _sonar_route(method: str, path: str) -> tuple[str | None, str | None, str]:
+    """(endpoint, job id, allowed methods) of a Sonar path; allowed is "" for a path that is
+    not served (the chat completions paths are only ever answered by the retirement gate)."""
+    for root in SONAR_ROOTS:
+        if path == root:
+            endpoint = {"GET": "list", "POST": "create"}.get(method)
+            return endpoint, None, "GET, POST" if root == API_ROOT else ""
+        rest = path[len(root) + 1 :] if path.startswith(root + "/") else ""
+        if rest and "/" not in rest:
+            endpoint = "get" if method == "GET" else None
+            return endpoint, rest, "GET" if root == API_ROOT else ""
+    return None, None, ""
+
+
+def _agent_route(method: str, path: str) -> tuple[str | None, str | None, str]:
+    """(endpoint, run id, allowed methods) of an Agent API path; allowed is "" when unknown."""
+    if path == MODELS_PATH:
+        return ("models" if method == "GET" else None), None, "GET"
+    for root in AGENT_ROOTS:
+        if path == root:
+            return ("start" if method == "POST" else None), None, "POST"
+        if not path.startswith(root + "/"):
+            continue
+        parts = path[len(root) + 1 :].split("/")
+        if len(parts) == 1:
+            return ("run" if method == "GET" else None), parts[0], "GET"
+        if len(parts) == 2 and parts[1] == "cancel":
+            return ("cancel" if method == "POST" else None), parts[0], "POST"
+    return None, None, ""
+
+
 class _BadControl(ValueError):
     """A control request the simulator cannot act on (answered with 400)."""
 
@@ -270,6 +551,8 @@ class Simulator:
         create_limit_per_minute: int | None = None,
         control: bool = True,
         image_base: str | None = None,
+        sonar_retired: bool = True,
+        rate_limit_per_minute: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._keys: set[str] | None = set(keys) if keys is not None else None
@@ -290,6 +573,14 @@ class Simulator:
         self._faults: list[_Fault] = []
         self._seq = 0
         self.calls = CallLog()
+        # Since 2026-09-27 every Sonar path answers 403; False serves the async Sonar API.
+        self.sonar_retired = sonar_retired
+        # Agent API calls per key per minute (None: unlimited; the headers are sent anyway).
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self._runs: dict[str, _Run] = {}
+        self._agent_calls: dict[str, deque[float]] = {}
+        # The body of every Agent API create that started a run, in order.
+        self.created_bodies: list[dict[str, Any]] = []
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -397,6 +688,10 @@ class Simulator:
             del self._jobs[job_id]
         if expired:
             self._idempotency = {k: v for k, v in self._idempotency.items() if v in self._jobs}
+        retention = self.retention_seconds
+        gone = [i for i, run in self._runs.items() if now >= run.created_at + retention]
+        for run_id in gone:
+            del self._runs[run_id]
 
     def _completion(self, job: _Job) -> Any:
         if job.completion is not None:
@@ -419,6 +714,267 @@ class Simulator:
             )
         return job.generated
 
+    # -- Agent API runs -----------------------------------------------------------------------
+
+    def add_run(
+        self,
+        key: str,
+        *,
+        question: str = DEFAULT_QUESTION,
+        preset: str | None = "medium",
+        model: str | None = None,
+        run_id: str | None = None,
+        created_at: float | None = None,
+        created_ago: float | None = None,
+        queue_seconds: float | None = None,
+        run_seconds: float | None = None,
+        outcome: str = "completed",
+        error_message: str | None = None,
+        incomplete_reason: str = "max_output_tokens",
+        document: Any = None,
+        words: int | None = None,
+        sources: int | None = None,
+    ) -> str:
+        """Add (or replace, by ``run_id``) a background run owned by ``key``; returns its id.
+
+        ``document`` is served verbatim once the run reaches its outcome (instead of the
+        generated Response); ``words`` and ``sources`` size the generated answer."""
+        if outcome not in RUN_OUTCOMES:
+            raise ValueError(f"outcome must be one of {RUN_OUTCOMES}, not {outcome!r}")
+        canonical = agent.canonical_preset(preset) if preset is not None else None
+        if preset is not None and canonical is None:
+            raise ValueError(f"preset must be one of {agent.PRESETS}, not {preset!r}")
+        if canonical is None and not model:
+            raise ValueError("a run needs a preset or a model")
+        if run_id is not None and not RUN_ID_PATTERN.match(run_id):
+            raise ValueError(f"run_id must be resp_ followed by a lowercase UUID, not {run_id!r}")
+        default_words, default_sources = (
+            agent.PRESET_DEFAULTS[canonical] if canonical else agent.MODEL_ONLY_DEFAULTS
+        )
+        tools = agent.PRESET_TOOLS[canonical] if canonical else ("web_search",)
+        with self._lock:
+            now = self.now()
+            if created_at is None:
+                created_at = now - (created_ago or 0.0)
+            self._seq += 1
+            run = _Run(
+                id=run_id or f"resp_{uuid.uuid4()}",
+                key=key,
+                question=question,
+                preset=canonical,
+                model=model,
+                created_at=float(created_at),
+                queue_seconds=self.queue_seconds if queue_seconds is None else queue_seconds,
+                run_seconds=self.run_seconds if run_seconds is None else run_seconds,
+                outcome=outcome,
+                error_message=(error_message or DEFAULT_RUN_ERROR_MESSAGE)
+                if outcome == "failed"
+                else None,
+                incomplete_reason=incomplete_reason,
+                document=document,
+                words=default_words if words is None else words,
+                sources=default_sources if sources is None else sources,
+                search="web_search" in tools,
+                fetch="fetch_url" in tools,
+                seq=self._seq,
+            )
+            self._runs[run.id] = run
+            return run.id
+
+    def run_status(self, run_id: str) -> str | None:
+        """The status the run's next GET shows, or None when it does not exist (any more).
+        Unlike a GET, asking does not count towards a cancelled run's last in_progress polls."""
+        with self._lock:
+            now = self.now()
+            self._purge(now)
+            run = self._runs.get(run_id)
+            return self._poll_status(run, now, consume=False) if run is not None else None
+
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel the run as ``POST /v1/agent/{id}/cancel`` does: its next two GETs show
+        ``in_progress``, then it is ``cancelled``. KeyError if unknown, ValueError if the run
+        is already terminal."""
+        with self._lock:
+            now = self.now()
+            self._purge(now)
+            run = self._runs.get(run_id)
+            if run is None:
+                raise KeyError(run_id)
+            status = self._poll_status(run, now, consume=False)
+            if status in TERMINAL_RUN_STATUSES:
+                raise ValueError(f"run {run_id} is already {status}")
+            self._begin_cancel(run, now, status)
+
+    def _poll_status(self, run: _Run, now: float, *, consume: bool) -> str:
+        if run.cancel_polls_left is None:
+            return run.phase(now)
+        if run.cancel_polls_left > 0:
+            if consume:
+                run.cancel_polls_left -= 1
+            return "in_progress"
+        return "cancelled"
+
+    @staticmethod
+    def _begin_cancel(run: _Run, now: float, status: str) -> None:
+        if run.cancel_polls_left is None:
+            run.cancel_polls_left = CANCEL_POLLS
+            run.cancel_phase = status
+            run.cancelled_at = now
+
+    def _answer(self, run: _Run) -> agent.AgentAnswer:
+        if run.answer is None:
+            # Generated lazily and cached, like Sonar answers; two threads racing here build
+            # identical answers, so no lock is needed.
+            run.answer = agent.generate_answer(
+                run.question,
+                seed=run.id,
+                model=run.final_model,
+                words=run.words,
+                sources=run.sources,
+                search=run.search,
+                fetch=run.fetch,
+                created=run.finished_at(),
+            )
+        return run.answer
+
+    def _partial(self, run: _Run) -> list[dict[str, Any]]:
+        if run.document is not None:
+            return []
+        return self._answer(run).partial_output()
+
+    def _run_document(self, run: _Run, status: str) -> Any:
+        """The Response a GET of ``run`` answers while it is in ``status``."""
+        start = int(run.created_at)
+        finished = run.finished_at()
+        output: list[dict[str, Any]]
+        common: dict[str, Any] = {
+            "background": run.background,
+            "store": run.store,
+            "echo": run.echo,
+            "tools": run.tools,
+        }
+        if status == "queued":
+            # The submit echo shows only the tools sent; the preset's appear once it runs.
+            common["tools"] = [dict(t) for t in run.tools_sent or []]
+            return agent.response_document(
+                run.id, status="queued", model=run.display_model, created_at=start, **common
+            )
+        if status == "in_progress":
+            output = [] if run.cancel_phase == "queued" else self._partial(run)
+            return agent.response_document(
+                run.id,
+                status="in_progress",
+                model=run.display_model,
+                created_at=start + IN_PROGRESS_SHIFT,
+                output=output,
+                **common,
+            )
+        if status == "cancelled":
+            if run.cancelled_at is not None:
+                output = [] if run.cancel_phase == "queued" else self._partial(run)
+                stamp = max(start + TERMINAL_SHIFT, int(run.cancelled_at))
+            elif run.document is not None:
+                return run.document
+            else:
+                output, stamp = self._partial(run), finished
+            return agent.response_document(
+                run.id,
+                status="cancelled",
+                model=run.display_model,
+                created_at=stamp,
+                error={"code": "cancelled", "message": "cancelled", "type": "cancelled"},
+                incomplete_details={"reason": "cancelled"},
+                output=output,
+                **common,
+            )
+        if run.document is not None:
+            return run.document
+        if status == "failed":
+            return agent.response_document(
+                run.id,
+                status="failed",
+                model=run.display_model,
+                created_at=finished,
+                error={
+                    "message": run.error_message or DEFAULT_RUN_ERROR_MESSAGE,
+                    "code": "server_error",
+                    "type": "internal_error",
+                },
+                **common,
+            )
+        if status == "incomplete":
+            if run.reasoning_only:
+                output = []
+                usage = agent.reasoning_only_usage(
+                    run.question, run.final_model, run.max_output_tokens or 16
+                )
+            else:
+                answer = self._answer(run)
+                output, usage = answer.truncated_output(), answer.usage(truncated=True)
+            return agent.response_document(
+                run.id,
+                status="incomplete",
+                model=run.final_model,
+                created_at=finished,
+                completed_at=finished,
+                incomplete_details={"reason": run.incomplete_reason},
+                output=output,
+                usage=usage,
+                **common,
+            )
+        answer = self._answer(run)
+        return agent.response_document(
+            run.id,
+            status="completed",
+            model=run.final_model,
+            created_at=finished,
+            completed_at=finished,
+            output=answer.output(),
+            usage=answer.usage(),
+            **common,
+        )
+
+    def _create_run(self, key: str, request: AgentRequest, now: float) -> str:
+        """A run for a validated create; the caller holds the lock."""
+        default_words, default_sources = (
+            agent.PRESET_DEFAULTS[request.preset] if request.preset else agent.MODEL_ONLY_DEFAULTS
+        )
+        words, outcome, reasoning_only = default_words, "completed", False
+        cap = request.max_output_tokens
+        if cap is not None and cap < SMALL_OUTPUT_CAP:
+            outcome, reasoning_only = "incomplete", True
+        elif cap is not None:
+            # An answer that fits in the cap the request set.
+            words = min(words, max(40, int(cap * 0.6)))
+        self._seq += 1
+        run = _Run(
+            id=f"resp_{uuid.uuid4()}",
+            key=key,
+            question=request.question,
+            preset=request.preset,
+            model=request.model,
+            created_at=now,
+            queue_seconds=self.queue_seconds if request.background else 0,
+            run_seconds=self.run_seconds if request.background else 0,
+            outcome=outcome,
+            error_message=None,
+            incomplete_reason="max_output_tokens",
+            document=None,
+            words=words,
+            sources=default_sources,
+            search=request.search,
+            fetch=request.fetch,
+            seq=self._seq,
+            background=request.background,
+            store=request.store,
+            max_output_tokens=cap,
+            reasoning_only=reasoning_only,
+            tools_sent=request.tools,
+            echo=request.echo,
+        )
+        self._runs[run.id] = run
+        return run.id
+
     # -- faults -------------------------------------------------------------------------------
 
     def inject(
@@ -440,6 +996,8 @@ class Simulator:
             raise ValueError(f"kind must be one of {FAULT_KINDS}, not {kind!r}")
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint must be one of {ENDPOINTS} or None, not {endpoint!r}")
+        if kind == "list_instead_of_job" and endpoint not in (None, "get"):
+            raise ValueError("list_instead_of_job is a Sonar fault: endpoint must be 'get'")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for every call")
         if delay is None:
@@ -466,7 +1024,10 @@ class Simulator:
         return None
 
     def reset_calls(self) -> None:
+        """Forget the calls made so far, and the create bodies recorded."""
         self.calls.reset()
+        with self._lock:
+            self.created_bodies.clear()
 
     # -- WSGI ---------------------------------------------------------------------------------
 
@@ -523,28 +1084,28 @@ class Simulator:
         return _Response(200, body, headers)
 
     def _api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
-        key = _bearer(environ)
-        endpoint: str | None = None
-        job_id: str | None = None
-        if path == API_ROOT:
-            endpoint = {"GET": "list", "POST": "create"}.get(method)
-            allowed = "GET, POST"
-        elif path.startswith(API_ROOT + "/") and "/" not in path[len(API_ROOT) + 1 :]:
-            job_id = path[len(API_ROOT) + 1 :]
-            endpoint = "get" if method == "GET" else None
-            allowed = "GET"
-        else:
-            allowed = ""
-        body = _read_body(environ) if method in {"POST", "PUT", "PATCH"} else b""
+        if path == MODELS_PATH or _is_under(path, AGENT_ROOTS):
+            return self._agent_api(method, path, environ)
+        return self._sonar_api(method, path, environ)
 
-        if not allowed:
+    # -- the async Sonar API ----------------------------------------------------------------
+
+    def _sonar_api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
+        key = _bearer(environ)
+        endpoint, job_id, allowed = _sonar_route(method, path)
+        body = _read_body(environ) if method in {"POST", "PUT", "PATCH"} else b""
+        retired = self.sonar_retired and _is_under(path, SONAR_ROOTS)
+        if not retired and not allowed:
+            endpoint = job_id = None
             response = _detail(404, "Not Found")
-        elif endpoint is None:
+        elif not retired and endpoint is None:
             response = _detail(405, "Method Not Allowed", [("Allow", allowed)])
         elif not key:
             response = _detail(401, "Not authenticated: send Authorization: Bearer <api key>")
         elif not self.key_accepted(key):
             response = _detail(401, "Invalid API key, or the key has been revoked")
+        elif endpoint is None:
+            response = _json(403, SONAR_RETIRED_BODY)
         else:
             response, created_id = self._dispatch(endpoint, key, job_id, body, environ)
             job_id = job_id or created_id
@@ -561,7 +1122,9 @@ class Simulator:
             return self._replacing_fault(fault, key, job_id), None
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay or 0)
-        if endpoint == "list":
+        if self.sonar_retired:
+            response, created = _json(403, SONAR_RETIRED_BODY), None
+        elif endpoint == "list":
             query = parse_qs(str(environ.get("QUERY_STRING", "")))
             response, created = self._list(key, (query.get("next_token") or [None])[0]), None
         elif endpoint == "get":
@@ -576,28 +1139,182 @@ class Simulator:
     def _replacing_fault(self, fault: _Fault, key: str, job_id: str | None) -> _Response:
         """An answer that takes the place of the normal one."""
         if fault.kind == "rate_limit":
-            if isinstance(fault.retry_after, str):
-                retry = fault.retry_after  # sent as given: "inf", "1e20", a date in the past
-            else:
-                retry = str(max(0, math.ceil(fault.retry_after)))
-            return _detail(429, "Rate limit exceeded", [("Retry-After", retry)])
+            return _detail(429, "Rate limit exceeded", [("Retry-After", _retry_after(fault))])
         if fault.kind == "server_error":
             return _detail(500, "Internal Server Error")
         if fault.kind == "not_found":
             return _detail(404, "Not Found")
-        if fault.kind == "not_json":
-            return _Response(200, _NOT_JSON_BODY, [("Content-Type", "text/html")])
-        if fault.kind == "not_a_job":
-            return _json(200, {"hello": 1})
-        if fault.kind == "oversize":
-            chunks = faults.oversize(fault.size, job_id or "list")
-            length = fault.size if fault.declare_length else None
-            headers = [("Content-Type", "application/json")]
-            return _Response(200, b"", headers, chunks=chunks, length=length)
-        if fault.kind == "gzip_bomb":
-            headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
-            return _Response(200, faults.gzip_bomb(fault.size), headers)
+        hostile = _hostile(fault, job_id or "list", "COMPLETED")
+        if hostile is not None:
+            return hostile
+        if self.sonar_retired:
+            return _json(403, SONAR_RETIRED_BODY)
         return self._list(key, None)  # list_instead_of_job
+
+    # -- the Agent API ------------------------------------------------------------------------
+
+    def _agent_api(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
+        key = _bearer(environ)
+        endpoint, run_id, allowed = _agent_route(method, path)
+        body = _read_body(environ) if method in {"POST", "PUT", "PATCH"} else b""
+        if not allowed:
+            endpoint = run_id = None
+            response = _json(404, AGENT_NOT_FOUND_BODY)
+        elif endpoint is None:
+            response = _agent_error(
+                405, f"method {method} is not allowed here", "method_not_allowed",
+                [("Allow", allowed)],
+            )  # fmt: skip
+        elif not key or not self.key_accepted(key):
+            response = _agent_error(401, INVALID_KEY_MESSAGE, "invalid_api_key")
+        else:
+            limited = self._count_agent_call(key)
+            if limited is not None:
+                response = limited
+            else:
+                response, created_id = self._agent_dispatch(endpoint, key, run_id, body)
+                run_id = run_id or created_id
+        names = {name.lower() for name, _ in response.headers}
+        if "x-ratelimit-limit" not in names:
+            response.headers = [*response.headers, *self._rate_headers(key)]
+        known = run_id if run_id and RUN_ID_PATTERN.match(run_id) else None
+        request_id = known.removeprefix("resp_") if known else str(uuid.uuid4())
+        response.headers = [*response.headers, ("x-request-id", request_id)]
+        self.calls.append(
+            Call(method, path, endpoint, run_id, response.status, key[-4:], self.now())
+        )
+        return response
+
+    def _agent_window(self, key: str, now: float, *, create: bool) -> deque[float]:
+        """The key's Agent API calls of the last minute (a throwaway one for an unknown key,
+        so 401s for made-up keys leave nothing behind)."""
+        if create:
+            window = self._agent_calls.setdefault(key, deque())
+        else:
+            window = self._agent_calls.get(key) or deque()
+        while window and window[0] <= now - 60:
+            window.popleft()
+        return window
+
+    def _count_agent_call(self, key: str) -> _Response | None:
+        """Count one call against the key's per-minute limit; the 429 when it is spent."""
+        with self._lock:
+            now = self.now()
+            window = self._agent_window(key, now, create=True)
+            limit = self.rate_limit_per_minute
+            if limit is None or len(window) < limit:
+                window.append(now)
+                return None
+            reset = math.ceil(window[0] + 60)
+            headers = _rate_limit_headers(limit, 0, reset, len(window))
+        message = (
+            f"Rate limit exceeded: at most {limit} requests per minute for this key; "
+            f"retry after {reset} (x-ratelimit-reset)"
+        )
+        return _agent_error(429, message, "request_rate_limit_exceeded", headers)
+
+    def _rate_headers(self, key: str) -> list[tuple[str, str]]:
+        with self._lock:
+            now = self.now()
+            window = self._agent_window(key, now, create=False)
+            limit = self.rate_limit_per_minute
+            shown = UNLIMITED_RATE if limit is None else limit
+            reset = math.ceil((window[0] if window else now) + 60)
+            return _rate_limit_headers(shown, max(0, shown - len(window)), reset, len(window))
+
+    def _agent_dispatch(
+        self, endpoint: str, key: str, run_id: str | None, body: bytes
+    ) -> tuple[_Response, str | None]:
+        fault = self._take_fault(endpoint, run_id, key)
+        if fault is not None and fault.kind in faults.REPLACING:
+            return self._agent_replacing_fault(fault, run_id or endpoint), None
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay or 0)
+        created: str | None = None
+        if endpoint == "start":
+            response, created = self._start(key, body)
+        elif endpoint == "run":
+            assert run_id is not None
+            response = self._get_run(key, run_id)
+        elif endpoint == "cancel":
+            assert run_id is not None
+            response = self._cancel(key, run_id)
+        else:
+            response = _json(200, agent.models_document())
+        if fault is not None and response.status == 200:
+            response = self._altered(fault, response)
+        return response, created
+
+    @staticmethod
+    def _agent_replacing_fault(fault: _Fault, ident: str) -> _Response:
+        if fault.kind == "rate_limit":
+            return _agent_error(
+                429, "Rate limit exceeded", "request_rate_limit_exceeded",
+                [("Retry-After", _retry_after(fault))],
+            )  # fmt: skip
+        if fault.kind == "server_error":
+            return _agent_error(500, "internal server error", "internal_error")
+        if fault.kind == "not_found":
+            return _json(404, AGENT_NOT_FOUND_BODY)
+        hostile = _hostile(fault, ident, "completed")
+        assert hostile is not None, fault.kind  # list_instead_of_job never matches here
+        return hostile
+
+    def _start(self, key: str, body: bytes) -> tuple[_Response, str | None]:
+        try:
+            request = parse_create(body)
+        except AgentRequestError as exc:
+            return _json(400, exc.body()), None
+        with self._lock:
+            now = self.now()
+            self._purge(now)
+            previous = request.previous_response_id
+            if previous is not None:
+                before = self._runs.get(previous)
+                if before is None or before.key != key or not before.store:
+                    message = "invalid request"
+                    return _agent_error(400, message, "invalid_request",
+                                        param="previous_response_id"), None  # fmt: skip
+            oldest = self._take_creation_slot(key, now)
+            if oldest is not None:
+                limit = self.create_limit_per_minute or 0
+                reset = math.ceil(oldest + 60)
+                message = f"Rate limit exceeded: at most {limit} runs per minute for this key"
+                headers = _rate_limit_headers(limit, 0, reset, limit)
+                return _agent_error(429, message, "request_rate_limit_exceeded", headers), None
+            run_id = self._create_run(key, request, now)
+            self.created_bodies.append(request.body)
+            run = self._runs[run_id]
+        # Upstream answers a background create with queued whatever the queue looks like.
+        status = "queued" if run.background else run.outcome
+        return _json(200, self._run_document(run, status)), run_id
+
+    def _get_run(self, key: str, run_id: str) -> _Response:
+        if not RUN_ID_PATTERN.match(run_id):
+            return _agent_error(400, "invalid response id", "invalid_request")
+        with self._lock:
+            now = self.now()
+            self._purge(now)
+            run = self._runs.get(run_id)
+            if run is None or run.key != key or not run.store:
+                return _json(404, AGENT_NOT_FOUND_BODY)
+            status = self._poll_status(run, now, consume=True)
+        return _json(200, self._run_document(run, status))
+
+    def _cancel(self, key: str, run_id: str) -> _Response:
+        if not RUN_ID_PATTERN.match(run_id):
+            return _agent_error(400, "invalid response id", "invalid_request")
+        with self._lock:
+            now = self.now()
+            self._purge(now)
+            run = self._runs.get(run_id)
+            if run is None or run.key != key or not run.store:
+                return _json(404, AGENT_NOT_FOUND_BODY)
+            status = self._poll_status(run, now, consume=False)
+            if status in TERMINAL_RUN_STATUSES:
+                return _json(400, CANCEL_TERMINAL_BODY)
+            self._begin_cancel(run, now, status)
+        return _json(200, {"response_id": run.id, "status": "cancelling"})
 
     @staticmethod
     def _altered(fault: _Fault, response: _Response) -> _Response:
@@ -695,7 +1412,9 @@ class Simulator:
         document["response"] = None
         return document
 
-    def _rate_limited(self, key: str, now: float) -> _Response | None:
+    def _take_creation_slot(self, key: str, now: float) -> float | None:
+        """Count one creation (a Sonar job or an Agent run) against ``create_limit_per_minute``;
+        None when allowed, else the time of the oldest creation still in the window."""
         limit = self.create_limit_per_minute
         if limit is None:
             return None
@@ -705,7 +1424,14 @@ class Simulator:
         if len(window) < limit:
             window.append(now)
             return None
-        retry = max(1, math.ceil(window[0] + 60 - now))
+        return window[0]
+
+    def _rate_limited(self, key: str, now: float) -> _Response | None:
+        oldest = self._take_creation_slot(key, now)
+        if oldest is None:
+            return None
+        limit = self.create_limit_per_minute
+        retry = max(1, math.ceil(oldest + 60 - now))
         message = f"Rate limit exceeded: at most {limit} requests per minute for this endpoint"
         return _detail(429, message, [("Retry-After", str(retry))])
 
@@ -725,11 +1451,29 @@ class Simulator:
 
     # -- control ------------------------------------------------------------------------------
 
+    def _set_retired(self, body: dict[str, Any]) -> bool:
+        retired = body.get("retired")
+        if not isinstance(retired, bool):
+            raise _BadControl('send {"retired": true} or {"retired": false}')
+        self.sonar_retired = retired
+        return retired
+
+    def _created(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.created_bodies)
+
     def _control(self, method: str, path: str, environ: dict[str, Any]) -> _Response:
         if not _loopback_host(environ):
             return _detail(403, "Control endpoints answer only on a loopback Host.")
         routes: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
             "/_sim/jobs": {"POST": lambda b: {"id": self.add_job(**b)}},
+            "/_sim/runs": {"POST": lambda b: {"id": self.add_run(**b)}},
+            "/_sim/runs/cancel": {"POST": lambda b: self.cancel_run(b["id"]) or {"ok": True}},
+            "/_sim/retired": {
+                "GET": lambda b: {"retired": self.sonar_retired},
+                "POST": lambda b: {"retired": self._set_retired(b)},
+            },
+            "/_sim/created": {"GET": lambda b: {"bodies": self._created()}},
             "/_sim/faults": {
                 "POST": lambda b: self.inject(**b) or {"ok": True},
                 "DELETE": lambda b: self.clear_faults() or {"ok": True},

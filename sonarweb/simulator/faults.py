@@ -2,9 +2,11 @@
 
 Each is something a client must survive without stalling, swelling or storing garbage: a body
 that drips one byte at a time, a body far over any sane size, a small gzip body that inflates
-to hundreds of megabytes, JSON strings holding NUL or lone surrogates, a model name longer
-than any column, UTF-8 labelled as ISO-8859-1, and Retry-After values no clock can hold.
-Large bodies are generated as they are sent, so the simulator itself stays small.
+to hundreds of megabytes, bytes that are no text at all, JSON strings holding NUL or lone
+surrogates, a model name longer than any column, UTF-8 labelled as ISO-8859-1, and Retry-After
+values no clock can hold. Large bodies are generated as they are sent, so the simulator itself
+stays small. The text faults understand both shapes: an async Sonar job (or list of jobs) and an
+Agent API Response object (or the model list).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ REPLACING = (
     "oversize",
     "gzip_bomb",
     "not_a_job",
+    "garbage",
 )
 # Fault kinds that change the normal answer on its way out.
 ALTERING = ("slow", "drip", "unstorable_text", "long_model", "wrong_charset")
@@ -37,6 +40,12 @@ LONG_MODEL = "sonar-deep-research-" + "x" * 300
 EXTREME_RETRY_AFTER = ("inf", "nan", "-5", "1e20", "Mon, 01 Jan 1990 00:00:00 GMT")
 NON_ASCII = "Zürich, café, naïve — ✓ 日本語 ☃. "
 _CHUNK = 64 * 1024
+# What a broken proxy or a truncated binary transfer might hand over as "application/json":
+# invalid UTF-8, NUL bytes, a PNG signature and half a JSON document.
+GARBAGE = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\xfd\x00\x80\xc3\x28\xa0\xa1"
+    b'{"id": "resp_\x00\x9f\xe2\x82' + bytes(range(0x80, 0x100)) + b"\x00" * 64
+)
 
 
 def drip(body: bytes, delay: float, step: int = 1) -> Iterator[bytes]:
@@ -47,9 +56,10 @@ def drip(body: bytes, delay: float, step: int = 1) -> Iterator[bytes]:
         yield body[start : start + step]
 
 
-def oversize(size: int, job_id: str) -> Iterator[bytes]:
-    """A JSON document of ``size`` bytes that starts like a job, generated as it is sent."""
-    head = json.dumps({"id": job_id, "status": "COMPLETED"})[:-1].encode() + b', "padding": "'
+def oversize(size: int, job_id: str, status: str = "COMPLETED") -> Iterator[bytes]:
+    """A JSON document of ``size`` bytes that starts like a job (or, with ``status`` given as
+    ``"completed"``, like an Agent API Response), generated as it is sent."""
+    head = json.dumps({"id": job_id, "status": status})[:-1].encode() + b', "padding": "'
     tail = b'"}'
     left = max(size - len(head) - len(tail), 0)
     yield head
@@ -75,10 +85,24 @@ def gzip_bomb(size: int) -> bytes:
     return b"".join(parts)
 
 
+def _is_agent(document: dict[str, Any]) -> bool:
+    """An Agent API body: a Response object, a cancel acknowledgement or a listed model."""
+    return (
+        document.get("object") in ("response", "model")
+        or isinstance(document.get("output"), list)
+        or "response_id" in document
+    )
+
+
 def _alter_document(document: Any, change: Callable[[dict[str, Any]], None]) -> Any:
-    """Apply ``change`` to a job document, or to every job of a list document."""
+    """Apply ``change`` to a job document, or to every job of a list document (every model of
+    the Agent API's model list)."""
     if isinstance(document, dict) and isinstance(document.get("requests"), list):
         for item in document["requests"]:
+            if isinstance(item, dict):
+                change(item)
+    elif isinstance(document, dict) and isinstance(document.get("data"), list):
+        for item in document["data"]:
             if isinstance(item, dict):
                 change(item)
     elif isinstance(document, dict):
@@ -86,7 +110,39 @@ def _alter_document(document: Any, change: Callable[[dict[str, Any]], None]) -> 
     return document
 
 
+def _output_texts(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The ``output_text`` parts of an Agent API Response's message items."""
+    for item in document.get("output") or []:
+        if isinstance(item, dict) and item.get("type") == "message":
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    yield part
+
+
+def _search_results(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for item in document.get("output") or []:
+        if isinstance(item, dict) and isinstance(item.get("results"), list):
+            yield from (r for r in item["results"] if isinstance(r, dict))
+
+
+def _unstorable_agent(document: dict[str, Any]) -> None:
+    if isinstance(document.get("model"), str):
+        document["model"] = f"{document['model']}\u0000"
+    elif document.get("object") == "model" and isinstance(document.get("id"), str):
+        document["id"] = f"{document['id']}\u0000"
+    error = document.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        error["message"] = f"Failed\u0000 \ud800 {error['message']}"
+    for part in _output_texts(document):
+        part["text"] = "NUL here:\u0000 and a lone surrogate here: \ud800.\n\n" + part["text"]
+    for result in _search_results(document):
+        result["title"] = f"\udfff{result.get('title', '')}\u0000"
+
+
 def _unstorable(job: dict[str, Any]) -> None:
+    if _is_agent(job):
+        _unstorable_agent(job)
+        return
     job["model"] = f"{job.get('model') or 'sonar'}\u0000"
     if job.get("error_message"):
         job["error_message"] = f"Failed\u0000 \ud800 {job['error_message']}"
@@ -106,12 +162,21 @@ def _unstorable(job: dict[str, Any]) -> None:
 
 
 def _long_model(job: dict[str, Any]) -> None:
+    if job.get("object") == "model":
+        job["id"] = LONG_MODEL
+        return
+    if "response_id" in job:
+        return
     job["model"] = LONG_MODEL
     if isinstance(job.get("response"), dict):
         job["response"]["model"] = LONG_MODEL
 
 
 def _non_ascii(job: dict[str, Any]) -> None:
+    if _is_agent(job):
+        for part in _output_texts(job):
+            part["text"] = NON_ASCII + part["text"]
+        return
     response = job.get("response")
     if not isinstance(response, dict):
         return

@@ -7,11 +7,9 @@ from django.db.models.signals import post_migrate
 def _ensure_search_triggers(using: str = "default", **kwargs: Any) -> None:
     from django.db import connections
 
-    from . import ledger
     from .search.schema import ensure_triggers
 
     ensure_triggers(connections[using])
-    ledger.ensure(connections[using])
 
 
 class TrackerConfig(AppConfig):
@@ -21,5 +19,5 @@ class TrackerConfig(AppConfig):
 
     def ready(self) -> None:
         # SQLite loses a table's triggers when a migration rebuilds the table; put the
-        # search index's and the cost ledger's back after every migrate.
+        # search index's back after every migrate.
         post_migrate.connect(_ensure_search_triggers, sender=self)

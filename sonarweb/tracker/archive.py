@@ -22,10 +22,11 @@ from sonarweb.answers.export import render_plain_markdown
 from sonarweb.answers.images import ImageMap
 from sonarweb.answers.render import RENDER_VERSION, render_completion
 from sonarweb.media import background as media
-from sonarweb.perplexity.payload import Completion, Job, PayloadError, loads_job
+from sonarweb.perplexity.documents import loads_document
+from sonarweb.perplexity.payload import ANSWERED_STATUSES, Completion, Job, PayloadError
 
 from .fitting import fit
-from .models import AnswerArchive, TrackedRequest, UpstreamStatus
+from .models import AnswerArchive, TrackedRequest
 
 log = logging.getLogger("sonarweb.archive")
 
@@ -68,7 +69,7 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
     whatever a later call answers.
     """
     now = timezone.now()
-    if job.status == UpstreamStatus.COMPLETED:
+    if job.status in ANSWERED_STATUSES:
         # Its images are fetched in the background; until then the page says so.
         media.record(tracked.pk, job.response)
         rendering = render(job.response, tracked.request_id, media.image_copies(tracked.pk))
@@ -99,7 +100,7 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
 
 def stored_job(archive: AnswerArchive) -> Job | None:
     try:
-        return loads_job(archive.raw_json)
+        return loads_document(archive.raw_json)
     except PayloadError:
         log.warning("stored answer of tracked request %s cannot be parsed", archive.tracked_id)
         return None
@@ -130,7 +131,7 @@ def stale_archives(limit: int) -> list[int]:
     """Archives of completed answers rendered by an older renderer, oldest first."""
     return list(
         AnswerArchive.objects.exclude(render_version=RENDER_VERSION)
-        .filter(tracked__status=UpstreamStatus.COMPLETED)
+        .filter(tracked__status__in=ANSWERED_STATUSES)
         .order_by("archived_at")
         .values_list("pk", flat=True)[:limit]
     )

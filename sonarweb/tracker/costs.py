@@ -1,27 +1,52 @@
-"""The team's cost ledger: totals of ``usage.cost`` per month and member, by model.
+"""The team's costs: totals of ``usage.cost`` per month and member, by model.
 
-The database keeps the sums current as requests complete (see ledger.py), so the work here is
-one query over months x members x models, never proportional to the number of requests.
+Every request whose upstream reported a cost counts, whatever its status: Agent runs that end
+INCOMPLETE are billed, and cancelled or failed runs may carry a cost too. A cost counts in the
+month it was incurred, in ``settings.TIME_ZONE``: the request's completion time, or the time
+it was tracked when upstream gave none.
+
+Two aggregate queries over the partial index ``tracked_costs``, which holds every column they
+read: the sums and counts per member and model (with the range of the times costs were
+incurred), then per month and model; they are pivoted here into the page's tables and chart.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.contrib.auth import get_user_model
-from django.db import connection
+from django.conf import settings
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    DateField,
+    F,
+    Max,
+    Min,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Round, TruncMonth
+from django.db.models.lookups import GreaterThanOrEqual, LessThan
 
-from .ledger import TABLE as LEDGER
+from .models import TrackedRequest
 
-MICROS = Decimal(1_000_000)
+MICROS = 1_000_000
 UNKNOWN_MODEL = "(unknown model)"
 REMOVED_MEMBER = "(removed)"
 CHART_MONTHS = 12
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#7f7f7f", "#f0e442"]
+
+# A table cell: a cost and the number of requests it sums.
+Cell = tuple[Decimal, int]
 
 # Chart geometry in SVG user units; the SVG scales to its container.
 WIDTH, HEIGHT = 720, 280
@@ -82,7 +107,7 @@ class Series:
 
 
 @dataclass
-class Ledger:
+class Costs:
     models: list[Series] = field(default_factory=list)
     months: list[Row] = field(default_factory=list)
     members: list[Row] = field(default_factory=list)
@@ -92,7 +117,7 @@ class Ledger:
     chart: Chart | None = None
 
 
-def _pivot(groups: dict[object, dict[str, tuple[Decimal, int]]], models: list[str]) -> list[Row]:
+def _pivot(groups: dict[str, dict[str, Cell]], models: list[str]) -> list[Row]:
     rows = []
     for label, by_model in groups.items():
         cells = [by_model[m][0] if m in by_model else None for m in models]
@@ -114,12 +139,16 @@ def _nice_ceiling(value: float) -> float:
     return 10 * magnitude
 
 
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
 def _month_range(first: date, last: date) -> list[date]:
     months = []
     current = first
     while current <= last:
         months.append(current)
-        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+        current = _next_month(current)
     return months
 
 
@@ -185,60 +214,139 @@ def build_chart(per_month: dict[date, dict[str, Decimal]], series: list[Series])
     )
 
 
-def _ledger_rows() -> list[tuple[date, int, str, str, Decimal, int]]:
-    """(month, member id, member name, model, cost, count) from the cost ledger."""
-    users = get_user_model()._meta.db_table
-    with connection.cursor() as cursor:
-        # Both names are constants of this code base, not input.
-        cursor.execute(
-            f"SELECT l.month, l.member_id, u.username, l.model, l.cost_micros, l.n "  # noqa: S608
-            f"FROM {LEDGER} l LEFT JOIN {users} u ON u.id = l.member_id WHERE l.n > 0"
-        )
-        rows = cursor.fetchall()
-    return [
-        (
-            date(int(month[:4]), int(month[5:7]), 1),
-            member_id,
-            username or REMOVED_MEMBER,
-            model,
-            Decimal(int(micros)) / MICROS,
-            int(n),
-        )
-        for month, member_id, username, model, micros, n in rows
-    ]
+def incurred() -> Coalesce:
+    """When a request's cost was incurred: its completion, or its tracking when upstream gave
+    no completion time."""
+    return Coalesce("completed_at", "created")
 
 
-def ledger() -> Ledger:
-    """The team's costs, from the ledger the database keeps (see ledger.py): one small query
-    whatever the number of requests."""
-    rows = _ledger_rows()
-    per_month: dict[date, dict[str, tuple[Decimal, int]]] = {}
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE or "UTC")
+
+
+def _exact_month(zone: ZoneInfo) -> Cast:
+    """The first day of the month of ``incurred()`` in ``zone``: what the page counts by."""
+    return Cast(TruncMonth(incurred(), output_field=DateField(), tzinfo=zone), DateField())
+
+
+def _month_start(month: date, zone: ZoneInfo) -> datetime:
+    """The first instant of ``month`` in ``zone``. Where a DST change skips midnight, fold=0
+    reads the skipped midnight with the offset before the change: the change's own instant.
+    (Checked against every zone's months from 1990 to 2037: right everywhere but in the hour
+    Newfoundland's clocks went back across midnight into 1 November 2009.)"""
+    return datetime(month.year, month.month, 1, tzinfo=zone)
+
+
+def _ladder(months: list[tuple[date, datetime]]) -> Case | Value:
+    """The month of ``incurred()`` among ``months`` (first day, first instant), sorted, for a
+    time from the first one's start on: halving the list, so log2(months) comparisons."""
+    if len(months) == 1:
+        return Value(months[0][0], output_field=DateField())
+    half = len(months) // 2
+    return Case(
+        When(LessThan(incurred(), months[half][1]), then=_ladder(months[:half])),
+        default=_ladder(months[half:]),
+        output_field=DateField(),
+    )
+
+
+def incurred_month(first: datetime, last: datetime) -> Case:
+    """The first day of the month of ``incurred()`` in ``settings.TIME_ZONE``, for rows incurred
+    from ``first`` to ``last``.
+
+    That is ``TruncMonth`` with the zone as ``tzinfo``; but on SQLite TruncMonth is a Python
+    function called for every row (about 10 µs each, 0.1 s for 10k requests), so rows in the
+    range get their month from comparisons with each month's first instant instead, which the
+    database makes itself. A row outside it (written between the two queries) gets TruncMonth.
+    """
+    zone = _zone()
+    local_first, local_last = first.astimezone(zone), last.astimezone(zone)
+    months = _month_range(
+        date(local_first.year, local_first.month, 1), date(local_last.year, local_last.month, 1)
+    )
+    starts = [(month, _month_start(month, zone)) for month in months]
+    end = _month_start(_next_month(months[-1]), zone)
+    return Case(
+        When(LessThan(incurred(), starts[0][1]), then=_exact_month(zone)),
+        When(GreaterThanOrEqual(incurred(), end), then=_exact_month(zone)),
+        default=_ladder(starts),
+    )
+
+
+def _with_cost() -> QuerySet[TrackedRequest]:
+    return TrackedRequest.objects.filter(total_cost__isnull=False).order_by()
+
+
+def _micros() -> Sum:
+    """The costs' sum in whole micro-dollars, each rounded to the column's six places: exact
+    on both databases (SQLite keeps the column as floating point, whose sums drift)."""
+    return Sum(Cast(Round(F("total_cost") * MICROS), BigIntegerField()))
+
+
+def _add(groups: dict[Any, dict[str, Cell]], key: Any, row: dict[str, Any]) -> None:
+    model = row["model"] or UNKNOWN_MODEL
+    cost, n = groups.setdefault(key, {}).get(model, (Decimal(0), 0))
+    groups[key][model] = (cost + Decimal(row["micros"]) / MICROS, n + row["n"])
+
+
+def _per_member() -> tuple[dict[str, dict[str, Cell]], datetime | None, datetime | None]:
+    """The sums per member and model, and when the first and the last cost were incurred."""
+    rows = (
+        _with_cost()
+        .values("model", "added_by__username")
+        .annotate(
+            micros=_micros(),
+            n=Count("pk"),
+            first=Min(incurred()),
+            last=Max(incurred()),
+        )
+    )
+    per_member: dict[str, dict[str, Cell]] = {}
+    first = last = None
+    for row in rows:
+        # Usernames are unique; every removed member's requests share one row.
+        _add(per_member, row["added_by__username"] or REMOVED_MEMBER, row)
+        first = row["first"] if first is None else min(first, row["first"])
+        last = row["last"] if last is None else max(last, row["last"])
+    return per_member, first, last
+
+
+def _per_month(first: datetime, last: datetime) -> dict[date, dict[str, Cell]]:
+    """The sums per month (its first day) and model."""
+    rows = (
+        _with_cost()
+        .values("model", month=incurred_month(first, last))
+        .annotate(micros=_micros(), n=Count("pk"))
+    )
+    per_month: dict[date, dict[str, Cell]] = {}
+    for row in rows:
+        _add(per_month, row["month"], row)
+    return per_month
+
+
+def team_costs() -> Costs:
+    """The team's costs per month and per member, by model, and the chart: two queries, the
+    sums per member (which give the range of months), then the sums per month."""
+    per_member, first, last = _per_member()
+    if first is None or last is None:
+        return Costs()
+    per_month = _per_month(first, last)
     model_sums: dict[str, Decimal] = {}
-    for month, _member, _name, model, amount, count in rows:
-        model = model or UNKNOWN_MODEL
-        cost, n = per_month.setdefault(month, {}).get(model, (Decimal(0), 0))
-        per_month[month][model] = (cost + amount, n + count)
-        model_sums[model] = model_sums.get(model, Decimal(0)) + amount
+    for groups in per_month.values():
+        for model, (cost, _n) in groups.items():
+            model_sums[model] = model_sums.get(model, Decimal(0)) + cost
     if not per_month:
-        return Ledger()
+        return Costs()
     # The most expensive model first, so the chart's bottom segments are the big ones.
     names = sorted(model_sums, key=lambda m: (-model_sums[m], m))
     series = [Series(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(names)]
-
-    per_member: dict[tuple[int | None, str], dict[str, tuple[Decimal, int]]] = {}
-    for _month, member, name, model, amount, count in rows:
-        who = (member or None, name)
-        model = model or UNKNOWN_MODEL
-        cost, n = per_member.setdefault(who, {}).get(model, (Decimal(0), 0))
-        per_member[who][model] = (cost + amount, n + count)
-
     months = _pivot(
         {m.strftime("%B %Y"): per_month[m] for m in sorted(per_month, reverse=True)}, names
     )
-    members = _pivot({who[1]: groups for who, groups in per_member.items()}, names)
+    members = _pivot(per_member, names)
     members.sort(key=lambda row: (-row.total, row.label))
     chart_input = {m: {k: v[0] for k, v in groups.items()} for m, groups in per_month.items()}
-    return Ledger(
+    return Costs(
         models=series,
         months=months,
         members=members,

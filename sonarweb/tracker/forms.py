@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from django import forms
+
+from sonarweb.perplexity.agent import build_request
 
 from .ids import UUID, InvalidRequestId, extract_request_id
 
@@ -28,9 +31,12 @@ class TrackForm(FocusFirstInvalid):
     request_id = forms.CharField(
         label="Request ID",
         max_length=4000,
-        help_text="Paste the id of an async Sonar job, or a URL or JSON that contains it.",
+        help_text=(
+            "Paste the id of an Agent API run (resp_…) or of a Sonar job, or a URL or JSON "
+            "that contains it."
+        ),
         widget=forms.TextInput(
-            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "e.g. 3f1c…"}
+            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "e.g. resp_3f1c…"}
         ),
     )
 
@@ -63,15 +69,31 @@ class ApiKeyForm(FocusFirstInvalid):
         return key
 
 
-# The models of the async Sonar API's request schema, deep research first: it is what the
-# async API is for.
-MODEL_CHOICES = [
-    ("sonar-deep-research", "Sonar Deep Research"),
-    ("sonar-reasoning-pro", "Sonar Reasoning Pro"),
-    ("sonar-pro", "Sonar Pro"),
-    ("sonar", "Sonar"),
+# The Agent API's presets, shallowest first. Medium is Perplexity's equivalent of the retired
+# sonar-deep-research; times and costs are rough (one sample each for fast and medium, none
+# for the others: see the contract's §7).
+PRESET_CHOICES = [
+    ("fast", "Fast"),
+    ("low", "Low"),
+    ("medium", "Medium"),
+    ("high", "High"),
+    ("xhigh", "Extra high"),
 ]
-SEARCH_MODE_CHOICES = [("web", "Web"), ("academic", "Academic"), ("sec", "SEC filings")]
+PRESET_NOTES = {
+    "fast": "A quick search and a short answer in seconds, for roughly $0.001 to $0.002.",
+    "low": (
+        "A few more search steps than fast, a little slower and costlier (rough: not measured)."
+    ),
+    "medium": (
+        "Deep research, Perplexity's equivalent of sonar-deep-research: about 35 to 40 s and "
+        "roughly $0.016 in one sample."
+    ),
+    "high": "Deeper research on a stronger model, costlier than medium (rough: not measured).",
+    "xhigh": "The deepest and costliest research (rough: not measured).",
+}
+DEFAULT_PRESET = "medium"
+# What the dashboard's model filter always offers: rows started here name their preset.
+MODEL_CHOICES = PRESET_CHOICES
 RECENCY_CHOICES = [
     ("", "Any time"),
     ("hour", "Past hour"),
@@ -81,15 +103,23 @@ RECENCY_CHOICES = [
     ("year", "Past year"),
 ]
 REASONING_CHOICES = [
-    ("", "Model default"),
+    ("", "The preset's or model's default"),
     ("minimal", "Minimal"),
     ("low", "Low"),
     ("medium", "Medium"),
     ("high", "High"),
+    ("xhigh", "Extra high"),
 ]
 MAX_QUESTION_CHARS = 20_000
+MAX_INSTRUCTIONS_CHARS = 20_000
 MAX_DOMAINS = 20
+MIN_OUTPUT_TOKENS = 16
+MAX_OUTPUT_TOKENS = 128_000
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# provider/model, as the Agent API names models (perplexity/sonar, openai/gpt-6-luna).
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}/[A-Za-z0-9][A-Za-z0-9._:-]{0,100}")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
 
 def parse_domain(text: str) -> str:
@@ -113,7 +143,69 @@ def parse_domain(text: str) -> str:
     return f"-{host}" if exclude else host
 
 
+def parse_filter_date(text: str) -> date:
+    """A date filter as a date input sends it (YYYY-MM-DD) or as people write it in the US
+    (MM/DD/YYYY); ValueError with a sentence if it is neither, or no such day exists."""
+    text = text.strip()
+    if match := _ISO_DATE.fullmatch(text):
+        year, month, day = (int(g) for g in match.groups())
+    elif match := _US_DATE.fullmatch(text):
+        month, day, year = (int(g) for g in match.groups())
+    else:
+        raise ValueError("Write a date such as 2026-03-31 or 03/31/2026.")
+    try:
+        return date(year, month, day)
+    except ValueError as exc:
+        raise ValueError(f"There is no such day as {text[:20]}.") from exc
+
+
+def filter_date(value: date) -> str:
+    """A date as the Agent API's filters take it: MM/DD/YYYY."""
+    return f"{value.month:02d}/{value.day:02d}/{value.year:04d}"
+
+
+class PresetSelect(forms.RadioSelect):
+    """Radio buttons whose each option is described by its own note (``<id>_note``)."""
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        option["attrs"]["aria-describedby"] = f"{option['attrs']['id']}_note"
+        return option
+
+
+def _date_field(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=10,
+        widget=forms.TextInput(attrs={"type": "date", "autocomplete": "off"}),
+    )
+
+
+# (cleaned field, the Agent API's filter it is sent as), in the order they are checked.
+DATE_FILTERS = (
+    ("after_date", "search_after_date_filter"),
+    ("before_date", "search_before_date_filter"),
+    ("updated_after", "last_updated_after_filter"),
+    ("updated_before", "last_updated_before_filter"),
+)
+ADVANCED_FIELDS = (
+    "model",
+    "domains",
+    "recency",
+    "after_date",
+    "before_date",
+    "updated_after",
+    "updated_before",
+    "effort",
+    "max_output_tokens",
+    "instructions",
+)
+
+
 class NewResearchForm(FocusFirstInvalid):
+    """A background research run on the Agent API: a preset, or a model with web search."""
+
     question = forms.CharField(
         label="Question",
         max_length=MAX_QUESTION_CHARS,
@@ -121,33 +213,84 @@ class NewResearchForm(FocusFirstInvalid):
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "true"}),
         error_messages={"required": "Write the question to research."},
     )
-    model = forms.ChoiceField(label="Model", choices=MODEL_CHOICES, initial="sonar-deep-research")
-    search_mode = forms.ChoiceField(label="Search", choices=SEARCH_MODE_CHOICES, initial="web")
-    search_recency_filter = forms.ChoiceField(
-        label="Published within", choices=RECENCY_CHOICES, required=False
+    preset = forms.ChoiceField(
+        label="Depth",
+        choices=PRESET_CHOICES,
+        initial=DEFAULT_PRESET,
+        widget=PresetSelect,
+        error_messages={"required": "Choose a depth."},
     )
-    search_domain_filter = forms.CharField(
+    model = forms.CharField(
+        label="Model",
+        required=False,
+        max_length=64,
+        help_text=(
+            "Optional: a model in provider/model form, such as perplexity/sonar. It replaces "
+            "the depth chosen above, and the run gets a web search tool."
+        ),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "perplexity/sonar"}
+        ),
+    )
+    domains = forms.CharField(
         label="Domains",
         required=False,
         max_length=2000,
         help_text=(
-            f"Up to {MAX_DOMAINS} domains, separated by commas or spaces, such as "
-            "nature.com arxiv.org. Put a - in front to leave a domain out: -pinterest.com."
+            f"Up to {MAX_DOMAINS} in total, separated by commas or spaces, such as nature.com "
+            "arxiv.org. Put a - in front to leave a domain out: -pinterest.com. A pasted "
+            "https:// is dropped."
         ),
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
-    reasoning_effort = forms.ChoiceField(
-        label="Reasoning effort", choices=REASONING_CHOICES, required=False
+    recency = forms.ChoiceField(label="Published within", choices=RECENCY_CHOICES, required=False)
+    after_date = _date_field("Published after")
+    before_date = _date_field("Published before")
+    updated_after = _date_field("Updated after")
+    updated_before = _date_field("Updated before")
+    effort = forms.ChoiceField(label="Reasoning effort", choices=REASONING_CHOICES, required=False)
+    max_output_tokens = forms.IntegerField(
+        label="Output limit (tokens)",
+        required=False,
+        min_value=MIN_OUTPUT_TOKENS,
+        max_value=MAX_OUTPUT_TOKENS,
+        help_text=(
+            f"Optional, {MIN_OUTPUT_TOKENS} to {MAX_OUTPUT_TOKENS:,}. A small limit can end the "
+            "run 'incomplete': the model may spend it all on reasoning before it writes the "
+            "answer."
+        ),
+        error_messages={
+            "invalid": "Write a whole number of tokens.",
+            "min_value": "The output limit is at least %(limit_value)s tokens.",
+            "max_value": "The output limit is at most %(limit_value)s tokens.",
+        },
     )
-    return_images = forms.BooleanField(label="Return images", required=False)
-    return_related_questions = forms.BooleanField(
-        label="Return related questions", required=False, initial=True
+    instructions = forms.CharField(
+        label="Instructions",
+        required=False,
+        max_length=MAX_INSTRUCTIONS_CHARS,
+        strip=True,
+        help_text=(
+            "Optional: a system prompt for the run. It replaces the preset's own system "
+            "prompt rather than adding to it."
+        ),
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "true"}),
     )
-    # Made when the form is rendered, so submitting the same form twice starts one job.
+    # Made when the form is rendered, so submitting the same form twice starts one run.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=36)
 
-    def clean_search_domain_filter(self) -> list[str]:
-        entries = [e for e in re.split(r"[\s,]+", self.cleaned_data["search_domain_filter"]) if e]
+    def clean_model(self) -> str:
+        model = self.cleaned_data["model"].strip()
+        if model and not _MODEL.fullmatch(model):
+            raise forms.ValidationError(
+                "Write the model as provider/model, such as perplexity/sonar: the Agent API "
+                "does not accept bare names such as sonar.",
+                code="invalid",
+            )
+        return model
+
+    def clean_domains(self) -> list[str]:
+        entries = [e for e in re.split(r"[\s,]+", self.cleaned_data["domains"]) if e]
         domains: list[str] = []
         bad: list[str] = []
         for entry in entries:
@@ -167,7 +310,33 @@ class NewResearchForm(FocusFirstInvalid):
             raise forms.ValidationError(
                 f"At most {MAX_DOMAINS} domains; you gave {len(domains)}.", code="too_many"
             )
+        both = [d for d in domains if f"-{d}" in domains]
+        if both:
+            raise forms.ValidationError(
+                f"{both[0]} is both searched and left out: keep one of the two.", code="both"
+            )
         return domains
+
+    def _clean_date(self, name: str) -> date | None:
+        text = self.cleaned_data[name]
+        if not text:
+            return None
+        try:
+            return parse_filter_date(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
+
+    def clean_after_date(self) -> date | None:
+        return self._clean_date("after_date")
+
+    def clean_before_date(self) -> date | None:
+        return self._clean_date("before_date")
+
+    def clean_updated_after(self) -> date | None:
+        return self._clean_date("updated_after")
+
+    def clean_updated_before(self) -> date | None:
+        return self._clean_date("updated_before")
 
     def clean_idempotency_key(self) -> str:
         value = self.cleaned_data["idempotency_key"].strip().lower()
@@ -177,43 +346,132 @@ class NewResearchForm(FocusFirstInvalid):
             )
         return value
 
-    def choice_fields(self) -> list[forms.BoundField]:
-        return [
-            self[n] for n in ("model", "search_mode", "search_recency_filter", "reasoning_effort")
-        ]
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for after, before, what in (
+            ("after_date", "before_date", "published"),
+            ("updated_after", "updated_before", "updated"),
+        ):
+            start, end = data.get(after), data.get(before)
+            if start and end and start > end:
+                self.add_error(
+                    before,
+                    f"The '{what} before' date is earlier than the '{what} after' date.",
+                )
+        if str(data.get("model", "")).lower().startswith("anthropic/") and not data.get(
+            "max_output_tokens"
+        ):
+            self.add_error(
+                "max_output_tokens",
+                "Anthropic models need an output limit: Perplexity refuses them without one.",
+            )
+        dates = [name for name, _ in DATE_FILTERS if data.get(name)]
+        if data.get("recency") and dates:
+            self.add_error(
+                "recency",
+                "Choose either 'Published within' or dates, not both: Perplexity's recency "
+                "filter cannot be combined with date filters.",
+            )
+        return data
+
+    # -- what the page shows -------------------------------------------------------------
+
+    def preset_options(self) -> list[tuple[forms.BoundField, str]]:
+        """Each preset's radio button with its sentence on depth and cost."""
+        return [(radio, PRESET_NOTES.get(radio.data["value"], "")) for radio in self["preset"]]
+
+    def date_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name, _ in DATE_FILTERS]
+
+    @property
+    def advanced_open(self) -> bool:
+        """Whether the Advanced section starts open: after a submit that used or broke it."""
+        if not self.is_bound:
+            return False
+        return any(
+            name in self.errors or str(self.data.get(name, "")).strip() for name in ADVANCED_FIELDS
+        )
+
+    # -- what is sent ----------------------------------------------------------------------
+
+    def filters(self) -> dict[str, Any]:
+        """The web_search filters chosen, by the Agent API's names, as they are sent."""
+        data = self.cleaned_data
+        filters: dict[str, Any] = {}
+        if data["domains"]:
+            filters["search_domain_filter"] = data["domains"]
+        if data["recency"]:
+            filters["search_recency_filter"] = data["recency"]
+        for name, api_name in DATE_FILTERS:
+            if data[name]:
+                filters[api_name] = filter_date(data[name])
+        return filters
 
     def options(self) -> dict[str, object]:
-        """The chosen options, as sent upstream and stored with the tracked request."""
+        """The chosen options, stored with the tracked request so its page can show them:
+        the preset or the model, the filters (by the API's names), the reasoning effort, the
+        output limit, and whether instructions were given (not their text)."""
         data = self.cleaned_data
-        options: dict[str, object] = {"search_mode": data["search_mode"]}
-        for name in ("search_recency_filter", "reasoning_effort"):
-            if data[name]:
-                options[name] = data[name]
-        if data["search_domain_filter"]:
-            options["search_domain_filter"] = data["search_domain_filter"]
-        options["return_images"] = data["return_images"]
-        options["return_related_questions"] = data["return_related_questions"]
+        options: dict[str, object] = (
+            {"model": data["model"]} if data["model"] else {"preset": data["preset"]}
+        )
+        options.update(self.filters())
+        if data["effort"]:
+            options["reasoning_effort"] = data["effort"]
+        if data["max_output_tokens"]:
+            options["max_output_tokens"] = data["max_output_tokens"]
+        options["instructions"] = bool(data["instructions"])
         return options
 
-    def upstream_request(self) -> dict[str, object]:
-        return {
-            "model": self.cleaned_data["model"],
-            "messages": [{"role": "user", "content": self.cleaned_data["question"]}],
-            **self.options(),
-        }
+    def run_name(self) -> str:
+        """What the run is called until Perplexity names its model: the model or the preset."""
+        return self.cleaned_data["model"] or self.cleaned_data["preset"]
+
+    def create_body(self) -> dict[str, Any]:
+        """The body of ``POST /v1/agent``: only fields the contract maps (build_request)."""
+        data = self.cleaned_data
+        filters = self.filters()
+        return build_request(
+            data["question"],
+            preset=data["preset"],
+            model=data["model"],
+            instructions=data["instructions"],
+            domains=filters.get("search_domain_filter"),
+            recency=data["recency"],
+            after_date=filters.get("search_after_date_filter", ""),
+            before_date=filters.get("search_before_date_filter", ""),
+            updated_after=filters.get("last_updated_after_filter", ""),
+            updated_before=filters.get("last_updated_before_filter", ""),
+            effort=data["effort"],
+            max_output_tokens=data["max_output_tokens"],
+        )
 
 
+# Every value the stored ``badge`` column takes in sonarweb's vocabulary (an upstream status
+# outside it shows as itself, and is counted under "All"); the labels are the badges' own.
 STATUS_FILTER_CHOICES = [
     ("", "Any status"),
     ("CREATED", "Queued"),
     ("IN_PROGRESS", "In progress"),
     ("COMPLETED", "Completed"),
+    ("INCOMPLETE", "Incomplete"),
+    ("CANCELLED", "Cancelled"),
     ("FAILED", "Failed"),
     ("PENDING", "Pending"),
     ("NOT_FOUND", "Not found upstream"),
     ("KEY_INVALID", "API key rejected"),
     ("ERROR", "Error"),
+    ("RETIRED", "Sonar retired"),
+    ("UNCONFIRMED", "May have started"),
 ]
+
+
+def model_choice_label(model: str) -> str:
+    """How the model filter names a stored model: an Agent run holds its preset's name
+    (``medium``) until it completes, and the resolved model (``openai/gpt-6-luna``) after."""
+    from sonarweb.perplexity.agent import PRESETS
+
+    return f"preset {model}" if model in PRESETS else model
 
 
 class DashboardFilterForm(forms.Form):
@@ -233,7 +491,10 @@ class DashboardFilterForm(forms.Form):
         kwargs.setdefault("auto_id", "id_filter_%s")
         super().__init__(*args, **kwargs)
         self.fields["member"].choices = [("", "Anyone"), *((m, m) for m in members)]
-        self.fields["model"].choices = [("", "Any model"), *((m, m) for m in models)]
+        self.fields["model"].choices = [
+            ("", "Any model"),
+            *((m, model_choice_label(m)) for m in models),
+        ]
 
 
 class TitleForm(forms.Form):

@@ -9,7 +9,8 @@ from django.db import models
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from sonarweb.perplexity.payload import FINISHED_STATUSES
+from sonarweb.perplexity.documents import retention_of
+from sonarweb.perplexity.payload import ANSWERED_STATUSES, FINISHED_STATUSES
 
 from . import crypto
 
@@ -69,12 +70,20 @@ class AppState(models.TextChoices):
     NOT_FOUND = "NOT_FOUND", "Not found upstream"
     KEY_INVALID = "KEY_INVALID", "API key rejected"
     ERROR = "ERROR", "Error"
+    # A Sonar job asked about after Perplexity retired the Sonar API: never asked again.
+    RETIRED = "RETIRED", "Sonar retired"
+    # A start whose answer never came (a timeout): it may or may not be running upstream.
+    UNCONFIRMED = "UNCONFIRMED", "May have started"
 
 
 class UpstreamStatus(models.TextChoices):
+    """sonarweb's status vocabulary; both upstream protocols map onto it."""
+
     CREATED = "CREATED", "Queued"
     IN_PROGRESS = "IN_PROGRESS", "In progress"
     COMPLETED = "COMPLETED", "Completed"
+    INCOMPLETE = "INCOMPLETE", "Incomplete"
+    CANCELLED = "CANCELLED", "Cancelled"
     FAILED = "FAILED", "Failed"
 
 
@@ -90,9 +99,22 @@ STATUS_SENTENCES = {
     UpstreamStatus.IN_PROGRESS: "Perplexity is researching; deep research takes minutes.",
     UpstreamStatus.COMPLETED: "Finished. The answer is archived here.",
     UpstreamStatus.FAILED: "Perplexity reported that the job failed.",
+    UpstreamStatus.INCOMPLETE: (
+        "Finished early: Perplexity stopped before the answer was complete. The partial "
+        "answer is archived here."
+    ),
+    UpstreamStatus.CANCELLED: "Cancelled. Whatever the research had written by then is kept.",
     AppState.NOT_FOUND: (
         "Perplexity does not know this request id. It may be mistyped, belong to another "
-        "account, or be older than the 7 days upstream keeps jobs."
+        "account, or be older than upstream keeps its jobs."
+    ),
+    AppState.RETIRED: (
+        "Perplexity retired the Sonar API on 2026-09-27, so this job can no longer be "
+        "fetched. Its id was kept."
+    ),
+    AppState.UNCONFIRMED: (
+        "The start did not get an answer in time, so it may have started: check your "
+        "Perplexity usage before starting it again."
     ),
     AppState.KEY_INVALID: "The API key used for this request was rejected or removed.",
     AppState.ERROR: "Perplexity could not be asked about this request; retrying with backoff.",
@@ -107,9 +129,23 @@ class TrackedRequestQuerySet(models.QuerySet["TrackedRequest"]):
     def completed(self) -> TrackedRequestQuerySet:
         return self.filter(status=UpstreamStatus.COMPLETED)
 
+    def answered(self) -> TrackedRequestQuerySet:
+        """Finished with an answer to read: completed, incomplete or cancelled."""
+        return self.filter(status__in=ANSWERED_STATUSES)
+
+    def unfinished(self) -> TrackedRequestQuerySet:
+        return self.exclude(status__in=FINISHED_STATUSES)
+
     def listing(self) -> TrackedRequestQuerySet:
         """Rows for tables, with the member who added them."""
         return self.select_related("added_by")
+
+
+# Statuses the badge shows whatever the app's state says. INCOMPLETE and CANCELLED are final
+# too, and show as themselves because a finished row's state is always PENDING (polling
+# writes it with the status); they are not listed here because the badge is a generated
+# column, which a database cannot alter in place.
+BADGE_FINAL = ("COMPLETED", "FAILED")
 
 
 def new_slug() -> str:
@@ -143,6 +179,8 @@ class TrackedRequest(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(blank=True)
     total_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # When a member asked upstream to cancel the run (the acknowledgement said "cancelling").
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     # When the finished document was stored in AnswerArchive (its own table, so that list
     # pages never read megabytes of answer).
@@ -153,7 +191,7 @@ class TrackedRequest(models.Model):
     # written (``save()``, ``update()`` or raw SQL).
     badge = models.GeneratedField(
         expression=Case(
-            When(status__in=list(FINISHED_STATUSES), then=F("status")),
+            When(status__in=list(BADGE_FINAL), then=F("status")),
             When(state=AppState.PENDING, status="", then=F("state")),
             When(state=AppState.PENDING, then=F("status")),
             default=F("state"),
@@ -192,6 +230,13 @@ class TrackedRequest(models.Model):
             models.Index(
                 fields=["added_by", "model", "badge", "created", "id"], name="tracked_list_mds"
             ),
+            # /costs/ (costs.py): every column its aggregate reads, for the rows with a cost,
+            # so the sums scan this small index and never the table.
+            models.Index(
+                fields=["model", "added_by", "completed_at", "created", "total_cost"],
+                condition=Q(total_cost__isnull=False),
+                name="tracked_costs",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -209,7 +254,7 @@ class TrackedRequest(models.Model):
     def badge_status(self) -> str:
         """Upstream's status, unless the app has stopped asking about an unfinished job:
         then its own state (NOT_FOUND, KEY_INVALID, ERROR) says why nothing moves."""
-        if self.status in FINISHED_STATUSES or self.state == AppState.PENDING:
+        if self.status in BADGE_FINAL or self.state == AppState.PENDING:
             return self.status or self.state
         return self.state
 
@@ -231,7 +276,11 @@ class TrackedRequest(models.Model):
 
     @property
     def has_answer(self) -> bool:
-        return self.status == UpstreamStatus.COMPLETED and self.archived_at is not None
+        return self.status in ANSWERED_STATUSES and self.archived_at is not None
+
+    @property
+    def is_cancelling(self) -> bool:
+        return self.cancel_requested_at is not None and not self.is_finished
 
     @property
     def display_title(self) -> str:
@@ -261,10 +310,11 @@ class TrackedRequest(models.Model):
 
     @property
     def expires_at(self) -> datetime | None:
-        """Upstream forgets a job about a week after it was created."""
-        if self.upstream_created_at is None:
+        """When upstream forgets the job, where its retention is known."""
+        retention = retention_of(self.request_id)
+        if self.upstream_created_at is None or retention is None:
             return None
-        return self.upstream_created_at + timedelta(days=7)
+        return self.upstream_created_at + retention
 
     @property
     def upstream_forgot(self) -> bool:

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
-from sonarweb.perplexity.payload import Job, JobSummary
+from sonarweb.perplexity.payload import FINISHED_STATUSES, Job, JobSummary
 
 from . import budget
 from .archive import archive_job
@@ -79,8 +79,8 @@ def request_early_poll(pks: Iterable[int], now: datetime | None = None) -> int:
     ).update(next_poll_at=soon)
 
 
-# Fields that make up the archive of a completed answer. Once a row holds a
-# COMPLETED answer these are never written again; notes and states still are.
+# Fields that make up the archive of a finished job. Once a row holds a finished archive
+# these are never written again; notes and states still are.
 ARCHIVE_FIELDS = frozenset(
     {
         "status",
@@ -97,7 +97,7 @@ ARCHIVE_FIELDS = frozenset(
 
 
 def store(tracked: TrackedRequest, **fields: Any) -> None:
-    """Write what a poll learned, never touching a COMPLETED archive; then reload.
+    """Write what a poll learned, never touching a finished archive; then reload.
 
     Every write releases the row's claim: the call it was made for is over.
     """
@@ -107,7 +107,7 @@ def store(tracked: TrackedRequest, **fields: Any) -> None:
     other = {k: v for k, v in fields.items() if k not in ARCHIVE_FIELDS}
     rows = TrackedRequest.objects.filter(pk=tracked.pk)
     if archive:
-        rows.filter(~Q(status=UpstreamStatus.COMPLETED) | Q(archived_at__isnull=True)).update(
+        rows.filter(~Q(status__in=FINISHED_STATUSES) | Q(archived_at__isnull=True)).update(
             **archive, updated=now
         )
     if other:
@@ -128,13 +128,20 @@ def _cost(job: JobSummary) -> Decimal | None:
     return value if abs(value) < MAX_COST else None
 
 
-def job_fields(job: JobSummary, now: datetime, created: datetime) -> dict[str, Any]:
-    """What a successful answer (a full job, or a summary from the list) changes on the row."""
+def job_fields(
+    job: JobSummary, now: datetime, created: datetime, first_seen: datetime | None = None
+) -> dict[str, Any]:
+    """What a successful answer (a full job, or a summary from the list) changes on the row.
+
+    ``first_seen`` is the upstream creation time the row already holds: the Agent API's
+    ``created_at`` moves between polls, so the first one stays. A status outside sonarweb's
+    vocabulary is stored verbatim and polled like a running job.
+    """
     fields: dict[str, Any] = {
-        "status": job.status if job.status in UpstreamStatus.values else "",
+        "status": job.status,
         "state": AppState.PENDING,
         "model": job.model,
-        "upstream_created_at": job.created_at,
+        "upstream_created_at": first_seen or job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
         "failed_at": job.failed_at,
@@ -147,13 +154,16 @@ def job_fields(job: JobSummary, now: datetime, created: datetime) -> dict[str, A
     if isinstance(job, Job):
         fields["error_message"] = job.error_message
     if job.status not in UpstreamStatus.values:
-        fields["state"] = AppState.ERROR
-        fields["note"] = f"Perplexity reported an unknown status: {job.status[:40]}."
+        fields["note"] = f"Perplexity reported a status sonarweb does not know: {job.status[:40]}."
     if job.finished and isinstance(job, Job):
         fields["next_poll_at"] = None
         fields["total_cost"] = _cost(job)
+        ended = (UpstreamStatus.FAILED, UpstreamStatus.CANCELLED)
+        if job.status in ended and job.failed_at is None:
+            # Agent runs carry no end time when they fail or are cancelled: ours stands in.
+            fields["failed_at"] = now
     else:
-        age = now - (job.created_at or created)
+        age = now - (first_seen or job.created_at or created)
         fields["next_poll_at"] = now + timedelta(seconds=poll_interval(age))
     return fields
 
@@ -184,6 +194,13 @@ def failure_fields(
             fields["note"] = "Perplexity does not know this request id (checked twice)."
         else:
             fields["next_poll_at"] = now + timedelta(seconds=NOT_FOUND_CONFIRM_SECONDS)
+        return fields
+    if isinstance(exc, upstream.Retired):
+        # Final, and no fault of the key: the job's id and whatever was archived stay.
+        fields["state"] = AppState.RETIRED
+        fields["next_poll_at"] = None
+        fields["poll_failures"] = 0
+        fields["note"] = ""
         return fields
     if isinstance(exc, upstream.Unauthorized):
         fields["state"] = AppState.KEY_INVALID
@@ -228,9 +245,9 @@ def stop_for_missing_key(tracked: TrackedRequest, key: ApiKey | None, now: datet
 def fetch_job(
     tracked: TrackedRequest, key: ApiKey, api: upstream.PerplexityClient, now: datetime
 ) -> None:
-    """One GET of the job with an open client, and store the outcome."""
+    """One GET of the job or run with an open client, and store the outcome."""
     try:
-        job, raw_text = api.get_job(tracked.request_id)
+        job, raw_text = api.fetch(tracked.request_id)
         if _answer_missing(job) and tracked.poll_failures < EMPTY_ANSWER_RETRIES:
             raise upstream.BadPayload(
                 "Perplexity reported the job completed but sent no answer; asking again."
@@ -238,7 +255,7 @@ def fetch_job(
     except upstream.UpstreamError as exc:
         record_failure(tracked, key, exc, now)
         return
-    fields = job_fields(job, now, tracked.created)
+    fields = job_fields(job, now, tracked.created, tracked.upstream_created_at)
     # A finished job's document, its rendering and the final status land together, in one
     # transaction; a row that already holds a completed archive only gets its notes updated.
     if job.finished and archive_job(tracked, job, raw_text, fields):
@@ -304,8 +321,8 @@ def resume_for_user(user_id: int) -> int:
     """After a key is saved: poll again every unfinished request it stopped."""
     return (
         TrackedRequest.objects.filter(added_by_id=user_id, next_poll_at__isnull=True)
-        .exclude(status__in=[UpstreamStatus.COMPLETED, UpstreamStatus.FAILED])
-        .exclude(state=AppState.NOT_FOUND)
+        .unfinished()
+        .exclude(state__in=[AppState.NOT_FOUND, AppState.RETIRED, AppState.UNCONFIRMED])
         .update(
             next_poll_at=timezone.now(),
             state=AppState.PENDING,
@@ -314,3 +331,11 @@ def resume_for_user(user_id: int) -> int:
             claimed_by="",
         )
     )
+
+
+def archive_saved(tracked: TrackedRequest, job: Job, raw_text: str) -> bool:
+    """Archive a finished document that came from elsewhere (an uploaded file, the demo's
+    answers saved before the Sonar API's retirement) as if a poll had just brought it."""
+    now = timezone.now()
+    fields = job_fields(job, now, tracked.created)
+    return archive_job(tracked, job, raw_text, fields)

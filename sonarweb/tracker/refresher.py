@@ -3,9 +3,11 @@
 Page views never call upstream for polling; this loop keeps every unfinished request moving,
 watched or not. It works key by key: a key is leased with an atomic UPDATE so that one
 process (on any machine sharing the database) works it at a time, and its due rows are
-claimed. One list call, following ``next_token``, covers all of a key's claimed jobs, and a
-job's detail is fetched only once the list shows it COMPLETED or FAILED, or when the list
-does not show it at all. A finished answer is archived and rendered right there.
+claimed. Agent runs have no list endpoint: each claimed run is one ``GET``. For Sonar jobs
+one list call, following ``next_token``, covers all of a key's claimed jobs, and a job's
+detail is fetched only once the list shows it finished, or when the list does not show it at
+all; since the Sonar API's retirement that one call answers 403, and every claimed Sonar job
+of the key becomes RETIRED. A finished answer is archived and rendered right there.
 
 Each key is worked in a thread of a small pool, so one slow upstream (every call ends by its
 total deadline) holds only its own key, and the loop goes on for every other key. Key
@@ -28,15 +30,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.contrib.sessions.models import Session
 from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sonarweb.accounts import audit
-from sonarweb.accounts.models import MemberSession
+from sonarweb.accounts import audit, signin
 from sonarweb.media import background as media
 from sonarweb.media import cleanup as media_cleanup
 from sonarweb.perplexity import client as upstream
+from sonarweb.perplexity.documents import listed_by_key
 from sonarweb.perplexity.payload import JobSummary
 
 from . import archive
@@ -51,7 +54,6 @@ from .polling import (
     store,
 )
 from .scheduler import FAST_SECONDS
-from .search import pairs as search_pairs
 from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
@@ -61,16 +63,15 @@ BEATS_KEPT = timedelta(days=1)
 PRUNE_EVERY = timedelta(minutes=10)
 # Rows of one key claimed in one pass.
 BATCH = 1000
-# The list is followed to its end, page by page, each page within the size cap; this bounds a
-# list that never ends.
-MAX_LIST_PAGES = 500
+# The list is followed to its end, page by page, each page within the size cap; these bound a
+# list that never ends (a fresh next_token every time): pages, and bytes of pages, per pass.
+MAX_LIST_PAGES = 50
+LIST_BYTES_PER_PASS = 64 * 1024 * 1024
 # Archives rendered again per pass after the renderer changed.
 RERENDER_PER_PASS = 5
 # Answers whose images are fetched per pass, and portable bundles built per pass.
 IMAGE_ANSWERS_PER_PASS = 2
 BUNDLES_PER_PASS = 2
-# Search documents whose word pairs are made per pass (PostgreSQL; a few ms each).
-SEARCH_PAIRS_PER_PASS = 100
 # A lease is never shorter than this, however short the interval (tests use 0.1 s).
 MIN_LEASE_SECONDS = 2.0
 
@@ -194,12 +195,16 @@ def list_statuses(
 
     When every wanted job's creation time is known, paging also stops once the list has gone
     past the oldest of them: a job not seen by then is not listed (it expired, or belongs to
-    another key), and is asked about on its own.
+    another key), and is asked about on its own. A list that never ends (a ``next_token``
+    seen before, more than MAX_LIST_PAGES pages, or more than LIST_BYTES_PER_PASS of pages)
+    is left there too: every wanted job it did not show is fetched directly instead.
     """
     found: dict[str, JobSummary] = {}
     created = [t.upstream_created_at for t in wanted.values()]
     oldest = min(created) if created and all(created) else None
     token: str | None = None
+    seen_tokens: set[str] = set()
+    bytes_at_start = api.bytes_read
     for _ in range(MAX_LIST_PAGES):
         page = api.list_jobs(token)
         stats.list_calls += 1
@@ -207,6 +212,10 @@ def list_statuses(
         token = page.next_token
         if not token or wanted.keys() <= found.keys():
             break
+        if token in seen_tokens or api.bytes_read - bytes_at_start > LIST_BYTES_PER_PASS:
+            log.warning("the job list of key does not end; asking about the rest one by one")
+            break
+        seen_tokens.add(token)
         last = page.jobs[-1].created_at if page.jobs else None
         if oldest is not None and last is not None and last < oldest - timedelta(seconds=1):
             break
@@ -267,13 +276,19 @@ def work_key(
             record_failure(tracked, key, exc, clock())
         return
     with api:
-        try:
-            summaries = list_statuses(api, claimed, stats)
-        except upstream.UpstreamError as exc:
-            stats.errors.append(type(exc).__name__)
-            for tracked in claimed.values():
-                record_failure(tracked, key, exc, clock())
-            return
+        # Sonar jobs are covered by the key's list; Agent runs have no list and are asked
+        # about one by one.
+        listed = {rid: t for rid, t in claimed.items() if listed_by_key(rid)}
+        summaries: dict[str, JobSummary] = {}
+        if listed:
+            try:
+                summaries = list_statuses(api, listed, stats)
+            except upstream.UpstreamError as exc:
+                # Retired: one call taught us that every Sonar job of this key is gone.
+                stats.errors.append(type(exc).__name__)
+                for tracked in listed.values():
+                    record_failure(tracked, key, exc, clock())
+                claimed = {rid: t for rid, t in claimed.items() if rid not in listed}
         pending = list(claimed.values())
         while pending:
             if (stop is not None and stop.is_set()) or (still_held and not still_held()):
@@ -283,7 +298,8 @@ def work_key(
             tracked = pending.pop(0)
             summary = summaries.get(tracked.request_id)
             if summary is not None and not summary.finished:
-                store(tracked, **job_fields(summary, clock(), tracked.created))
+                fields = job_fields(summary, clock(), tracked.created, tracked.upstream_created_at)
+                store(tracked, **fields)
             elif key.is_invalid:
                 stop_for_missing_key(tracked, key, clock())
             else:
@@ -307,19 +323,18 @@ def prune_call_log(now: datetime) -> int:
         Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
     ).delete()
     audit.prune(now)
-    MemberSession.objects.filter(expire_date__lt=now).delete()
+    signin.prune(now)
+    Session.objects.filter(expire_date__lt=now).delete()
     return deleted
 
 
 def housekeeping(now: datetime) -> None:
     """Background work that is not a call upstream: archiving answers' images (then rendering
     those answers again with their copies), renders after a renderer change, the portable
-    bundles, the search index's word pairs, pruning, and the sweep of stored images and
-    bundles no answer needs any more."""
+    bundles, pruning, and the sweep of stored images and bundles no answer needs any more."""
     archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
     archive.rerender_stale(RERENDER_PER_PASS)
     media.build_due_bundles(BUNDLES_PER_PASS)
-    search_pairs.fill_pending(SEARCH_PAIRS_PER_PASS)
     # Expiry happens with nobody acting: the audit trail learns of it here.
     audit.record_expired_links(now)
     prune_call_log(now)

@@ -28,6 +28,11 @@ log = logging.getLogger("sonarweb.upstream")
 
 
 def record(key: ApiKey, call: upstream.CallRecord) -> None:
+    """Log the call; when upstream says the key has no calls left in this window
+    (``x-ratelimit-remaining: 0``), nobody calls with it again before the window resets."""
+    if call.rate_remaining == 0 and call.rate_reset:
+        until = budget.pause(key.pk, call.rate_reset)
+        log.info("api key %s has no calls left until %s", key.mask, until.isoformat())
     UpstreamCall.objects.create(
         api_key=key,
         key_last4=key.last4,
@@ -55,8 +60,10 @@ class Busy(upstream.UpstreamError):
     message = "Several calls to Perplexity are already in progress; try again in a moment."
 
 
-# How long a page waits for a free interactive slot before saying it is busy.
-SLOT_WAIT_SECONDS = 2.0
+# How long a page waits for a free interactive slot before saying it is busy: not at all. A
+# request thread that waited would be one more thread held by a slow upstream, and a flood of
+# starts would then leave none for /healthz or anyone else.
+SLOT_WAIT_SECONDS = 0.0
 
 
 @functools.cache
@@ -71,7 +78,7 @@ def _interactive_hooks(
     slots = _slots(int(settings.SONARWEB_INTERACTIVE_CALLS))
 
     def take(endpoint: str) -> None:
-        if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
+        if not slots.acquire(blocking=SLOT_WAIT_SECONDS > 0, timeout=SLOT_WAIT_SECONDS or None):
             raise Busy()
         try:
             if before is not None:

@@ -32,9 +32,10 @@
   });
 
   // --- Finished while you looked away -------------------------------------------------
-  // Each poll replaces the running rows' badges; when one turns COMPLETED or FAILED, the tab
-  // title counts it ("✓ 2 finished · Requests"), until the tab is shown again.
-  var FINISHED = { COMPLETED: true, FAILED: true };
+  // Each poll replaces the running rows' badges; when one turns to a final status (completed,
+  // incomplete, cancelled or failed), the tab title counts it ("✓ 2 finished · Requests"),
+  // until the tab is shown again.
+  var FINISHED = { COMPLETED: true, INCOMPLETE: true, CANCELLED: true, FAILED: true };
   var baseTitle = document.title;
   var known = {};
   var finished = 0;

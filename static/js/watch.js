@@ -1,5 +1,6 @@
-// Watching a running request: when the polled status badge turns COMPLETED or FAILED, the tab
-// title and favicon say so, and a browser notification appears if the user allowed them.
+// Watching a running request: when the polled status badge turns to a final status (COMPLETED,
+// INCOMPLETE, CANCELLED, FAILED) or the app stops following it (RETIRED), the tab title and
+// favicon say so, and a browser notification appears if the user allowed them.
 // Every change of the badge is also written to #status-announcer, a live region that, unlike
 // the badge, is not replaced by each poll, so screen readers hear it.
 // Loaded only while the request is unfinished; no inline scripts (CSP).
@@ -8,7 +9,22 @@
 
   var FINISHED = {
     COMPLETED: { prefix: "✓ Completed · ", icon: "iconCompleted", text: "The research is complete." },
+    INCOMPLETE: {
+      prefix: "◐ Incomplete · ",
+      icon: "iconCompleted",
+      text: "The research stopped early; its partial answer is archived.",
+    },
+    CANCELLED: {
+      prefix: "■ Cancelled · ",
+      icon: "iconFailed",
+      text: "The research was cancelled; what it had written is kept.",
+    },
     FAILED: { prefix: "✗ Failed · ", icon: "iconFailed", text: "The research job failed." },
+    RETIRED: {
+      prefix: "■ Sonar retired · ",
+      icon: "iconFailed",
+      text: "Perplexity retired the Sonar API, so this job can no longer be fetched.",
+    },
   };
   var script = document.currentScript;
   var icons = script ? script.dataset : {};
@@ -74,14 +90,20 @@
   }
 
   // --- Spoken status ---------------------------------------------------------------------
+  // What the badge says, not only its data-status: "Cancelling…" is news though the status
+  // stays IN_PROGRESS until upstream has stopped the run.
   var announcer = document.getElementById("status-announcer");
-  var lastStatus = badgeStatus();
+  function badgeText() {
+    var current = badge();
+    return current ? current.textContent.trim() : "";
+  }
+  var lastText = badgeText();
 
   function speak() {
-    var status = badgeStatus();
-    if (!status || status === lastStatus) return;
-    lastStatus = status;
-    if (announcer) announcer.textContent = "Status: " + badge().textContent.trim();
+    var text = badgeText();
+    if (!text || text === lastText) return;
+    lastText = text;
+    if (announcer) announcer.textContent = "Status: " + text;
   }
 
   function check() {

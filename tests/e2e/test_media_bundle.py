@@ -15,7 +15,7 @@ from sonarweb.answers.images import ImageCopy
 from sonarweb.media.bundle import BundleImage, build_bundle
 from sonarweb.media.decode import reencode
 from sonarweb.media.links import team_image_url
-from sonarweb.perplexity.payload import parse_completion
+from sonarweb.perplexity.sonar import parse_completion
 from sonarweb.simulator.corpus import generate_completion
 from sonarweb.simulator.images import PREFIX
 from sonarweb.simulator.raster import render_raster

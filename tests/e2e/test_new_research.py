@@ -31,9 +31,19 @@ def test_start_research_and_watch_it_finish(page, sim_server, simulator):
     sign_in(page, "olivia", PASSWORD)
     page.get_by_role("link", name="New research", exact=True).click()
     page.wait_for_url("**/new/")
-    expect(page.get_by_label("Model")).to_have_value("sonar-deep-research")
+    expect(page.get_by_label("Medium", exact=True)).to_be_checked()
     page.get_by_label("Question", exact=True).fill("How do heat pumps cope with very cold winters?")
-    page.get_by_label("Domains").fill("nature.com -pinterest.com")
+    page.get_by_label("Fast", exact=True).check()
+
+    # The Advanced section opens from the keyboard, like any <details>.
+    advanced = page.locator("details.advanced")
+    expect(page.get_by_label("Domains")).to_be_hidden()
+    page.locator("details.advanced > summary").focus()
+    page.keyboard.press("Enter")
+    expect(advanced).to_have_attribute("open", "")
+    page.get_by_label("Domains").fill("nature.com https://www.example.org/ -pinterest.com")
+    page.get_by_label("Published after").fill("2025-06-01")
+    page.get_by_label("Reasoning effort").select_option("low")
     page.get_by_role("button", name="Start research").click()
     page.wait_for_url(re.compile(r".*/r/[\w-]+/$"))
 
@@ -46,9 +56,51 @@ def test_start_research_and_watch_it_finish(page, sim_server, simulator):
     assert page.js_errors == []
 
     tracked = TrackedRequest.objects.get()
-    assert tracked.origin == Origin.STARTED
-    assert tracked.options["search_domain_filter"] == ["nature.com", "-pinterest.com"]
-    assert simulator.calls.count(endpoint="create") == 1
+    assert tracked.origin == Origin.STARTED and tracked.request_id.startswith("resp_")
+    assert simulator.created_bodies == [
+        {
+            "input": "How do heat pumps cope with very cold winters?",
+            "background": True,
+            "preset": "fast",
+            "tools": [
+                {
+                    "type": "web_search",
+                    "filters": {
+                        "search_domain_filter": [
+                            "nature.com",
+                            "www.example.org",
+                            "-pinterest.com",
+                        ],
+                        "search_after_date_filter": "06/01/2025",
+                    },
+                }
+            ],
+            "reasoning": {"effort": "low"},
+        }
+    ]
+    assert simulator.calls.count(endpoint="start") == 1
+
+
+def test_a_mistake_in_advanced_shows_there_and_keeps_everything(page, sim_server, simulator):
+    olivia_with_key()
+    sign_in(page, "olivia", PASSWORD)
+    page.goto("/new/")
+    page.get_by_label("Question", exact=True).fill("Which heat pumps are quietest?")
+    page.locator("details.advanced > summary").click()
+    page.get_by_label("Published within").select_option("week")
+    page.get_by_label("Updated before").fill("2026-01-31")
+    page.get_by_role("button", name="Start research").click()
+
+    expect(page.locator("details.advanced")).to_have_attribute("open", "")
+    expect(page.get_by_text("Choose either 'Published within' or dates, not both")).to_be_visible()
+    # The focus lands on the field to fix; what was typed is all still there.
+    expect(page.get_by_label("Published within")).to_be_focused()
+    question = page.get_by_label("Question", exact=True)
+    expect(question).to_have_value("Which heat pumps are quietest?")
+    expect(page.get_by_label("Updated before")).to_have_value("2026-01-31")
+    assert simulator.calls.count() == 0 and TrackedRequest.objects.count() == 0
+    # (The browser logs the 422 answer itself as a resource that failed to load.)
+    assert [e for e in page.js_errors if "status of 422" not in e] == []
 
 
 def test_follow_up_link_prefills_the_question(page, sim_server, simulator):

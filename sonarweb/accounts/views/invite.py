@@ -17,7 +17,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from ..backends import MEMBER_BACKEND
 from ..models import Invitation, hash_token
 
 log = logging.getLogger("sonarweb.invitations")
@@ -55,7 +54,7 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
         user = _create_member(invitation, form)
         if user is not None:
             # Two back ends are configured (throttling first); this one signs in.
-            login(request, user, backend=MEMBER_BACKEND)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(
                 request,
                 f"Welcome to the team, {user.get_username()}. Add your Perplexity API key "

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db import connections
 
-from .pairs import UNUSABLE, phrase_pairs
 from .query import Query
 from .schema import PG_CONFIG
 from .snippets import START, STOP, Matcher, Snippet, from_markers
@@ -108,16 +107,13 @@ class PostgresBackend(Backend):
         the answer's vector (tens of KB) for every match, on a common word thousands of them.
 
         The GIN index over ``head || body`` answers words exactly, but for a phrase only which
-        documents have its words: PostgreSQL then checks the order on each of them, reading
-        the answer's vector. So for the usual search with a phrase (one group, no ``or``) the
-        words go to that index and each phrase's adjacent-word pairs to the index on
-        ``pairs`` (see ``pairs.py``), and the two sets of ids are intersected. Asked in one
-        WHERE, PostgreSQL would read one index and test the other condition row by row,
-        reading every candidate's vector, which is the cost to avoid. The pairs are the
-        phrase itself for two words; a longer phrase has its order checked on what they
-        leave. Documents whose pairs are not made yet (or would not fit) are a second set,
-        checked the old way; a phrase with no usable pair is checked the old way too.
-        Exclusions are an anti-join through the index, not a test on each row.
+        documents have its words: PostgreSQL then checks the order on each of them. So for the
+        usual search with a phrase (one group, no ``or``) the index is asked for all the words,
+        and each phrase's order is checked on the title and question, or else on the answer,
+        rather than on their concatenation. A phrase whose words are in most answers is
+        checked on most answers: the time bound (``bound.py``) stops that search, and the page
+        offers the same words in any order. Exclusions are an anti-join through the index, not
+        a test on each row.
         """
         text = query.websearch(query.matching)
         score = f"ts_rank(head, {_TSQUERY})" if ranked else "0"
@@ -132,7 +128,7 @@ class PostgresBackend(Backend):
                 [*score_params, text],
             )
         group = groups[0]
-        words = [" ".join(f'"{w}"' for t in group.positive for w in t.words)]
+        words = " ".join(f'"{w}"' for t in group.positive for w in t.words)
         excluded, excluded_params = "", []
         if group.negative:
             excluded = (
@@ -140,58 +136,12 @@ class PostgresBackend(Backend):
                 f"WHERE (head || body) @@ {_TSQUERY})"
             )
             excluded_params = [" or ".join(t.quoted for t in group.negative)]
-
-        def in_order(terms: list[Any], prefix: str = "") -> Sql:
-            sql = "".join(
-                f" AND ({prefix}head @@ {_TSQUERY} OR {prefix}body @@ {_TSQUERY})" for _ in terms
-            )
-            return sql, [p for t in terms for p in (t.quoted, t.quoted)]
-
-        found = phrase_pairs([" ".join(t.words) for t in phrases])
-        usable = [pairs.query for pairs in found if pairs.query]
-        every_sql, every_params = in_order(phrases)
-        old_way = (
-            f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
-            f"WHERE {whole}{excluded}{every_sql}"
-        )
-        old_params = [*score_params, *words, *excluded_params, *every_params]
-        if not usable:
-            return old_way, old_params
-        unsure = [t for t, pairs in zip(phrases, found, strict=True) if not pairs.exact]
-        exact = {t for t, pairs in zip(phrases, found, strict=True) if pairs.exact}
-        # A two-word phrase's pair implies its words: only the other words need that index.
-        rest = " ".join(f'"{w}"' for t in group.positive if t not in exact for w in t.words)
-        pairs_query = " & ".join(f"({q})" for q in usable)
-        unsure_sql, unsure_params = in_order(unsure, prefix="d.")
-        if not rest:
-            with_pairs = (
-                f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
-                f"WHERE pairs @@ %s::tsquery{excluded}"
-            )
-            pairs_params = [*score_params, pairs_query, *excluded_params]
-        else:
-            recheck_join = (
-                " JOIN tracker_searchdocument d ON d.tracked_id = w.tracked_id" if unsure else ""
-            )
-            with_pairs = (
-                f"WITH w AS MATERIALIZED (SELECT tracked_id, {score} AS score "
-                f"FROM tracker_searchdocument WHERE (head || body) @@ {_TSQUERY}{excluded}), "
-                "p AS MATERIALIZED (SELECT tracked_id FROM tracker_searchdocument "
-                "WHERE pairs @@ %s::tsquery) "
-                f"SELECT w.tracked_id AS id, w.score AS score FROM w{recheck_join} "
-                f"WHERE w.tracked_id IN (SELECT tracked_id FROM p){unsure_sql}"
-            )
-            pairs_params = [
-                *score_params,
-                rest,
-                *excluded_params,
-                pairs_query,
-                *unsure_params,
-            ]
-        waiting = old_way + " AND pairs @@ %s::tsquery"
+        in_order = "".join(f" AND (head @@ {_TSQUERY} OR body @@ {_TSQUERY})" for _ in phrases)
+        order_params = [p for t in phrases for p in (t.quoted, t.quoted)]
         return (
-            f"{with_pairs} UNION ALL {waiting}",
-            [*pairs_params, *old_params, UNUSABLE],
+            f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
+            f"WHERE {whole}{excluded}{in_order}",
+            [*score_params, words, *excluded_params, *order_params],
         )
 
     def _alternatives(self, query: Query, group: Any) -> str:

@@ -14,8 +14,6 @@ re-index.
   A, question weight B), small and ranked; ``body`` (the answer), matched through a GIN index on
   ``head || body``. Deleting a request deletes its document by trigger (no foreign key, so
   that Django's flush can TRUNCATE the requests; a TRUNCATE trigger empties this table too).
-  Migration 0007 adds a third, ``pairs`` (adjacent-word pairs for phrases; see ``pairs.py``),
-  and replaces the two trigger functions with ones that keep it too.
 
 The migration that creates all this imports the statements from here; ``ensure_triggers`` runs
 after every ``migrate``, because SQLite drops a table's triggers when Django rebuilds the table

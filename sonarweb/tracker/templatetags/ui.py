@@ -1,4 +1,5 @@
-"""Template helpers for how pages read: times that print as dates, a chart drawn for phones."""
+"""Template helpers for how pages read: times that print as dates, a chart drawn for phones,
+how a status badge and a model are shown."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
 from ..costs import Chart
+from ..models import STATUS_LABELS, TrackedRequest
 
 register = template.Library()
 
@@ -33,6 +35,29 @@ def when(value: datetime | None) -> SafeString | str:
         timesince(value),
         absolute,
     )
+
+
+@register.filter
+def badge_class(status: str) -> str:
+    """The badge's CSS class: one per status in sonarweb's vocabulary. A status upstream
+    invented since is shown as itself, styled as still running (it is polled like one)."""
+    status = str(status or "")
+    if status in STATUS_LABELS:
+        return f"badge-{status.lower()}"
+    return "badge-other"
+
+
+@register.filter
+def model_label(tracked: TrackedRequest) -> str:
+    """The model as stored. While an Agent run started here runs, the stored value is its
+    preset's name (upstream names the resolved model only once the run completes), so it is
+    called a preset then, and after a cancel or failure that leaves it so."""
+    options = tracked.options if isinstance(tracked.options, dict) else {}
+    preset = options.get("preset")
+    running = not tracked.is_finished
+    if isinstance(preset, str) and preset and (running or tracked.model == preset):
+        return f"preset {preset}"
+    return tracked.model
 
 
 # The phone chart, in SVG user units: drawn 360 wide, it shows at about its own size on a

@@ -4,10 +4,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from ..costs import ledger
+from ..costs import team_costs
 
 
 @require_safe
 def costs(request: HttpRequest) -> HttpResponse:
-    """What the team's completed requests cost, from the cost upstream reported at completion."""
-    return render(request, "tracker/costs.html", {"ledger": ledger()})
+    """What the team's requests cost, from the cost upstream reported for each."""
+    return render(request, "tracker/costs.html", {"costs": team_costs()})

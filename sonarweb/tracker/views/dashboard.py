@@ -20,14 +20,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from sonarweb.accounts import audit, handover
 
 from .. import listing
-from ..forms import MODEL_CHOICES, STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
+from ..forms import STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
 from ..listing import encode_cursor, member_choices, used_models
 from ..models import TrackedRequest
-from ..poll_counts import after_sending, poll_counts
 from ..polling import request_early_poll
 from ..scheduler import FAST_SECONDS
-from ..search import Filters
+from ..search import Filters, Search, SearchTooSlow
 from .access import key_of
+from .requests import watching
 
 MAX_BATCH = 100
 # What the slug path converter accepts (secrets.token_urlsafe output); anything else,
@@ -57,9 +57,9 @@ class View:
 
 def read_view(request: HttpRequest) -> View:
     members = member_choices()
-    models = sorted({value for value, _ in MODEL_CHOICES} | set(used_models()))
+    # Whatever the column holds: presets of runs not completed yet, resolved models after.
     form = DashboardFilterForm(
-        request.GET or None, members=[name for name, _ in members], models=models
+        request.GET or None, members=[name for name, _ in members], models=used_models()
     )
     # An unknown value in one field (a stale link) leaves only that field out of cleaned_data.
     form.is_valid()
@@ -96,10 +96,12 @@ def read_poll_view(request: HttpRequest) -> View:
 
 
 def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
+    known = [(value, STATUS_LABELS[value], counts.get(value, 0), True) for value in STATUSES]
+    # A status upstream invented since is counted as itself, without a filter of its own.
+    unknown = sorted((value, n) for value, n in counts.items() if value not in STATUS_LABELS)
+    other = [(value, value, n, False) for value, n in unknown]
     return {
-        "status_counts": [
-            (value, label, counts.get(value, 0)) for value, label in STATUS_FILTER_CHOICES if value
-        ],
+        "status_counts": known + other,
         "total_count": sum(counts.values()),
         "current_status": view.status,
         # The counts link to the dashboard with these filters (a poll's own query string
@@ -108,13 +110,19 @@ def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def shown_status(tracked: TrackedRequest) -> str:
+    """What a row's badge shows, as the poller reports it back: its status, or CANCELLING
+    while a cancel is under way (a change the badge must show though the status is the same)."""
+    return "CANCELLING" if tracked.is_cancelling else tracked.badge_status
+
+
 def poller_query(
     view: View, rows: list[TrackedRequest], top: str | None, counts: dict[str, int] | None
 ) -> str:
     """The poller's query string: the running rows with the badge each shows, the filters,
     the newest row shown and a digest of the counts shown, so that the next answer carries
     only what changed."""
-    params: list[tuple[str, str]] = [("s", f"{r.slug}.{r.badge_status}") for r in rows]
+    params: list[tuple[str, str]] = [("s", f"{r.slug}.{shown_status(r)}") for r in rows]
     params += list(view.params.items())
     if top:
         params.append(("top", top))
@@ -132,7 +140,7 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
     key = key_of(request)
     back = request.GET.copy()
     back.pop("edit", None)
-    polling = [r for r in page.rows if r.is_polling]
+    polling = [r for r in page.rows if watching(r)]
     # New rows are looked for above the first page of the newest-first listing only.
     top = encode_cursor(page.rows[0]) if page.rows and page.is_first and not view.text else None
     context = {
@@ -158,9 +166,32 @@ def counts_digest(counts: dict[str, int]) -> str:
     return hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:12]
 
 
+def fresh_counts(view: View) -> dict[str, int] | None:
+    """The status counts for a poll, counted afresh: one aggregate over the indexed ``badge``
+    column (or the search's own count). None when a search count ran past its time bound:
+    the poll then leaves the counts shown as they are."""
+    try:
+        if view.text:
+            return Search(view.text).counts(view.filters)
+        return listing.status_counts(view.filters)
+    except SearchTooSlow:
+        return None
+
+
+def with_whole_rows(changed: list[TrackedRequest]) -> list[TrackedRequest]:
+    """The changed rows, those that stopped being polled read whole: their last poll sends
+    the whole row (the resolved model replaces the preset), not the badge alone."""
+    done = [r.pk for r in changed if not watching(r)]
+    if not done:
+        return changed
+    whole = TrackedRequest.objects.filter(pk__in=done).listing().in_bulk()
+    return [whole.get(r.pk, r) for r in changed]
+
+
 def badge_batch(request: HttpRequest) -> HttpResponse:
-    """One poll of an open dashboard: the badges of its running rows, rows teammates added
-    above its first row, the status counts, and the next poller.
+    """One poll of an open dashboard: the badges of its running rows (whole rows for those
+    that stopped), rows teammates added above its first row, the status counts, and the next
+    poller.
 
     Reads the database only; running rows ask for an early upstream poll, which the refresher
     folds into the key's next list call.
@@ -171,14 +202,14 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     # A badge needs only these columns; whole rows are read for rows added above the table.
     rows = list(
         TrackedRequest.objects.filter(slug__in=slugs).only(
-            "slug", "status", "state", "next_poll_at"
+            "slug", "status", "state", "next_poll_at", "cancel_requested_at"
         )
     )
-    changed = [r for r in rows if shown.get(r.slug) != r.badge_status]
+    changed = with_whole_rows([r for r in rows if shown.get(r.slug) != shown_status(r)])
     view = read_poll_view(request)
     top = request.GET.get("top")
     new_rows = listing.newer_than(view.filters, top) if top and not view.text else []
-    polling = [r for r in [*new_rows, *rows] if r.is_polling]
+    polling = [r for r in [*new_rows, *rows] if watching(r)]
     # Only rows whose next poll is further off than the fast interval are pulled forward
     # (request_early_poll's own condition, checked on the rows at hand): most polls then
     # write nothing, which matters on SQLite, where every write waits its turn.
@@ -186,13 +217,17 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     early = [r.pk for r in polling if r.next_poll_at and r.next_poll_at > soon]
     if early:
         request_early_poll(early)
-    # The dashboard's own poller names its filters; a bare batch (older pages) gets badges.
-    with_counts = "top" in request.GET or any(request.GET.get(n) for n in FILTER_PARAMS)
-    counts, recount = poll_counts(view.text, view.filters) if with_counts else (None, None)
+    # The dashboard's own poller names the counts it shows and its filters; a bare batch
+    # (from a page of an older version) gets badges only.
+    with_counts = any(n in request.GET for n in ("c", "top")) or any(
+        request.GET.get(n) for n in FILTER_PARAMS
+    )
+    counts = fresh_counts(view) if with_counts else None
     next_top = encode_cursor(new_rows[0]) if new_rows else top
     context = {
         **status_counts_context(view, counts or {}),
         "rows": changed,
+        "whole_rows": {r.pk for r in changed if not watching(r)},
         "new_rows": new_rows,
         "with_counts": counts is not None and request.GET.get("c") != counts_digest(counts),
         # A row whose status moved out of the status filter stays, marked as such.
@@ -204,9 +239,7 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
         "next_url": "/",
         "editing": "",
     }
-    response = render(request, "tracker/dashboard.html#badge_batch", context)
-    # Counts found out of date are shown as they are and counted again once this is sent.
-    return after_sending(response, recount) if recount is not None else response
+    return render(request, "tracker/dashboard.html#badge_batch", context)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -21,10 +21,12 @@ log = logging.getLogger("sonarweb.keys")
 
 @sensitive_variables("secret")
 def _check_with_upstream(secret: str) -> str | None:
-    """One list call. Returns a warning for network trouble; raises Unauthorized for 401."""
+    """``GET /v1/models``, which needs a valid key (never a Sonar path: the Sonar API's
+    retirement says nothing about the key). Returns a warning when the key could not be
+    checked; raises Unauthorized when Perplexity rejects it."""
     try:
         with interactive_client_for_secret(secret) as api:
-            api.list_jobs()
+            api.check_key()
     except upstream.Unauthorized:
         raise
     except upstream.UpstreamError as exc:

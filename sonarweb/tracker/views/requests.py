@@ -3,49 +3,93 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import connection
 from django.db.models import Max
-from django.http import Http404, HttpRequest, HttpResponse
-from django.middleware.gzip import GZipMiddleware, re_accepts_gzip
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.template.loader import render_to_string
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import patch_cache_control
 from django.utils.safestring import mark_safe
-from django.utils.text import compress_string
 from django.views.decorators.http import condition, require_safe
 
-from sonarweb.db import hot_cursor
+from sonarweb.accounts.views.access import may_manage
 from sonarweb.media.background import current_bundle
 from sonarweb.media.lookup import has_inline_images, image_summary
 from sonarweb.media.models import AnswerImage
+from sonarweb.perplexity.documents import can_cancel, loads_document
+from sonarweb.perplexity.payload import ANSWERED_STATUSES, PayloadError
 
-from ..models import AnswerArchive, TrackedRequest, UpstreamStatus
-from ..pagecache import PageCache
+from ..models import AnswerArchive, AppState, TrackedRequest, UpstreamStatus
 from ..polling import request_early_poll
 from .access import get_request_for_user
 
-MAX_BATCH = 100
 # What the slug path converter accepts (secrets.token_urlsafe output); anything else,
 # NUL bytes included, never reaches the database.
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
-# Where the archived answer goes in the rendered page; see _page_with_answer.
-ANSWER_SLOT = mark_safe("<!--sonarweb:answer-->")
-# Encoded answers kept per process; a 100k-word answer is about 3 MB.
-ANSWER_CACHE_SIZE = 16
-# Whole finished pages per member, per process: a repeat view costs no template work.
-FINISHED_PAGES = PageCache(max_bytes=64 * 1024 * 1024, ttl_seconds=60)
-HEAD_SQL = (
-    "SELECT t.id, t.updated, t.status, a.rendered_at, a.sha256 FROM tracker_trackedrequest t "
-    "LEFT JOIN tracker_answerarchive a ON a.tracked_id = t.id WHERE t.slug = %s"
-)
 # How long a browser's copy of a finished page stays valid through its ETag.
 ETAG_SECONDS = 300
+
+
+# States in which the app has stopped asking upstream for good: a Sonar job asked about after
+# the Sonar API's retirement, and a start that may or may not have happened.
+STOPPED_STATES = (AppState.RETIRED, AppState.UNCONFIRMED)
+# Why an answer was cut off, in words (``incomplete_details.reason``); another reason is
+# shown as upstream spelled it.
+CUT_OFF_REASONS = {
+    "max_output_tokens": "the output limit (max_output_tokens)",
+    "max_tool_calls": "the limit on tool calls (max_tool_calls)",
+    "content_filter": "the content filter (content_filter)",
+    "cancelled": "a cancellation (cancelled)",
+}
+REASON_CHARS = 80
+
+
+def watching(tracked: TrackedRequest) -> bool:
+    """Whether a page keeps polling this row's badge: while the refresher still asks upstream
+    about it, and never once it has finished (in any of the finished statuses) or the app has
+    stopped asking about it (RETIRED, UNCONFIRMED)."""
+    return tracked.is_polling and not tracked.is_finished and tracked.state not in STOPPED_STATES
+
+
+def may_cancel(user: Any, tracked: TrackedRequest) -> bool:
+    """Whether this member is offered Cancel: on a running Agent run nobody has asked to
+    cancel yet, for the member who added it (their key owns the run) and for staff."""
+    return (
+        may_manage(user, tracked)
+        and can_cancel(tracked.request_id)
+        and not tracked.is_finished
+        and tracked.cancel_requested_at is None
+        and tracked.state not in (*STOPPED_STATES, AppState.NOT_FOUND)
+    )
+
+
+def _incomplete_reason(tracked_id: int) -> str:
+    """``incomplete_details.reason`` of the archived document ("" when it gives none)."""
+    text = (
+        AnswerArchive.objects.filter(tracked_id=tracked_id)
+        .values_list("raw_json", flat=True)
+        .first()
+    )
+    if not text:
+        return ""
+    try:
+        return loads_document(text).incomplete_reason.strip()
+    except PayloadError:
+        return ""
+
+
+def cut_off_sentence(tracked: TrackedRequest) -> str:
+    """Why an INCOMPLETE answer stops early, from the archived document."""
+    reason = _incomplete_reason(tracked.pk)
+    if not reason:
+        return "Perplexity did not say why the answer was cut off."
+    words = CUT_OFF_REASONS.get(reason)
+    if words is None:
+        return f"The answer was cut off; Perplexity gave the reason “{reason[:REASON_CHARS]}”."
+    return f"The answer was cut off by {words}."
 
 
 def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]:
@@ -53,7 +97,11 @@ def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]
         "tracked": tracked,
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
         "is_adder": request.user.pk == tracked.added_by_id,
+        "polling": watching(tracked),
+        "may_cancel": may_cancel(request.user, tracked),
     }
+    if tracked.status == UpstreamStatus.INCOMPLETE:
+        context["cut_off"] = cut_off_sentence(tracked)
     if tracked.has_answer:
         rendered_at = (
             AnswerArchive.objects.filter(pk=tracked.pk)
@@ -65,52 +113,36 @@ def _context(request: HttpRequest, tracked: TrackedRequest) -> dict[str, object]
     return context
 
 
-def _page_key(request: HttpRequest, head: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """What a finished page depends on; None when the page must be rendered afresh."""
-    pk, updated, status, rendered_at = head[:4]
-    if status != UpstreamStatus.COMPLETED or rendered_at is None:
+def finished_etag(request: HttpRequest, slug: str) -> str | None:
+    """An ETag for a finished permalink, so that a revisit of an unchanged page is a 304 with
+    no body; None (no conditional GET) while the page may still change by itself.
+
+    It changes with everything the page shows: the archived answer (its hash) and its
+    rendering, the row (``updated``: a new title, share link or audit event), the member and
+    the CSRF secret their page's token comes from, and the scheme and host the share panel
+    spells its links with. A time bucket is part of it too: the page shows relative times
+    ("3 hours ago") and whether share links have expired, so a copy is trusted for at most
+    ETAG_SECONDS.
+    """
+    if not SLUG.fullmatch(slug):
+        return None
+    head = (
+        TrackedRequest.objects.filter(slug=slug)
+        .values_list("pk", "updated", "status", "archive__rendered_at", "archive__sha256")
+        .first()
+    )
+    if head is None or head[2] not in ANSWERED_STATUSES or head[3] is None:
         return None
     # Pending messages are shown once, on whichever page comes next.
     if len(messages.get_messages(request)):
         return None
     secret = request.META.get("CSRF_COOKIE", "")
-    # The share panel spells out absolute URLs with this scheme and host. The secret stays
-    # last: request_detail swaps it for the one the rendered page carries.
-    return (pk, updated, rendered_at, request.user.pk, request.scheme, request.get_host(), secret)
-
-
-def _head(request: HttpRequest, slug: str) -> tuple[Any, ...] | None:
-    """The few columns that say whether and how a permalink changed; read once per request."""
-    cached = getattr(request, "_sonarweb_head", None)
-    if cached is None or cached[0] != slug:
-        # Plain SQL: this runs on every view of every permalink, and compiling the ORM query
-        # cost more than running it. The times stay as the driver returns them (text on
-        # SQLite): they only serve as cache keys and to look the same row up again.
-        with hot_cursor(connection) as cursor:
-            cursor.execute(HEAD_SQL, [slug])
-            head = cursor.fetchone()
-        cached = (slug, head)
-        request._sonarweb_head = cached  # type: ignore[attr-defined]
-    return cached[1]
-
-
-def finished_etag(request: HttpRequest, slug: str) -> str | None:
-    """An ETag for a finished permalink: the answer's hash plus everything in ``_page_key``
-    (the row's ``updated``, the rendering, the member, the CSRF secret the page's token comes
-    from, the host), so a revisit of an unchanged page is a 304 with no body.
-
-    A time bucket is part of it too: the page shows relative times ("3 hours ago") and whether
-    share links have expired, so a copy is trusted for at most ETAG_SECONDS.
-    """
-    head = _head(request, slug)
-    if head is None or not SLUG.fullmatch(slug):
-        return None
-    key = _page_key(request, head)
-    if key is None or not key[-1]:
+    if not secret:
         # No CSRF secret yet: this view makes one, and the page would not match the tag.
         return None
     bucket = int(time.time() // ETAG_SECONDS)
-    return hashlib.sha256(repr((*key, head[4], bucket)).encode()).hexdigest()[:40]
+    key = (*head, request.user.pk, request.scheme, request.get_host(), secret, bucket)
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:40]
 
 
 @require_safe
@@ -119,82 +151,21 @@ def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The permalink: the archived answer once finished, the live status until then.
 
     Nothing here calls upstream or renders an answer: both happen in the refresher. A
-    finished page answers conditional GETs (``finished_etag``).
+    finished page answers conditional GETs (``finished_etag``); GZipMiddleware compresses it.
     """
-    head = _head(request, slug)
-    if head is None:
-        raise Http404("No request has this permalink.")
-    key = _page_key(request, head)
-    if key is not None and (page := FINISHED_PAGES.get(key)) is not None:
-        return _private(_cached_page(request, key, page))
     tracked = get_object_or_404(TrackedRequest.objects.select_related("added_by"), slug=slug)
     if tracked.is_polling:
         request_early_poll([tracked.pk])
-    if tracked.has_answer and head[3] is not None:
-        try:
-            answer = _stored_answer(tracked.pk, tracked.slug, head[3])
-        except LookupError:
-            pass
-        else:
-            response = _page_with_answer(request, tracked, answer)
-            if key is not None and response.status_code == 200:
-                # Keyed by the CSRF secret the page now carries, which may be new.
-                key = (*key[:-1], request.META.get("CSRF_COOKIE", ""))
-                FINISHED_PAGES.put(key, response.content)
-                return _private(_cached_page(request, key, response.content))
-            return _private(response)
-    return render(request, "tracker/request_detail.html", _context(request, tracked))
-
-
-def _cached_page(request: HttpRequest, key: tuple[Any, ...], page: bytes) -> HttpResponse:
-    """A cached page, gzipped once per cache entry rather than on every view.
-
-    GZipMiddleware would compress each repeat view again, which for a large answer costs
-    more than serving it. The compressed copy carries the middleware's BREACH mitigation
-    (a random-length gzip header); keeping it fixed per entry leaks nothing, because the
-    bytes are the same on every view and no request can change them without changing the
-    key. The middleware leaves a response that already has a Content-Encoding alone.
-    """
-    if not re_accepts_gzip.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
-        return HttpResponse(page)
-    gz_key = (*key, "gzip")
-    packed = FINISHED_PAGES.get(gz_key)
-    if packed is None:
-        packed = compress_string(page, max_random_bytes=GZipMiddleware.max_random_bytes)
-        FINISHED_PAGES.put(gz_key, packed)
-    response = HttpResponse(packed)
-    response["Content-Encoding"] = "gzip"
-    patch_vary_headers(response, ("Accept-Encoding",))
+    context = _context(request, tracked)
+    context["answer_html"] = answer_html(tracked)
+    response = render(request, "tracker/request_detail.html", context)
+    # Browsers keep the page but ask again each time (the ETag makes that a 304).
+    patch_cache_control(response, private=True, no_cache=True)
     return response
-
-
-def _private(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "private, no-cache"
-    return response
-
-
-@lru_cache(maxsize=ANSWER_CACHE_SIZE)
-def _stored_answer(pk: int, slug: str, rendered_at: object) -> bytes:
-    """The stored HTML of a completed answer, as UTF-8.
-
-    Safe to keep: the HTML only changes with a new rendering (a new ``rendered_at``, which is
-    part of the key), and the slug tells a row apart from a later one that reuses the primary
-    key. The read is not filtered by ``rendered_at``: a rendering that lands between the
-    caller's look at the row and this read (images archived a moment after completion) must
-    give the newer HTML, not none.
-    """
-    html = (
-        AnswerArchive.objects.filter(tracked_id=pk, tracked__slug=slug)
-        .values_list("rendered_html", flat=True)
-        .first()
-    )
-    if not html:
-        raise LookupError(slug)  # not cached: lru_cache keeps only returned values
-    return html.encode()
 
 
 def answer_html(tracked: TrackedRequest) -> str:
-    """The stored answer fragment, for the partials that swap it in ("" when there is none)."""
+    """The stored answer fragment (completed, incomplete or cancelled; "" when there is none)."""
     if not tracked.has_answer:
         return ""
     html = (
@@ -203,21 +174,6 @@ def answer_html(tracked: TrackedRequest) -> str:
         .first()
     )
     return mark_safe(html or "")  # noqa: S308 - sanitized with nh3 when it was rendered
-
-
-def _page_with_answer(request: HttpRequest, tracked: TrackedRequest, answer: bytes) -> HttpResponse:
-    """The page rendered around a slot, with the stored answer's bytes joined in once.
-
-    An answer runs to megabytes; passed through the template it would be copied at every
-    level of nesting and then decoded and encoded again, which made this page several times
-    slower than it needs to be.
-    """
-    context = {**_context(request, tracked), "answer_slot": ANSWER_SLOT}
-    page = render_to_string("tracker/request_detail.html", context, request)
-    head, slot, tail = page.partition(ANSWER_SLOT)
-    if not slot:
-        return render(request, "tracker/request_detail.html", _context(request, tracked))
-    return HttpResponse([head.encode(), answer, tail.encode()])
 
 
 @require_safe
@@ -231,9 +187,18 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     context = _context(request, tracked)
     if tracked.is_polling:
         request_early_poll([tracked.pk])
-    else:
+    if not context["polling"]:
         context["answer_html"] = answer_html(tracked)
+    # The page shows Cancel outside the polled block; it goes once it is no longer offered.
+    context["drop_cancel"] = request.GET.get("cancel") == "offered" and not context["may_cancel"]
     return render(request, "tracker/request_detail.html#status_update", context)
+
+
+def cancel_run(request: HttpRequest, slug: str) -> HttpResponse:
+    """/r/<slug>/cancel/: ask upstream to cancel a running Agent run (see cancel.py)."""
+    from .cancel import cancel_run as view
+
+    return view(request, slug)
 
 
 @require_safe

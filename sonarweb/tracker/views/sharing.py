@@ -1,10 +1,10 @@
-"""Public, read-only share links to completed answers, and the team's list of them."""
+"""Public, read-only share links to archived answers (completed, or partial: incomplete or
+cancelled), and the team's list of them."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django import forms
 from django.contrib import messages
@@ -12,23 +12,22 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from sonarweb.accounts import audit
 from sonarweb.media.links import for_share
+from sonarweb.perplexity.payload import ANSWERED_STATUSES
 
-from ..models import AnswerArchive, ShareLink, TrackedRequest, UpstreamStatus
+from ..models import AnswerArchive, ShareLink, TrackedRequest
 from .access import get_request_for_user
-from .requests import ANSWER_SLOT, _stored_answer
+from .requests import answer_html
 
 log = logging.getLogger("sonarweb.sharing")
 
 LINKS_PER_PAGE = 50
-# Public answers kept per process, each with its images moved under its link's token.
-SHARED_ANSWERS_CACHED = 16
 EXPIRY_CHOICES = [("never", "Never"), ("1", "In 1 day"), ("7", "In 7 days"), ("30", "In 30 days")]
 
 
@@ -50,12 +49,11 @@ def content_hash(tracked: TrackedRequest) -> str:
     return (digest or "")[:12]
 
 
-@lru_cache(maxsize=SHARED_ANSWERS_CACHED)
-def _shared_answer(pk: int, slug: str, rendered_at: datetime | None, token: str) -> bytes:
+def _shared_answer(tracked: TrackedRequest, token: str) -> str:
     """The stored answer with its images addressed under the share link, where the public
-    image view checks that each belongs to the shared answer."""
-    html = _stored_answer(pk, slug, rendered_at).decode()
-    return for_share(html, token).encode()
+    image view checks that each belongs to the shared answer ("" when there is none)."""
+    html = answer_html(tracked)
+    return mark_safe(for_share(html, token)) if html else ""  # noqa: S308 - sanitized HTML
 
 
 def _touch(tracked_pk: int) -> None:
@@ -88,9 +86,13 @@ def _panel(
 @require_POST
 def create_share(request: HttpRequest, slug: str) -> HttpResponse:
     tracked = get_request_for_user(request, slug)
-    if tracked.status != UpstreamStatus.COMPLETED:
-        # The button only shows on completed answers; this answers crafted posts.
-        return _panel(request, tracked, "Only a completed answer can be shared.", status=409)
+    if not tracked.has_answer:
+        # The button only shows on archived answers; this answers crafted posts.
+        sentence = (
+            "Only a completed answer can be shared. The partial answer of a run that stopped "
+            "early or was cancelled can be shared too, once it is archived."
+        )
+        return _panel(request, tracked, sentence, status=409)
     form = ShareForm(request.POST)
     if not form.is_valid():
         return _panel(request, tracked, "Choose when the link expires.", status=422)
@@ -171,7 +173,7 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
     link = (
         ShareLink.objects.active()
         .select_related("tracked")
-        .filter(token=token, tracked__status=UpstreamStatus.COMPLETED)
+        .filter(token=token, tracked__status__in=ANSWERED_STATUSES)
         .first()
     )
     if link is None:
@@ -184,19 +186,5 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
         # Public pages never show the team's own title, which may be an internal note.
         "public_title": tracked.question or tracked.request_id,
     }
-    rendered_at = (
-        AnswerArchive.objects.filter(tracked_id=tracked.pk)
-        .values_list("rendered_at", flat=True)
-        .first()
-    )
-    try:
-        answer = _shared_answer(tracked.pk, tracked.slug, rendered_at, link.token)
-    except LookupError:
-        return _public(render(request, "tracker/shared_answer.html", context))
-    page = render_to_string(
-        "tracker/shared_answer.html", {**context, "answer_slot": ANSWER_SLOT}, request
-    )
-    head, slot, tail = page.partition(ANSWER_SLOT)
-    if not slot:
-        return _public(render(request, "tracker/shared_answer.html", context))
-    return _public(HttpResponse([head.encode(), answer, tail.encode()]))
+    context["answer_html"] = _shared_answer(tracked, link.token)
+    return _public(render(request, "tracker/shared_answer.html", context))

@@ -22,7 +22,7 @@ from ...refs import image_refs
 
 
 def _answers(slugs: list[str]) -> list[int]:
-    rows = TrackedRequest.objects.completed().filter(archived_at__isnull=False)
+    rows = TrackedRequest.objects.answered().filter(archived_at__isnull=False)
     if slugs:
         rows = rows.filter(slug__in=slugs)
     return list(rows.order_by("pk").values_list("pk", flat=True))

@@ -1,4 +1,5 @@
-"""Serve the Sonar API simulator in the foreground until Ctrl-C or SIGTERM."""
+"""Serve the Perplexity API simulator (the Agent API; the Sonar API retired or, with
+--sonar-live, still answering) in the foreground until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from sonarweb.simulator.app import Simulator
-from sonarweb.simulator.demo import DEMO_KEY, DEMO_UNTRACKED, seed_demo_jobs
+from sonarweb.simulator.demo import DEMO_KEY, DEMO_UNTRACKED, seed_demo_jobs, seed_demo_runs
 from sonarweb.simulator.server import serve
 
 
@@ -33,13 +34,28 @@ def _browser_url(host: str, port: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Run a stand-in for Perplexity's async Sonar API (for the demo and manual testing)."
+    help = (
+        "Run a stand-in for Perplexity's API (for the demo and manual testing): the Agent API "
+        "(POST /v1/agent or /v1/responses, GET and cancel of background runs, GET /v1/models), "
+        "and the async Sonar API, which answers 403 as retired unless --sonar-live is given."
+    )
+    # The simulator uses nothing of the project, so the project's checks (which import all of
+    # it) need not pass for it to start.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8001, help="0 picks a free port.")
         parser.add_argument(
-            "--demo", action="store_true", help=f"Accept {DEMO_KEY} and create the demo jobs."
+            "--demo",
+            action="store_true",
+            help=f"Accept {DEMO_KEY} and create the demo's Agent runs (and Sonar jobs).",
+        )
+        parser.add_argument(
+            "--sonar-live",
+            action="store_true",
+            help="Serve the async Sonar API as before its retirement (default: every Sonar path "
+            "answers 403 chat_completions_not_available).",
         )
         parser.add_argument(
             "--key",
@@ -55,7 +71,14 @@ class Command(BaseCommand):
             "--create-limit",
             type=int,
             default=None,
-            help="Job creations allowed per key per minute (default: unlimited).",
+            help="Sonar jobs and Agent runs a key may create per minute (default: unlimited).",
+        )
+        parser.add_argument(
+            "--rate-limit",
+            type=int,
+            default=None,
+            help="Agent API calls a key may make per minute; more answer 429 (default: "
+            "unlimited; the x-ratelimit-* headers are sent either way).",
         )
         parser.add_argument(
             "--image-base",
@@ -79,8 +102,11 @@ class Command(BaseCommand):
             page_size=options["page_size"],
             create_limit_per_minute=options["create_limit"],
             control=control,
+            sonar_retired=not options["sonar_live"],
+            rate_limit_per_minute=options["rate_limit"],
         )
         tracked = seed_demo_jobs(sim) if options["demo"] else []
+        runs = seed_demo_runs(sim) if options["demo"] else []
         try:
             server = serve(sim, host=host, port=options["port"])
         except OSError as exc:
@@ -98,7 +124,7 @@ class Command(BaseCommand):
             sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            self._announce(server.url, keys, tracked, control)
+            self._announce(server.url, keys, tracked, runs, sim.sonar_retired, control)
             # A timed wait keeps the main thread responsive to signals on every platform.
             while not stop.wait(0.5):
                 pass
@@ -108,17 +134,35 @@ class Command(BaseCommand):
                 signal.signal(sig, handler)
             self.stdout.write("Simulator stopped.")
 
-    def _announce(self, url: str, keys: list[str], tracked: list[Any], control: bool) -> None:
+    def _announce(
+        self,
+        url: str,
+        keys: list[str],
+        tracked: list[Any],
+        runs: list[Any],
+        retired: bool,
+        control: bool,
+    ) -> None:
         out = self.stdout
-        out.write(f"Sonar API simulator listening on {url}")
+        out.write(f"Perplexity API simulator listening on {url}")
+        if retired:
+            out.write("The Sonar API is retired: its paths answer 403 (--sonar-live serves it).")
+        else:
+            out.write("The async Sonar API is live, as before its retirement.")
         if keys:
             # Only the last four characters: the terminal may be shared or recorded.
             out.write("Accepted keys: " + ", ".join(f"…{k[-4:]}" for k in keys))
         else:
             out.write("Accepting any key that looks like pplx-XXXXXXXX.")
-        if tracked:
+        labels = ("completed", "running", "failed")
+        if runs:
             out.write(f"Demo key: {DEMO_KEY}")
-            for job, label in zip(tracked, ("completed", "running", "failed"), strict=False):
+            out.write("Agent API runs:")
+            for run, label in zip(runs, labels, strict=False):
+                out.write(f"  {label:<10} {run.id}  {run.preset}  {run.question}")
+        if tracked and not retired:
+            out.write("Sonar jobs:")
+            for job, label in zip(tracked, labels, strict=False):
                 out.write(f"  {label:<10} {job.id}  {job.model}  {job.question}")
             for job in DEMO_UNTRACKED:
                 out.write(f"  {'untracked':<10} {job.id}  {job.model}  {job.question}")

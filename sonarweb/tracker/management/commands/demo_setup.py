@@ -1,21 +1,30 @@
-"""Prepare the demo: a user with a fresh printed password, the simulator's key saved
-for them, and the simulator's sample jobs tracked."""
+"""Prepare the demo: a user with a fresh printed password, the simulator's key saved for them,
+the simulator's sample Agent runs tracked, and two Sonar answers archived as a team would have
+them from before the Sonar API's retirement."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from sonarweb.simulator.demo import DEMO_KEY, DEMO_TRACKED
-from sonarweb.tracker.models import ApiKey, TrackedRequest
+from sonarweb.perplexity.documents import loads_document
+from sonarweb.simulator.demo import DEMO_AGENT_TRACKED, DEMO_KEY, sonar_archive_samples
+from sonarweb.tracker.models import ApiKey, Origin, TrackedRequest
+from sonarweb.tracker.polling import archive_saved
+
+
+def images_from() -> str:
+    """The samples' pictures come from the simulator the demo runs (its own image host)."""
+    return str(settings.PERPLEXITY_API_BASE).rstrip("/")
 
 
 class Command(BaseCommand):
-    help = "Create or reset the demo user and track the simulator's sample jobs."
+    help = "Create or reset the demo user, track the simulator's sample runs and archive samples."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--username", default="demo")
@@ -31,11 +40,28 @@ class Command(BaseCommand):
         key = ApiKey.objects.filter(user=user).first() or ApiKey(user=user)
         key.set_secret(DEMO_KEY)
         key.save()
-        # The simulator starts its sample jobs afresh on every run; so do their rows, or a
-        # job archived as finished last time would not be seen running again.
-        TrackedRequest.objects.filter(request_id__in=[job.id for job in DEMO_TRACKED]).delete()
-        for job in DEMO_TRACKED:
-            TrackedRequest.objects.create(request_id=job.id, added_by=user, question=job.question)
+        # The simulator starts its sample runs afresh on every run; so do their rows, or a
+        # run archived as finished last time would not be seen running again.
+        TrackedRequest.objects.filter(
+            request_id__in=[run.id for run in DEMO_AGENT_TRACKED]
+        ).delete()
+        for run in DEMO_AGENT_TRACKED:
+            TrackedRequest.objects.create(
+                request_id=run.id,
+                added_by=user,
+                question=run.question,
+                origin=Origin.STARTED,
+                options={"preset": run.preset},
+            )
+        # Answers archived before 2026-09-27 cannot be fetched any more: they are kept as
+        # they were, once.
+        for job_id, question, raw_text in sonar_archive_samples(image_base=images_from()):
+            if TrackedRequest.objects.filter(request_id=job_id).exists():
+                continue
+            tracked = TrackedRequest.objects.create(
+                request_id=job_id, added_by=user, question=question, next_poll_at=None
+            )
+            archive_saved(tracked, loads_document(raw_text), raw_text)
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Demo user ready.\n"

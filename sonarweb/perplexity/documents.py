@@ -1,0 +1,49 @@
+"""A stored or uploaded answer document, whichever protocol wrote it.
+
+Archives keep upstream's JSON exactly as received, and people bring saved JSON in: this tells
+an Agent Response from a Sonar job by its shape and reads it into the shared ``Job``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from . import agent, sonar
+from .payload import Job, PayloadError
+
+
+def parse_document(raw: Any) -> Job:
+    if agent.looks_like_response(raw):
+        return agent.parse_response(raw)
+    return sonar.parse_job(raw)
+
+
+def loads_document(text: str) -> Job:
+    """Parse stored raw JSON text of a job or run; PayloadError if it is neither."""
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError("The stored answer is not JSON.") from exc
+    return parse_document(raw)
+
+
+# Sonar kept jobs about 7 days (as people observed; never documented). How long the Agent API
+# keeps a run is undocumented: no date is promised for it.
+SONAR_RETENTION = timedelta(days=7)
+
+
+def retention_of(request_id: str) -> timedelta | None:
+    """How long upstream keeps this job, where that is known."""
+    return None if agent.is_run_id(request_id) else SONAR_RETENTION
+
+
+def can_cancel(request_id: str) -> bool:
+    """Whether upstream can be asked to cancel this job (Agent runs can; Sonar had no cancel)."""
+    return agent.is_run_id(request_id)
+
+
+def listed_by_key(request_id: str) -> bool:
+    """Whether a key's job list covers this id (Sonar's did; the Agent API has no list)."""
+    return not agent.is_run_id(request_id)

@@ -1,0 +1,213 @@
+"""/r/<slug>/cancel/: ask Perplexity to cancel a running Agent run, after a confirmation.
+
+The member who added a run, and staff, may cancel it; other members get 403 and nothing is
+sent. GET is the confirmation page (a plain form, so it works without JavaScript; with it the
+permalink asks in a dialog and posts here directly). POST sends ``POST /v1/agent/{id}/cancel``
+once, with the key of the member who added the run: that key owns it upstream.
+
+Cancelling is asynchronous upstream: the acknowledgement says ``cancelling``, polls show the
+run in progress a little longer, then ``cancelled`` with its partial output, which the
+refresher archives. Until then ``cancel_requested_at`` makes the page say "Cancelling…", and
+it is also what stops a second cancel: the row is claimed for the call with a conditional
+update, so two posts (a double click, two members) send one call. A call that fails leaves
+nothing recorded, so the member can try again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from sonarweb.accounts import audit
+from sonarweb.accounts.models import AuditAction
+from sonarweb.accounts.views.access import may_manage
+from sonarweb.perplexity import client as upstream
+from sonarweb.perplexity.documents import can_cancel
+from sonarweb.perplexity.payload import FINISHED_STATUSES
+
+from ..models import ApiKey, AppState, TrackedRequest
+from ..polling import request_early_poll
+from ..upstream import Busy, KeyUnreadable, interactive_client, note_failure
+from .messages_upstream import try_again
+
+log = logging.getLogger("sonarweb.cancel")
+
+# The audit trail's action for a cancel. Recorded once ``AuditAction`` names it (the
+# accounts app owns that list; ``audit.record`` refuses actions it does not know).
+FINISHED = "This run had already finished; the page shows its final state."
+ALREADY = (
+    "Cancelling this run was already asked for; the page says “Cancelling…” until "
+    "Perplexity has stopped it."
+)
+TITLE_CHARS = 80
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def cancel_run(request: HttpRequest, slug: str) -> HttpResponse:
+    tracked = get_object_or_404(TrackedRequest.objects.select_related("added_by"), slug=slug)
+    if not may_manage(request.user, tracked):
+        raise PermissionDenied("Only staff and the member who added a run can cancel it.")
+    refusal = _refusal(tracked)
+    if refusal:
+        messages.info(request, refusal)
+        return _back(tracked)
+    if request.method != "POST":
+        return _confirm(request, tracked)
+    return _cancel(request, tracked)
+
+
+def _back(tracked: TrackedRequest) -> HttpResponse:
+    return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
+
+
+def _refusal(tracked: TrackedRequest) -> str:
+    """Why this row cannot be cancelled now ("" when it can)."""
+    if not can_cancel(tracked.request_id):
+        return "Only Agent API runs can be cancelled; the Sonar API had no way to cancel a job."
+    if tracked.is_finished:
+        return FINISHED
+    if tracked.cancel_requested_at is not None:
+        return ALREADY
+    if tracked.state in (AppState.NOT_FOUND, AppState.RETIRED, AppState.UNCONFIRMED):
+        return f"This run cannot be cancelled from here. {tracked.status_sentence}"
+    return ""
+
+
+def _confirm(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
+    title = tracked.display_title
+    if len(title) > TITLE_CHARS:
+        title = title[: TITLE_CHARS - 1] + "…"
+    context = {
+        "heading": "Cancel this research run?",
+        "sentence": (
+            f"Perplexity stops “{title}” within a few polls. Whatever it has written by then "
+            "is kept here; the rest of the research is not done."
+        ),
+        "action": reverse("cancel_run", args=[tracked.slug]),
+        "fields": [],
+        "button": "Cancel the run",
+        "cancel_url": tracked.get_absolute_url(),
+        "back_label": "Keep it running",
+    }
+    return render(request, "tracker/confirm.html", context)
+
+
+def _owner(request: HttpRequest, tracked: TrackedRequest) -> str:
+    """Whose key owns the run, as the sentence names them."""
+    if tracked.added_by_id == request.user.pk:
+        return "your"
+    if tracked.added_by is None:
+        return "its (removed) member's"
+    return f"{tracked.added_by.get_username()}'s"
+
+
+def _usable_key(request: HttpRequest, tracked: TrackedRequest) -> tuple[ApiKey | None, str]:
+    """The key of the member who added the run, or why there is none to cancel it with."""
+    if tracked.added_by_id is None:
+        return None, (
+            "Only the API key that started this run can cancel it, and the member who added "
+            "it has been removed, so it cannot be cancelled from here."
+        )
+    key = ApiKey.objects.filter(user_id=tracked.added_by_id).first()
+    owner = _owner(request, tracked)
+    if key is None:
+        return None, (
+            f"Only the API key that started this run can cancel it, and {owner} API key is "
+            "no longer saved, so it cannot be cancelled from here."
+        )
+    if key.is_invalid:
+        return None, (
+            f"Perplexity rejected {owner} API key earlier, and only that key can cancel this "
+            "run: replace it in Settings, then cancel again."
+        )
+    return key, ""
+
+
+def _claim(tracked: TrackedRequest) -> datetime | None:
+    """Record the cancel before it is sent, if nobody has: one call however many posts."""
+    now = timezone.now()
+    claimed = (
+        TrackedRequest.objects.filter(pk=tracked.pk, cancel_requested_at__isnull=True)
+        .exclude(status__in=FINISHED_STATUSES)
+        .update(cancel_requested_at=now, updated=now)
+    )
+    return now if claimed else None
+
+
+def _release(tracked: TrackedRequest, claimed_at: datetime) -> None:
+    """The cancel was not accepted: nothing stays recorded, so it can be asked for again."""
+    TrackedRequest.objects.filter(pk=tracked.pk, cancel_requested_at=claimed_at).update(
+        cancel_requested_at=None, updated=timezone.now()
+    )
+
+
+def _cancel(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
+    key, no_key = _usable_key(request, tracked)
+    if key is None:
+        messages.error(request, no_key)
+        return _back(tracked)
+    claimed_at = _claim(tracked)
+    if claimed_at is None:
+        # Another post got here first, or the run finished meanwhile.
+        tracked.refresh_from_db()
+        messages.info(request, _refusal(tracked) or ALREADY)
+        return _back(tracked)
+    try:
+        with interactive_client(key) as api:
+            api.cancel_run(tracked.request_id)
+    except upstream.UpstreamError as exc:
+        _release(tracked, claimed_at)
+        messages.error(request, _failure(request, tracked, key, exc))
+        return _back(tracked)
+    request_early_poll([tracked.pk])
+    audit.record(request.user, AuditAction.CANCELLED, tracked=tracked)
+    log.info("user_id=%s cancelled request_id=%s", request.user.pk, tracked.request_id)
+    messages.success(
+        request,
+        "Perplexity was asked to cancel this run. It stops within a few polls, and whatever "
+        "it has written by then is kept here.",
+    )
+    return _back(tracked)
+
+
+def _failure(
+    request: HttpRequest, tracked: TrackedRequest, key: ApiKey, exc: upstream.UpstreamError
+) -> str:
+    """What a failed cancel did (and did not do), as a sentence; polls early where upstream's
+    answer says the run's state has changed or may have."""
+    if isinstance(exc, upstream.Rejected):
+        # A 400: the run is already terminal (upstream also answers it for unknown ids).
+        request_early_poll([tracked.pk])
+        return FINISHED
+    if isinstance(exc, KeyUnreadable):
+        note_failure(key, exc)
+        return f"{exc.note} The run was not cancelled."
+    if isinstance(exc, upstream.Unauthorized):
+        note_failure(key, exc)
+        return (
+            f"Perplexity rejected {_owner(request, tracked)} API key (401), so the run was not "
+            "cancelled. Replace the key in Settings, then cancel again."
+        )
+    if isinstance(exc, upstream.RateLimited):
+        return (
+            f"Perplexity is rate-limiting {_owner(request, tracked)} API key, so the run was not "
+            f"cancelled. {try_again(exc)}"
+        )
+    if isinstance(exc, Busy):
+        return f"{exc.note} The run was not cancelled."
+    if isinstance(exc, upstream.NotFound):
+        request_early_poll([tracked.pk])
+        return "Perplexity does not know this run (404), so there was nothing to cancel."
+    request_early_poll([tracked.pk])
+    return (
+        f"{exc.note} The cancel may not have reached Perplexity: if the page still shows the "
+        "run in progress in a minute, cancel again."
+    )
