@@ -170,6 +170,14 @@ def anon_client() -> Client:
 
 
 @pytest.fixture(autouse=True)
+def _chores_due_afresh() -> None:
+    """Each test starts with every refresher chore due, as a fresh process does."""
+    from sonarweb.tracker import chores
+
+    chores.forget_schedule()
+
+
+@pytest.fixture(autouse=True)
 def _media_in_a_temporary_directory(settings, tmp_path_factory) -> None:
     """Archived images and bundles go to a directory of the test run, not the data directory."""
     media = settings.STORAGES["media"]

@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from sonarweb.accounts import members
-from sonarweb.tracker import refresher
+from sonarweb.tracker import chores, refresher
 from tests.conftest import PASSWORD
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -134,8 +134,8 @@ def test_expired_sessions_are_pruned_by_the_refresher_s_housekeeping(owner, monk
     Session.objects.filter(session_key=expired.session_key).update(
         expire_date=now - timedelta(seconds=1)
     )
-    monkeypatch.setattr(refresher, "_last_prune", None)
-    refresher.prune_call_log(now)
+    chores.forget_schedule()
+    refresher.housekeeping(now)
     assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
 
 

@@ -280,3 +280,15 @@ def test_an_agent_answer_is_searched_costed_shared_and_bundled(
         raw = next(zipped.read(n).decode() for n in names if n.endswith("answer.json"))
     assert "## Sources" in markdown
     assert raw == tracked.archive.raw_json
+
+
+def test_a_pasted_run_is_named_by_its_answers_first_heading(
+    sim_server: RunningServer, simulator: Simulator, owner, owner_client: Client
+) -> None:
+    run_id = simulator.add_run(OWNER_KEY, queue_seconds=0, run_seconds=1)
+    simulator.advance(3600)
+    tracked = poll(track(owner, run_id))
+    assert tracked.heading and tracked.display_title == tracked.heading
+    assert run_id not in tracked.display_title
+    dashboard = owner_client.get(reverse("dashboard")).content.decode()
+    assert tracked.heading[:40] in dashboard

@@ -765,3 +765,19 @@ def test_contents_are_collapsible_and_list_the_sections() -> None:
     assert hrefs == ["#one", "#two", "#three", *sections]
     for target in hrefs:
         assert dom.find(id=target[1:])
+
+
+@pytest.mark.parametrize(
+    ("content", "heading"),
+    [
+        ("# Heat pumps in *cold* climates [1]\n\nText.", "Heat pumps in cold climates"),
+        ("Intro.\n\n## The [grid](https://example.org) today ##\n", "The grid today"),
+        ("<think>\n# Not this\n</think>\n\n### Answer\n", "Answer"),
+        ("```\n# a comment in code\n```\n\n# Later\n", ""),
+        ("No heading at all.", ""),
+    ],
+)
+def test_first_heading_names_an_untitled_answer(content: str, heading: str) -> None:
+    from sonarweb.answers.content import first_heading
+
+    assert first_heading(content) == heading

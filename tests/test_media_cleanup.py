@@ -149,7 +149,6 @@ def test_a_file_another_stored_image_names_is_kept(owner, host, media_root):
 def test_the_sweep_runs_from_the_refresher_once_an_hour(owner, host, media_root, monkeypatch):
     tracked = answer(owner, "hourly", host, "/own.png")
     tracked.delete()
-    monkeypatch.setattr(cleanup, "_last_sweep", None)
     now = timezone.now() + LATER
     refresher.housekeeping(now)
     assert ArchivedImage.objects.count() == 0 and stored_files(media_root) == set()

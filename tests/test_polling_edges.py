@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.sonar import parse_job
-from sonarweb.tracker import refresher
+from sonarweb.tracker import chores, refresher
 from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest, UpstreamCall
 from sonarweb.tracker.polling import failure_fields, job_fields, refresh_if_due, store
 from sonarweb.tracker.upstream import note_failure
@@ -153,9 +153,8 @@ def test_old_call_records_and_expired_sessions_are_pruned(owner, monkeypatch):
     Session.objects.filter(session_key=expired.session_key).update(
         expire_date=now - timedelta(seconds=1)
     )
-    monkeypatch.setattr(refresher, "_last_prune", None)
-    assert refresher.prune_call_log(now) == 2
-    assert refresher.prune_call_log(now + timedelta(minutes=1)) == 0
+    assert chores.run_due(now)["prune"] == 3  # two call records and a session
+    assert "prune" not in chores.run_due(now + timedelta(minutes=1))  # every ten minutes
     assert UpstreamCall.objects.count() == 1
     assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
 

@@ -59,3 +59,20 @@ def json_answer(text: str) -> str | None:
     if not isinstance(value, dict | list):
         return None
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
+_MARKUP = re.compile(r"[*_`]|\[\d+(?:,\s*\d+)*\]|\[([^\]]*)\]\([^)]*\)")
+
+
+def first_heading(content: str, limit: int = 200) -> str:
+    """The answer's first markdown heading as plain text (markers, emphasis and link targets
+    taken out), or "": what names a request nobody titled and nobody asked here."""
+    answer = split_reasoning(content).answer
+    fence = _FENCE.search(answer)
+    match = _HEADING.search(answer, 0, fence.start() if fence else len(answer))
+    if match is None:
+        return ""
+    text = _MARKUP.sub(lambda m: m.group(1) or "", match.group(1))
+    return " ".join(text.split())[:limit]

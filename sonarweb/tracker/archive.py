@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from sonarweb.answers.content import first_heading
 from sonarweb.answers.export import render_plain_markdown
 from sonarweb.answers.images import ImageMap
 from sonarweb.answers.render import RENDER_VERSION, render_completion
@@ -91,8 +92,13 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
             rendered_at=now,
             render_error=rendering.error[:RENDER_ERROR_CHARS],
         )
+        heading = first_heading(job.response.content) if job.response else ""
         TrackedRequest.objects.filter(pk=tracked.pk).update(
-            **fit(TrackedRequest, {**fields, "archived_at": now, "claimed_by": ""}), updated=now
+            **fit(
+                TrackedRequest,
+                {**fields, "archived_at": now, "claimed_by": "", "heading": heading},
+            ),
+            updated=now,
         )
     tracked.refresh_from_db()
     return True
@@ -123,8 +129,9 @@ def rerender(archive: AnswerArchive, request_id: str, now: datetime | None = Non
             rendered_at=now,
             render_error=rendering.error[:RENDER_ERROR_CHARS],
         )
-        # The permalink's caches are keyed by the row's ``updated``.
-        TrackedRequest.objects.filter(pk=archive.pk).update(updated=now)
+        # The permalink's ETag follows the row's ``updated``.
+        heading = first_heading(job.response.content) if job and job.response else ""
+        TrackedRequest.objects.filter(pk=archive.pk).update(updated=now, heading=heading)
 
 
 def stale_archives(limit: int) -> list[int]:

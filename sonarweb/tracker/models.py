@@ -165,6 +165,10 @@ class TrackedRequest(models.Model):
     updated = models.DateTimeField(auto_now=True)
     question = models.TextField(blank=True)
     title = models.CharField(max_length=200, blank=True)
+    # The answer's first heading, kept when it is archived: it names a request that was
+    # pasted or imported, with no title and no question. Nullable only so that SQLite adds the
+    # column in place: rebuilding the table would trip over the search index's view of it.
+    heading = models.CharField(max_length=200, blank=True, null=True)  # noqa: DJ001
     # How the request came to be tracked, and what was asked when it was started here.
     origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.PASTED)
     options = models.JSONField(default=dict, blank=True)
@@ -284,7 +288,7 @@ class TrackedRequest(models.Model):
 
     @property
     def display_title(self) -> str:
-        return self.title or self.question or self.request_id
+        return self.title or self.question or self.heading or self.request_id
 
     @property
     def elapsed(self) -> timedelta | None:

@@ -30,20 +30,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.contrib.sessions.models import Session
 from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sonarweb.accounts import audit, signin
-from sonarweb.media import background as media
-from sonarweb.media import cleanup as media_cleanup
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.documents import listed_by_key
 from sonarweb.perplexity.payload import JobSummary
 
-from . import archive
-from .models import ApiKey, RefresherBeat, TrackedRequest, UpstreamCall
+from . import chores
+from .models import ApiKey, RefresherBeat, TrackedRequest
 from .polling import (
     claim_seconds,
     extend_claim,
@@ -58,24 +54,14 @@ from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
 
-CALL_LOG_DAYS = timedelta(days=7)
-BEATS_KEPT = timedelta(days=1)
-PRUNE_EVERY = timedelta(minutes=10)
 # Rows of one key claimed in one pass.
 BATCH = 1000
 # The list is followed to its end, page by page, each page within the size cap; these bound a
 # list that never ends (a fresh next_token every time): pages, and bytes of pages, per pass.
 MAX_LIST_PAGES = 50
 LIST_BYTES_PER_PASS = 64 * 1024 * 1024
-# Archives rendered again per pass after the renderer changed.
-RERENDER_PER_PASS = 5
-# Answers whose images are fetched per pass, and portable bundles built per pass.
-IMAGE_ANSWERS_PER_PASS = 2
-BUNDLES_PER_PASS = 2
 # A lease is never shorter than this, however short the interval (tests use 0.1 s).
 MIN_LEASE_SECONDS = 2.0
-
-_last_prune: datetime | None = None
 
 
 def lease_seconds(interval: float) -> float:
@@ -308,37 +294,13 @@ def work_key(
                 fetch_job(tracked, key, api, clock())
 
 
-# -- housekeeping -------------------------------------------------------------------------------
-
-
-def prune_call_log(now: datetime) -> int:
-    """Drop call records older than the staff page could ever show, at most once a while;
-    expired sessions and old refresher beats go at the same time."""
-    global _last_prune
-    if _last_prune is not None and now - _last_prune < PRUNE_EVERY:
-        return 0
-    _last_prune = now
-    deleted, _ = UpstreamCall.objects.filter(at__lt=now - CALL_LOG_DAYS).delete()
-    RefresherBeat.objects.filter(
-        Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
-    ).delete()
-    audit.prune(now)
-    signin.prune(now)
-    Session.objects.filter(expire_date__lt=now).delete()
-    return deleted
+# -- chores ------------------------------------------------------------------------------------
 
 
 def housekeeping(now: datetime) -> None:
-    """Background work that is not a call upstream: archiving answers' images (then rendering
-    those answers again with their copies), renders after a renderer change, the portable
-    bundles, pruning, and the sweep of stored images and bundles no answer needs any more."""
-    archive.rerender_many(media.archive_due_images(IMAGE_ANSWERS_PER_PASS))
-    archive.rerender_stale(RERENDER_PER_PASS)
-    media.build_due_bundles(BUNDLES_PER_PASS)
-    # Expiry happens with nobody acting: the audit trail learns of it here.
-    audit.record_expired_links(now)
-    prune_call_log(now)
-    media_cleanup.sweep(now)
+    """The periodic chores that are due (chores.py): images, renders, bundles, expiries,
+    pruning and the media sweep. Never a call upstream."""
+    chores.run_due(now)
 
 
 # -- one pass, for `--once`, cron and tests -----------------------------------------------------
