@@ -10,4 +10,6 @@ export BENCH_RESULTS
 trap 'rm -f "$BENCH_RESULTS"' EXIT
 
 $PY bench/scale.py "$@"
-$PY bench/report.py
+DB=sqlite
+case "${DATABASE_URL:-}" in postgres*) DB=postgresql ;; esac
+$PY bench/report.py --write docs/benchmarks.md --section "make bench-scale ($DB, $*)"

@@ -15,4 +15,4 @@ $PY bench/poll_load.py
 $PY bench/upstream_faults.py
 $PY bench/image_archive.py
 
-$PY bench/report.py
+$PY bench/report.py --write docs/benchmarks.md --section "make bench"

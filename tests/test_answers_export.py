@@ -19,18 +19,41 @@ def test_export_has_answer_and_numbered_sources() -> None:
     assert name == "do-batteries-pay-off.md"
     assert text == (
         "# Do batteries pay off?\n\n"
-        "# Findings\n\nBatteries [1][3].\n\n"
+        "# Findings\n\nBatteries [^1][^3].\n\n"
         "## Sources\n\n"
-        "1. [Alpha study](https://www.alpha.com/a)\n"
-        "2. [Beta post](https://beta.org/b/)\n"
-        "3. [Gamma report](https://gamma.net/c)\n"
+        "[^1]: [Alpha study](https://www.alpha.com/a)\n"
+        "[^3]: [Gamma report](https://gamma.net/c)\n\n"
+        "Not cited in the text:\n\n"
+        "- [Beta post](https://beta.org/b/)\n"
     )
     assert "private plan" not in text and "secret step" not in text
 
 
-def test_plain_markdown_has_no_title_and_keeps_markers() -> None:
-    text = render_plain_markdown(raw("Claim [2].", **SOURCES))
-    assert text.startswith("Claim [2].\n\n## Sources\n\n1. [Alpha study]")
+def test_plain_markdown_has_no_title_and_cites_with_footnotes() -> None:
+    text = render_plain_markdown(
+        raw("Claim [2]. Also [1, 3] and [9] and [x](https://a.example/).", **SOURCES)
+    )
+    assert text.startswith(
+        "Claim [^2]. Also [^1][^3] and [9] and [x](https://a.example/).\n\n## Sources\n\n"
+        "[^1]: [Alpha study]"
+    )
+
+
+def test_raw_html_in_the_answer_is_escaped_outside_code() -> None:
+    answer = (
+        '<img src=x onerror="alert(1)"> and <iframe src="https://evil.example/"></iframe>\n\n'
+        "<style>body{background:url(https://track.example/p.png)}</style>\n\n"
+        "Code stays: `a <b> c` and\n\n```html\n<div>kept as code</div>\n```\n"
+    )
+    text = render_plain_markdown(raw(answer))
+    assert "<img" not in text and "<iframe" not in text and "<style" not in text
+    assert "&lt;img" in text and "&lt;iframe" in text and "&lt;style" in text
+    assert "`a <b> c`" in text and "<div>kept as code</div>" in text
+    # Rendered by a Markdown viewer that allows HTML, none of it is an element.
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark", {"html": True}).render(text)
+    assert "<img" not in html and "<iframe" not in html and "<style" not in html
 
 
 @pytest.mark.parametrize(
@@ -69,10 +92,10 @@ def test_awkward_titles_and_urls_stay_valid_markdown() -> None:
     lines = render_plain_markdown(completion).splitlines()
     assert (
         lines[-3]
-        == r"1. [Battery \[wiki\] more](https://en.example.org/wiki/Battery_%28electricity%29)"
+        == r"- [Battery \[wiki\] more](https://en.example.org/wiki/Battery_%28electricity%29)"
     )
-    assert lines[-2] == "2. javascript:alert(1)"
-    assert lines[-1] == "3. [Spaces](https://a.example.com/a%20b)"
+    assert lines[-2] == "- javascript:alert(1)"
+    assert lines[-1] == "- [Spaces](https://a.example.com/a%20b)"
 
 
 def test_json_answer_exports_as_fenced_block() -> None:

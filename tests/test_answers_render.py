@@ -652,7 +652,7 @@ def test_a_hundred_thousand_sources_list_the_cited_ones_and_count_the_rest() -> 
     assert len(html) < 500_000
     markdown = render_plain_markdown(completion)
     assert "99,798 more sources that the answer does not cite are in answer.json." in markdown
-    assert "9999. [Result 9998]" in markdown
+    assert "[^9999]: [Result 9998]" in markdown
 
 
 def test_images_load_only_from_the_archive() -> None:

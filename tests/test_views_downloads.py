@@ -49,10 +49,11 @@ def test_markdown_has_answer_and_numbered_sources_but_no_reasoning(
         assert disposition(response) == 'attachment; filename="do-heat-pumps-work-in-oslo.md"'
     text = response.content.decode()
     assert text.startswith("# Do heat pumps work in Oslo?\n")
-    assert "[1]" in text
+    assert "[^1]" in text
     sources = text.split("## Sources\n\n", 1)[1].strip().splitlines()
-    assert [line.split(".", 1)[0] for line in sources] == ["1", "2", "3", "4", "5"]
-    assert all("](https://" in line for line in sources)
+    notes = [line.split(":", 1)[0] for line in sources if line.startswith("[^")]
+    assert notes == sorted(notes, key=lambda n: int(n[2:-1])) and "[^1]" in notes
+    assert all("](https://" in line for line in sources if line.startswith(("[^", "- ")))
     document = json.loads(tracked.archive.raw_json)
     thought = document["response"]["choices"][0]["message"]["content"]
     assert "<think>" in thought

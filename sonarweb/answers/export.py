@@ -1,7 +1,10 @@
-"""The answer as a markdown file people can keep: body, attachments, numbered sources.
+"""The answer as a markdown file people can keep: body, attachments, sources as footnotes.
 
-Citation markers stay as written; the Sources list uses the same numbering as the page, so
-``[3]`` in the text is item 3 at the end.
+Citation markers become footnote references (``[3]`` is ``[^3]``), and each cited source is
+the footnote ``[^3]: [title](url)``, with the page's numbering; sources the answer does not
+cite follow as a plain list. The answer is untrusted text from the web: any raw HTML in it
+(``<img onerror>``, ``<iframe>``, ``<style>``) is escaped outside code, so a viewer that
+renders HTML in Markdown shows it as text and runs or loads nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from sonarweb.answers.render import listed_sources
 from sonarweb.answers.sources import build_sources, http_url
 from sonarweb.perplexity.payload import Completion
 
-_MARKER = re.compile(r"\[(\d{1,7})\]")
+_MARKER = re.compile(r"\[ ?(\d{1,7}(?: ?, ?\d{1,7})*) ?\](?!\()")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
 _CHUNK_NAMES = {"image_url": "Image", "file_url": "File", "pdf_url": "PDF", "video_url": "Video"}
 
 
@@ -37,11 +42,57 @@ def _link(text: str, url: str) -> str:
     return f"[{_link_text(text)}]({_link_url(href)})"
 
 
+def _prose(line: str, cited: set[int], count: int) -> str:
+    """One line outside code blocks: HTML escaped, markers made footnote references."""
+
+    def footnotes(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in match.group(1).split(",")]
+        if not all(0 < n <= count for n in numbers):
+            return match.group(0)
+        cited.update(numbers)
+        return "".join(f"[^{n}]" for n in numbers)
+
+    pieces: list[str] = []
+    last = 0
+    for span in _CODE_SPAN.finditer(line):
+        pieces.append(_MARKER.sub(footnotes, line[last : span.start()].replace("<", "&lt;")))
+        pieces.append(span.group(0))
+        last = span.end()
+    pieces.append(_MARKER.sub(footnotes, line[last:].replace("<", "&lt;")))
+    return "".join(pieces)
+
+
+def safe_markdown(answer: str, count: int) -> tuple[str, set[int]]:
+    """The answer with raw HTML escaped and markers as footnotes, outside code; and the
+    source numbers it cites."""
+    cited: set[int] = set()
+    out: list[str] = []
+    fence: str | None = None
+    for line in answer.splitlines(keepends=True):
+        opener = _FENCE.match(line)
+        if fence is not None:
+            out.append(line)
+            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+                fence = None
+        elif opener:
+            fence = opener.group(1)
+            out.append(line)
+        elif line.startswith(("    ", "\t")) and (not out or not out[-1].strip()):
+            out.append(line)  # an indented code block: shown as code, never rendered
+        else:
+            out.append(_prose(line, cited, count))
+    return "".join(out), cited
+
+
 def render_plain_markdown(completion: Completion) -> str:
     answer = split_reasoning(completion.content or "").answer
+    sources = build_sources(completion)
     pretty = json_answer(answer)
+    citable = sum(1 for s in sources if s.citable)
     if pretty is not None:
-        answer = f"```json\n{pretty}\n```"
+        answer, cited = f"```json\n{pretty}\n```", set()
+    else:
+        answer, cited = safe_markdown(answer, citable)
     blocks = [answer] if answer else []
     attachments = [
         f"- {_CHUNK_NAMES.get(c.type, c.type)}: {_link(c.name or c.url, c.url)}"
@@ -50,16 +101,20 @@ def render_plain_markdown(completion: Completion) -> str:
     ]
     if attachments:
         blocks.append("## Attachments\n\n" + "\n".join(attachments))
-    sources = build_sources(completion)
     if sources:
-        cited = {int(n) for n in _MARKER.findall(answer)}
         listed, hidden = listed_sources(sources, cited)
-        lines = [f"{s.number}. {_link(s.title, s.url)}" for s in listed]
+        notes = [f"[^{s.number}]: {_link(s.title, s.url)}" for s in listed if s.number in cited]
+        others = [f"- {_link(s.title, s.url)}" for s in listed if s.number not in cited]
+        lines = ["## Sources", ""]
+        if notes:
+            lines += [*notes, ""]
+        if others:
+            lines += ["Not cited in the text:", "", *others, ""]
         if hidden:
             lines.append(
-                f"\n{hidden:,} more sources that the answer does not cite are in answer.json."
+                f"{hidden:,} more sources that the answer does not cite are in answer.json."
             )
-        blocks.append("## Sources\n\n" + "\n".join(lines))
+        blocks.append("\n".join(lines).rstrip("\n"))
     if not blocks:
         return "The answer is empty.\n"
     return "\n\n".join(blocks) + "\n"

@@ -42,7 +42,8 @@ from sonarweb.perplexity.payload import Completion
 # 8: sections from templates; source cards say "Cited in n places: 1 2 3 ..." with the rest in
 #    a disclosure; usage shows reasoning within the completion, "Tokens in total", "Total cost"
 #    and every amount to four decimals.
-RENDER_VERSION = 8
+# 9: answer.md cites with footnotes and escapes raw HTML outside code.
+RENDER_VERSION = 9
 # Sources listed on the page: every source the text cites, and at most this many others. An
 # answer with 100,000 search results would otherwise be a page of 90 MB.
 UNCITED_LISTED = 200

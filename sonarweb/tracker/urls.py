@@ -24,6 +24,11 @@ urlpatterns = [
     path("r/<slug:slug>/cancel/", requests.cancel_run, name="cancel_run"),
     path("r/<slug:slug>/answer.md", downloads.answer_markdown, name="answer_markdown"),
     path("r/<slug:slug>/answer.json", downloads.answer_json, name="answer_json"),
+    path(
+        "r/<slug:slug>/sources.<str:ending>",
+        downloads.answer_references,
+        name="answer_references",
+    ),
     path("r/<slug:slug>/archive.zip", downloads.answer_bundle, name="answer_bundle"),
     path("r/<slug:slug>/images/retry/", downloads.retry_images, name="retry_images"),
     path("badges/", requests.badges, name="badges"),

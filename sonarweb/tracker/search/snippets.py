@@ -22,7 +22,7 @@ FIELD_LABELS = {"title": "Title", "question": "Question", "answer": "Answer"}
 
 _SUFFIXES = ("ingly", "edly", "ness", "ment", "ings", "ing", "ies", "ied", "ers", "ed", "es")
 _SUFFIXES += ("er", "ly", "s", "y", "e")
-_CITATION = re.compile(r"(?:\[\d+\])+")
+_CITATION = re.compile(r"(?:\[\^?\d+\])+")
 _LINK = re.compile(r"\[([^\]\n]{0,200})\]\((?:[^)\s]{0,2000})\)")
 _MARKUP = re.compile(r"[#*`>|_~]+|-{3,}|={3,}")
 _SPACE = re.compile(r"\s+")
@@ -52,7 +52,9 @@ def stem(word: str) -> str:
 
 def plain(text: str) -> str:
     """Markdown as a reader sees it, near enough for a one-line passage."""
-    text = _LINK.sub(r"\1", text)
+    # The archived Markdown escapes raw HTML as &lt;; a passage shows the text as written
+    # (the template escapes it again).
+    text = _LINK.sub(r"\1", text).replace("&lt;", "<")
     text = _CITATION.sub("", text)
     text = _MARKUP.sub(" ", text)
     return _SPACE.sub(" ", text).strip()

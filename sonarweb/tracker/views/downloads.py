@@ -9,11 +9,14 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 
+from sonarweb.answers import references
 from sonarweb.answers.export import slugify
+from sonarweb.answers.sources import build_sources
 from sonarweb.media.background import current_bundle, image_copies, retry_failed
 from sonarweb.media.bundle import local_markdown_images
 from sonarweb.media.store import media_storage
 
+from ..archive import stored_job
 from ..models import AnswerArchive, TrackedRequest
 from .access import get_request_for_user
 from .staff import staff_only
@@ -75,6 +78,40 @@ def answer_json(request: HttpRequest, slug: str) -> HttpResponse:
 def _archive(tracked: TrackedRequest, column: str) -> AnswerArchive:
     """Only the column the download needs: the other one may be as large."""
     return get_object_or_404(AnswerArchive.objects.only("tracked_id", column), tracked=tracked)
+
+
+# The formats reference managers import, by file ending: (module function, media type).
+REFERENCE_FORMATS = {
+    "bib": ("application/x-bibtex; charset=utf-8", "BibTeX"),
+    "ris": ("application/x-research-info-systems; charset=utf-8", "RIS"),
+    "json": ("application/vnd.citationstyles.csl+json; charset=utf-8", "CSL-JSON"),
+}
+# Sources exported at the most: an answer with 100,000 search results makes no bibliography.
+MAX_REFERENCES = 1000
+
+
+@require_safe
+def answer_references(request: HttpRequest, slug: str, ending: str) -> HttpResponse:
+    """The answer's sources for Zotero and other reference managers, in the order of the page
+    (sources the text cites first): BibTeX (.bib), RIS (.ris) or CSL-JSON (.json)."""
+    if ending not in REFERENCE_FORMATS:
+        raise Http404("No such reference format.")
+    tracked = _answered_request(request, slug)
+    job = stored_job(_archive(tracked, "raw_json"))
+    if job is None or job.response is None:
+        raise Http404("The archived answer cannot be read.")
+    sources = build_sources(job.response)[:MAX_REFERENCES]
+    accessed = timezone.localdate(tracked.archived_at or timezone.now())
+    key = slugify(_question(tracked), limit=30) or tracked.slug
+    if ending == "bib":
+        body = references.bibtex(sources, key=key, accessed=accessed)
+    elif ending == "ris":
+        body = references.ris(sources, accessed=accessed)
+    else:
+        body = references.csl_json(sources, key=key, accessed=accessed)
+    name = slugify(_question(tracked)) or slugify(tracked.request_id) or "answer"
+    response = HttpResponse(body, content_type=REFERENCE_FORMATS[ending][0])
+    return _attachment(response, f"{name}-sources.{ending}")
 
 
 @require_safe
