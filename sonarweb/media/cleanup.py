@@ -189,8 +189,17 @@ def sweep(now: datetime | None = None, *, force: bool = False) -> Swept | None:
     return total
 
 
-def check_missing(now: datetime | None = None) -> integrity.MediaCheck | None:
-    """The other way round, for the refresher's housekeeping: stored images and bundles whose
-    files are gone (a restore without the media folder) are marked to be fetched or built
-    again; at once in a new process, then every ``integrity.CHECK_EVERY``."""
-    return integrity.check_now_and_then(now)
+# How often the refresher runs ``check_missing`` (and once at start, when a restore has just
+# happened): its chore is ``Chore("check-media", media_cleanup.check_missing,
+# media_cleanup.CHECK_EVERY)``.
+CHECK_EVERY = integrity.CHECK_EVERY
+
+
+def check_missing(now: datetime) -> int:
+    """Mark stored images and bundles whose files are missing to be fetched or built again.
+
+    The other way round from the sweep: rows whose files are gone (a restore without the
+    media folder). Returns how many images and bundles were missing; see ``integrity``.
+    """
+    report = integrity.check_files(now=now)
+    return report.missing_images + report.missing_bundles

@@ -13,8 +13,8 @@ Who notices:
 
 - ``check_files``: the whole storage against the database, by listing it (one listing per
   folder, not a request per file: cheap on a disk, bearable on S3). ``manage.py check_media``
-  runs it at once; the refresher's housekeeping runs ``check_now_and_then`` (at once when it
-  starts, which is when a restore has just happened, then every ``CHECK_EVERY``).
+  runs it at once; the refresher's chore ``cleanup.check_missing`` runs it when the refresher
+  starts (which is when a restore has just happened), then every ``CHECK_EVERY``.
 - ``file_missing``: the image views, when the file of a rendition they were asked for is gone.
 - ``verify_answer_images`` and ``bundle_file_missing``: the permalink, on a local disk only,
   where a ``stat`` per file costs microseconds (an S3 ``HEAD`` per image would cost seconds).
@@ -46,8 +46,6 @@ CHECK_EVERY = timedelta(hours=6)
 # Rows changed per statement (SQLite limits the parameters of one query).
 CHUNK = 500
 IMAGE_FOLDER = "images"
-
-_last_check: datetime | None = None
 
 
 @dataclass
@@ -252,14 +250,3 @@ def check_files(
     if report.missing_images or report.missing_bundles:
         log.warning("media check: %s", report)
     return report
-
-
-def check_now_and_then(now: datetime | None = None) -> MediaCheck | None:
-    """``check_files`` for the refresher: at once in a new process, then every
-    ``CHECK_EVERY``; None when it is not yet time."""
-    global _last_check
-    now = now or timezone.now()
-    if _last_check is not None and now - _last_check < CHECK_EVERY:
-        return None
-    _last_check = now
-    return check_files(now=now)

@@ -92,6 +92,7 @@ CHORES: tuple[Chore, ...] = (
     Chore("expire-links", expire_links, timedelta(minutes=1)),
     Chore("prune", prune, timedelta(minutes=10)),
     Chore("sweep-media", sweep_media, media_cleanup.SWEEP_EVERY),
+    Chore("check-media", media_cleanup.check_missing, media_cleanup.CHECK_EVERY),
 )
 BY_NAME = {chore.name: chore for chore in CHORES}
 
