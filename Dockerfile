@@ -19,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # carry their own libraries (psycopg-binary, pillow, cryptography).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        python3 python3-venv ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
 

@@ -1,4 +1,5 @@
-# The front door: `make demo` and `make test` work on a fresh machine with python3 and make.
+# The front door: `make demo` and `make test` work on a fresh machine with python3 and make
+# (and, on Debian or Ubuntu, python3-venv, which python3 -m venv needs).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,12 +9,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 # that start servers keep them to themselves. PYTEST_PARALLEL= runs them in one process.
 PYTEST_PARALLEL ?= -n auto --dist loadfile
 
-.PHONY: demo test test-sqlite test-postgres test-stress lint lint-docker format bench bench-scale clean check-deploy lock secrets
+.PHONY: demo test test-sqlite test-postgres test-stress lint lint-docker format bench bench-scale clean check-deploy check-image lock secrets
 
 # The locked versions first (hashes checked), then the project itself; a dependency added
 # to pyproject.toml but not yet locked still installs, and tests/test_lock.py says to lock it.
 $(STAMP): pyproject.toml requirements-dev.lock
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) -m venv failed: on Debian or Ubuntu, install" \
+	  "python3-venv first (sudo apt-get install python3-venv), then run make again." >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -74,6 +76,12 @@ bench-scale: $(STAMP)
 
 check-deploy: $(STAMP)
 	@bash scripts/check-deploy.sh
+
+# The image built from the Dockerfile with Podman, its three roles run, and compose.yaml run
+# with podman-compose (scripts/image-check.sh; installs Podman from Debian's packages as
+# root). CI runs it after the tests.
+check-image:
+	@bash scripts/image-check.sh
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache sonarweb.egg-info

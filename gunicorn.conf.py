@@ -11,7 +11,8 @@ from typing import Any
 wsgi_app = "sonarweb.wsgi:application"
 
 # In a container the port is published by Docker, so listen on every interface; on bare
-# metal the systemd unit passes --bind 127.0.0.1:8000 to stay behind the proxy.
+# metal the systemd unit passes --bind 127.0.0.1:${PORT} to stay behind the proxy. Either
+# way PORT is the port, and `python -m sonarweb.healthcheck web` reads this same setting.
 bind = [f"0.0.0.0:{os.environ.get('PORT', '8000')}"]
 
 # Threads suit this app: a request mostly waits on the database or, for the few
@@ -54,3 +55,24 @@ def on_starting(server: Any) -> None:
     from sonarweb.startup import require_valid_settings
 
     require_valid_settings()
+
+
+# The MCP server (docs/mcp.md) is ASGI: the master runs it beside the workers, as uvicorn with
+# sonarweb.asgi on MCP_PORT (default 8001; 0 turns it off), on the address gunicorn binds.
+# It is restarted with the workers on SIGHUP and stopped when gunicorn stops.
+def when_ready(server: Any) -> None:
+    from sonarweb.mcpserver import sidecar
+
+    sidecar.start(server)
+
+
+def on_reload(server: Any) -> None:
+    from sonarweb.mcpserver import sidecar
+
+    sidecar.restart(server)
+
+
+def on_exit(server: Any) -> None:
+    from sonarweb.mcpserver import sidecar
+
+    sidecar.stop(server)

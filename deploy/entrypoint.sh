@@ -17,6 +17,13 @@ role_file="${SONARWEB_ROLE_FILE:-/tmp/sonarweb.role}"
 printf '%s\n' "$role" 2>/dev/null > "$role_file" \
   || echo "Cannot write $role_file; the health check will go by SONARWEB_ROLE instead." >&2
 
+# Every long-running role and migrate wait for the database first (up to 60 s, a sentence
+# per try, then a clear failure): depends_on's health conditions are not honoured by every
+# Compose tool (podman-compose 1.0 starts migrate at once). SQLite needs no wait.
+case "$role" in
+  web | refresher | migrate) python -m sonarweb.healthcheck database --wait 60 ;;
+esac
+
 case "$role" in
   web) exec gunicorn --config gunicorn.conf.py "$@" ;;
   refresher) exec python manage.py refresh_requests "$@" ;;

@@ -14,5 +14,6 @@ $PY bench/page_bench.py
 $PY bench/poll_load.py
 $PY bench/upstream_faults.py
 $PY bench/image_archive.py
+$PY bench/memory_bench.py
 
 $PY bench/report.py --write docs/benchmarks.md --section "make bench"

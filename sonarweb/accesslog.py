@@ -43,9 +43,14 @@ def _replace(match: re.Match[str]) -> str:
     return match["head"] + REDACTED + match["rest"] + (f"?{REDACTED}" if query else "")
 
 
+# An API token a client put where it does not belong (a URL, a log message).
+API_TOKEN = re.compile(r"\bsw_[A-Za-z0-9]{48}\b")
+
+
 def redact(text: str) -> str:
-    """``text`` with the token (and query string) of every secret path in it replaced."""
-    return SECRET_PATH.sub(_replace, text)
+    """``text`` with the token (and query string) of every secret path in it replaced, and
+    any API token."""
+    return API_TOKEN.sub(REDACTED, SECRET_PATH.sub(_replace, text))
 
 
 def is_secret(path: str) -> bool:

@@ -45,6 +45,12 @@ ENCRYPTION_KEYS = fernet_keys(
         "SONARWEB_ENCRYPTION_KEYS", generate=DATA_DIR / "encryption_keys" if DEBUG else None
     ),
 )
+# API tokens are kept as HMAC-SHA256 under their own secret, never SECRET_KEY, so rotating that
+# revokes no token (sonarweb/api/tokens.py). Generated in debug; elsewhere, while it is unset,
+# the API answers 503 and Settings offers no tokens (docs/api.md).
+SONARWEB_TOKEN_SECRET = env_file_value("SONARWEB_TOKEN_SECRET") or (
+    env_secret("SONARWEB_TOKEN_SECRET", generate=DATA_DIR / "token_secret") if DEBUG else ""
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not ALLOWED_HOSTS and not DEBUG:
     # Django would start and answer 400 to every request.
@@ -71,6 +77,7 @@ INSTALLED_APPS = [
     "sonarweb.accounts",
     "sonarweb.media",
     "sonarweb.simulator",
+    "sonarweb.api",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +222,7 @@ _images = settings_from_env()
 SONARWEB_IMAGES_ALLOW_PRIVATE = _images["SONARWEB_IMAGES_ALLOW_PRIVATE"]
 SONARWEB_IMAGE_MAX_BYTES = _images["SONARWEB_IMAGE_MAX_BYTES"]
 SONARWEB_IMAGE_MAX_PIXELS = _images["SONARWEB_IMAGE_MAX_PIXELS"]
+SONARWEB_IMAGE_MAX_DECODED_PIXELS = _images["SONARWEB_IMAGE_MAX_DECODED_PIXELS"]
 SONARWEB_IMAGE_CONNECT_TIMEOUT = _images["SONARWEB_IMAGE_CONNECT_TIMEOUT"]
 SONARWEB_IMAGE_TIMEOUT = _images["SONARWEB_IMAGE_TIMEOUT"]
 SONARWEB_IMAGES_ANSWER_SECONDS = _images["SONARWEB_IMAGES_ANSWER_SECONDS"]
@@ -228,6 +236,9 @@ PERPLEXITY_READ_TIMEOUT = env_float("PERPLEXITY_READ_TIMEOUT", 20.0)
 # bytes arrive. Calls made while a person waits on a page get the shorter interactive one.
 PERPLEXITY_TOTAL_TIMEOUT = env_float("PERPLEXITY_TOTAL_TIMEOUT", 30.0)
 PERPLEXITY_INTERACTIVE_TIMEOUT = env_float("PERPLEXITY_INTERACTIVE_TIMEOUT", 10.0)
+# The largest answer a call made while a person waits may read (a start, a cancel, a key
+# check, a list page: each a few kilobytes), so that a huge one costs a web worker little.
+PERPLEXITY_INTERACTIVE_MAX_BYTES = env_int("PERPLEXITY_INTERACTIVE_MAX_BYTES", 4 * 1024 * 1024)
 # The largest answer accepted from upstream, counted after decompression.
 SONARWEB_MAX_RESPONSE_BYTES = env_int("SONARWEB_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)
 # Calls made from page views (start research, check a key, import) at once per process, so

@@ -143,3 +143,11 @@ def test_gunicorn_and_django_log_secret_paths_without_their_tokens(container):  
     assert "Not Found: /s/[redacted]/" in logs
     assert "Not Found: /invite/[redacted]/" in logs
     assert re.search(r"django\.security\.csrf Forbidden \(.*\): /invite/\[redacted\]/\n", logs)
+
+
+def test_an_api_token_anywhere_is_redacted() -> None:
+    from sonarweb.accesslog import redact
+
+    token = "sw_" + "a1B2" * 12
+    assert token not in redact(f"GET /api/v1/requests?token={token} HTTP/1.1")
+    assert redact("sw_short stays") == "sw_short stays"

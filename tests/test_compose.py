@@ -93,6 +93,28 @@ def test_secrets_are_files_never_values(compose):
         assert service["read_only"] is True and "/tmp" in service["tmpfs"]
 
 
+def test_env_file_uses_the_plain_form_every_compose_reads(compose):
+    """The long form (path:, required:) needs Compose 2.24 and crashes podman-compose 1.0."""
+    for name in ("migrate", "web", "refresher"):
+        env_file = compose["services"][name]["env_file"]
+        files = [env_file] if isinstance(env_file, str) else env_file
+        assert files == [".env"], name
+        assert all(isinstance(f, str) for f in files)
+
+
+def test_every_service_keeps_its_logs_small(compose):
+    for name, service in compose["services"].items():
+        logging = service["logging"]
+        assert logging["driver"] == "json-file", name
+        assert logging["options"] == {"max-size": "10m", "max-file": "3"}, name
+
+
+def test_the_compose_version_it_needs_is_stated():
+    deployment = (ROOT / "docs" / "deployment.md").read_text()
+    assert "Docker Compose v2.3 or newer" in deployment
+    assert "Docker Compose v2.3 or newer" in (ROOT / "compose.yaml").read_text()
+
+
 def test_web_is_published_on_loopback_and_trusts_only_the_gateway(compose):
     web = compose["services"]["web"]
     assert web["ports"] == ["${SONARWEB_PUBLISH:-127.0.0.1:8000}:8000"]

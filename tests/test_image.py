@@ -11,6 +11,7 @@ every write is still checked against uid 10001.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,9 +19,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from cryptography.fernet import Fernet
@@ -96,6 +100,43 @@ def test_web_path_never_migrates():
     web = re.search(r"^\s*web\)(.*?);;", entrypoint, re.M | re.S)
     assert web and "gunicorn --config gunicorn.conf.py" in web.group(1)
     assert "migrate" not in web.group(1)
+
+
+def test_debian_python_in_a_venv_the_version_the_tests_run_on():
+    steps = instructions()
+    assert steps[0] == ("FROM", "debian:bookworm-slim")
+    install = steps[index_of(steps, "RUN", r"apt-get install")][1]
+    assert "python3 python3-venv ca-certificates" in install
+    assert "--no-install-recommends" in install and "rm -rf /var/lib/apt/lists/*" in install
+    assert install.endswith("python3 -m venv /opt/venv")
+    env = steps[index_of(steps, "ENV", r"PATH=")][1]
+    assert "VIRTUAL_ENV=/opt/venv" in env and "PATH=/opt/venv/bin:" in env
+    # bookworm's python3 is 3.11, the version every test runs on.
+    assert sys.version_info[:2] == (3, 11)
+
+
+def test_image_check_builds_this_dockerfile_on_a_base_it_can_make():
+    script = (ROOT / "scripts" / "image-check.sh").read_text()
+    # The base is tagged with the name the Dockerfile's FROM resolves to, so users (who pull
+    # the real one) and CI (which makes it with debootstrap) build the same file.
+    assert "BASE=docker.io/library/debian:bookworm-slim\n" in script
+    assert "debootstrap --variant=minbase bookworm" in script
+    assert 'podman import --quiet --change \'CMD ["bash"]\' - "$BASE"' in script
+    assert "podman build --isolation=chroot --format docker --pull=never" in script
+    for role in ("migrate", "web", "refresher"):
+        assert f'"$IMAGE" {role}' in script, role
+    assert "podman healthcheck run" in script and "trap cleanup EXIT" in script
+    result = subprocess.run(["bash", "-n", str(ROOT / "scripts" / "image-check.sh")], timeout=30)
+    assert result.returncode == 0
+    if shutil.which("shellcheck"):
+        result = subprocess.run(
+            ["shellcheck", "scripts/image-check.sh", "deploy/entrypoint.sh"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout
 
 
 def test_hadolint_is_clean_at_warning_level():
@@ -352,3 +393,208 @@ def test_health_check_refuses_an_unknown_role(role_file, capsys):
 
     assert healthcheck.main(["worker"]) == 1
     assert "Unknown role 'worker'" in capsys.readouterr().err
+
+
+# --- the web check: the port gunicorn binds, the host visitors use ----------------------
+
+
+def unit_exec_start(unit: str) -> list[str]:
+    """The arguments a systemd unit gives its program, ${PORT} left as written."""
+    text = (ROOT / "deploy" / "systemd" / unit).read_text()
+    line = re.search(r"^ExecStart=(.*)$", text, re.M).group(1)
+    return line.split()[1:]
+
+
+def test_the_web_unit_binds_loopback_on_port_with_a_default():
+    text = (ROOT / "deploy" / "systemd" / "sonarweb-web.service").read_text()
+    assert "Environment=PORT=8000\n" in text
+    assert unit_exec_start("sonarweb-web.service") == [
+        "--config",
+        "gunicorn.conf.py",
+        "--bind",
+        "127.0.0.1:${PORT}",
+    ]
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path (a unix socket's path must fit in 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="sw-"))
+    owned_by_image_user(path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_web_check_follows_the_bind_and_says_why_it_fails(container, short_dir):
+    port = container["PORT"]
+    socket_path = short_dir / "gunicorn.sock"
+    # As sonarweb-web.service runs it, ${PORT} expanded by systemd, plus a unix socket.
+    args = [a.replace("${PORT}", port) for a in unit_exec_start("sonarweb-web.service")]
+    gunicorn = subprocess.Popen(
+        [*as_image_user(), str(BIN / "gunicorn"), *args, "--bind", f"unix:{socket_path}"],
+        cwd=ROOT,
+        env=container,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # The same PORT as the unit: healthy, with no address given.
+        wait_until(
+            lambda: healthcheck(container, "web") == 0 or gunicorn.poll() is not None,
+            "a healthy web on the unit's port",
+        )
+        assert gunicorn.poll() is None, "gunicorn exited"
+        for address in (port, f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/healthz"):
+            assert healthcheck(container, "web", address) == 0, address
+        assert healthcheck(container, "web", f"unix:{socket_path}") == 0
+        # PORT says another port than gunicorn binds: unhealthy, and the sentence says where.
+        other = str(free_port())
+        moved = check_health({**container, "PORT": other}, "web")
+        assert moved.returncode == 1
+        assert f"Nothing answered at 0.0.0.0:{other}" in moved.stderr
+        # Visitors come for a host DJANGO_ALLOWED_HOSTS does not list: every one gets 400,
+        # and so does the check, which asks for the site's origin.
+        visitors = {**container, "DJANGO_CSRF_TRUSTED_ORIGINS": "https://other.example.org"}
+        wrong = check_health(visitors, "web")
+        assert wrong.returncode == 1
+        assert wrong.stderr.strip() == (
+            "GET /healthz for other.example.org answered 400: DJANGO_ALLOWED_HOSTS does not "
+            "allow other.example.org, so every visitor to it gets 400 too."
+        )
+        right = {**container, "DJANGO_CSRF_TRUSTED_ORIGINS": "https://research.example.com"}
+        assert healthcheck(right, "web") == 0
+    finally:
+        code, _, err = stop(gunicorn)
+    assert code == 0, err
+
+
+# --- waiting for the database -------------------------------------------------------------
+
+
+def test_the_roles_wait_for_the_database_before_they_start():
+    entrypoint_text = (ROOT / "deploy" / "entrypoint.sh").read_text()
+    wait = re.search(r"^\s*web \| refresher \| migrate\) (.*?) ;;", entrypoint_text, re.M)
+    assert wait and wait.group(1) == "python -m sonarweb.healthcheck database --wait 60"
+    # ... before the role's own case, which execs the program.
+    assert entrypoint_text.index(wait.group(0)) < entrypoint_text.index("exec gunicorn")
+
+
+def test_no_wait_for_sqlite(container):
+    started = time.monotonic()
+    result = check_health(container, "database", "--wait", "60")
+    assert result.returncode == 0 and not result.stderr.strip()
+    assert time.monotonic() - started < 30
+
+
+def test_an_unreachable_database_is_waited_for_then_named(container):
+    port = free_port()  # nothing listens there
+    password = "not-this-one-4711"
+    env = {**container, "DATABASE_URL": f"postgres://sonarweb:{password}@127.0.0.1:{port}/x"}
+    started = time.monotonic()
+    result = check_health(env, "database", "--wait", "2")
+    assert result.returncode == 1
+    assert time.monotonic() - started >= 2
+    lines = result.stderr.strip().splitlines()
+    waiting = f"Waiting for the database at 127.0.0.1:{port} (Connection refused); "
+    assert re.fullmatch(re.escape(waiting) + r"[0-9.]+ s left\.", lines[0]), lines[0]
+    assert lines[-1] == (
+        f"The database at 127.0.0.1:{port} did not answer within 2 s (Connection refused): "
+        "check DATABASE_URL and that the database is running."
+    )
+    assert password not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def postgres(request) -> dict:
+    """The test database's settings; skips (before any database is set up) without
+    PostgreSQL."""
+    from django.conf import settings
+
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        pytest.skip("needs PostgreSQL (make test-postgres)")
+    request.getfixturevalue("transactional_db")
+    from django.db import connection
+
+    return connection.settings_dict
+
+
+def postgres_url(db: dict, port: int, password: str | None = None) -> str:
+    password = db["PASSWORD"] if password is None else password
+    return f"postgres://{quote(db['USER'])}:{quote(password)}@127.0.0.1:{port}/{db['NAME']}"
+
+
+class LateProxy:
+    """A TCP port that refuses connections until listen(), then forwards them to ``target``:
+    a database that comes up late, as PostgreSQL does on its first start."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port = target, free_port()
+        self.listener: socket.socket | None = None
+
+    def listen(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while self.listener is not None:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.close()
+
+
+def test_migrate_waits_for_a_database_that_comes_up_late(postgres, container):
+    proxy = LateProxy((postgres["HOST"] or "127.0.0.1", int(postgres["PORT"] or 5432)))
+    env = {**container, "DATABASE_URL": postgres_url(postgres, proxy.port)}
+    migrate = subprocess.Popen(
+        entrypoint("migrate"),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The database comes up only once migrate has said it is waiting for it.
+        first = migrate.stderr.readline()
+        while first and "Waiting for the database" not in first:
+            first = migrate.stderr.readline()
+        assert first.startswith(
+            f"Waiting for the database at 127.0.0.1:{proxy.port} (Connection refused); "
+        ), first
+        proxy.listen()
+        out, err = migrate.communicate(timeout=DEADLINE)
+    finally:
+        if migrate.poll() is None:
+            migrate.kill()
+            migrate.communicate()
+        proxy.close()
+    assert migrate.returncode == 0, err
+    assert "No migrations to apply" in out
+    assert "Traceback" not in err
+
+
+def test_a_refused_login_fails_at_once(postgres, container):
+    db = postgres
+    env = {**container, "DATABASE_URL": postgres_url(db, int(db["PORT"] or 5432), "wrong")}
+    started = time.monotonic()
+    result = check_health(env, "database", "--wait", "60")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "refused the login" in result.stderr and "check DATABASE_URL" in result.stderr

@@ -73,6 +73,10 @@ class AuditAction(models.TextChoices):
     REMOVED = "removed", "removed the request"
     CLAIMED = "claimed", "took the request over with their key"
     CANCELLED = "cancelled", "asked Perplexity to cancel the run"
+    # API tokens (sonarweb/api): the detail names the token, never its secret.
+    TOKEN_CREATED = "token_created", "created an API token"
+    TOKEN_REVOKED = "token_revoked", "revoked an API token"
+    TOKEN_FIRST_USED = "token_first_used", "used an API token for the first time"
 
 
 LINK_ACTIONS = [AuditAction.LINK_CREATED, AuditAction.LINK_REVOKED, AuditAction.LINK_EXPIRED]

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db.models import Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from . import signin
@@ -157,6 +158,13 @@ def locked_until(request: HttpRequest, credentials: Any = None) -> datetime:
     return max(filter(None, [last, reserved]), default=now) + window
 
 
+def _sign_in_url(request: HttpRequest) -> str:
+    """The sign-in page a locked-out attempt came from: the admin's, or the app's own."""
+    if request.path.startswith(reverse("admin:index")):
+        return reverse("admin:login")
+    return reverse("login")
+
+
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
 ) -> HttpResponse:
@@ -172,7 +180,7 @@ def lockout_response(
     context = {
         "until": until,
         "minutes": max(math.ceil(seconds / 60), 1),
-        "retry_url": "/admin/login/" if request.path.startswith("/admin/") else "/accounts/login/",
+        "retry_url": _sign_in_url(request),
     }
     response = render(request, "accounts/locked_out.html", context, status=429)
     response["Retry-After"] = str(seconds)

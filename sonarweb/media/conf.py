@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "SONARWEB_IMAGE_MAX_BYTES": 10 * MEGABYTE,
     # Pixels one image may declare; bigger ones are refused before they are decoded.
     "SONARWEB_IMAGE_MAX_PIXELS": 40_000_000,
+    # Pixels one image may be decoded at: what decoding costs (4 bytes a pixel, 64 MB for
+    # 16 million). A JPEG is decoded at 1/2 to 1/8 scale, so a 40 MP photo passes; PNG, WebP,
+    # GIF and BMP are decoded at full size and are refused beyond this.
+    "SONARWEB_IMAGE_MAX_DECODED_PIXELS": 16_000_000,
     # Seconds: connect, and everything (connect, headers, body) for one image.
     "SONARWEB_IMAGE_CONNECT_TIMEOUT": 5.0,
     "SONARWEB_IMAGE_TIMEOUT": 20.0,

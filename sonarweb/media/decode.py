@@ -3,26 +3,47 @@
 Only raster formats Pillow decodes are kept (``FORMATS``; SVG is a document that can carry
 scripts and links, so it is refused). Before any pixel is decoded the declared size is checked
 against a pixel limit, so a small file that declares a huge canvas (a decompression bomb)
-costs nothing. Animated images are refused. The outputs are drawn from the pixels alone: no
+costs nothing; then the size it would be decoded at is checked against a lower one (a JPEG is
+decoded at 1/2 to 1/8 scale, other formats in full), which bounds the memory a decode takes.
+Nothing full-size is made beside the decoded pixels: they are resampled a band of rows at a
+time. Animated images are refused. The outputs are drawn from the pixels alone: no
 EXIF (so no GPS position), no ICC profile, no XMP, no comments survive re-encoding.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from io import BytesIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 
+from .conf import DEFAULTS, setting
 from .errors import ImageFailure, ImageRefused, NotAnImage
 
 FULL_SIDE = 1600
 THUMB_SIDE = 400
 # Formats with a long history and a well-fuzzed decoder; obscure ones stay out of reach.
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP") + (("AVIF",) if features.check("avif") else ())
+
+HIGH_BIT_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# Source pixels resampled at a time (8 MB), and the reach of the LANCZOS filter in source
+# pixels per unit of scale: a band's source rows are what is held beside the decoded image.
+BAND_PIXELS = 2_000_000
+LANCZOS_SUPPORT = 3.0
+# EXIF orientation -> the turn that shows the image upright (as ImageOps.exif_transpose).
+EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 # This process never wants a decompression bomb decoded: the warning Pillow gives for a large
 # canvas becomes an error wherever it is raised (warnings.catch_warnings is not thread-safe).
@@ -58,12 +79,18 @@ def _not_an_image(data: bytes) -> NotAnImage:
     return NotAnImage("The file is not an image (or not in JPEG, PNG, GIF, WebP or BMP).")
 
 
-def _fit(image: Image.Image, side: int) -> Image.Image:
-    width, height = image.size
+def _fit_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size of ``width`` x ``height`` scaled down to at most ``side`` on its longer side."""
     scale = side / max(width, height)
     if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _fit(image: Image.Image, side: int) -> Image.Image:
+    size = _fit_size(image.width, image.height, side)
+    if size == image.size:
         return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
@@ -76,18 +103,70 @@ def _encode(image: Image.Image, quality: int) -> Rendition:
     return Rendition(data=out.getvalue(), width=image.width, height=image.height)
 
 
-def _pixels(image: Image.Image) -> Image.Image:
-    """The image in RGB, or RGBA when it has transparency; rotated as its EXIF says."""
-    image = ImageOps.exif_transpose(image) or image
+def _target_mode(image: Image.Image) -> str:
+    """RGB, or RGBA when the image has transparency."""
     transparent = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or ("transparency" in image.info)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    return "RGBA" if transparent else "RGB"
+
+
+def _converted(image: Image.Image, mode: str) -> Image.Image:
+    """``image`` in ``mode`` (RGB or RGBA); the same object when it already is."""
+    if image.mode in HIGH_BIT_DEPTH:
         # High bit-depth greyscale: scale to 8 bits rather than clip to white.
         image = image.convert("I").point(lambda v: v / 256).convert("L")
-    return image.convert("RGBA" if transparent else "RGB")
+    return image if image.mode == mode else image.convert(mode)
 
 
-def _decode(data: bytes, max_pixels: int, full_side: int) -> tuple[Image.Image, str, int, int]:
-    """(pixels, source format, source width, source height), or an ImageFailure."""
+def _resampled(image: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
+    """``image`` resized to ``size`` with LANCZOS, in ``mode``, a band of rows at a time.
+
+    Pillow's own resize would first make a full-size copy of a decoded image that is not in a
+    mode it resamples (a palette, grey with alpha, 16-bit grey) and of any image with alpha
+    (premultiplied, so that edges keep their colour). Here each band of output rows is made
+    from just the source rows its filter reads, converted on their own, in two passes
+    (across, then down) as Pillow makes them: nothing full-size is held beside the decoded
+    image, and the result is Pillow's to within rounding.
+    """
+    # Colour is averaged premultiplied by alpha, as Pillow does, or transparent pixels bleed.
+    work = "RGBa" if mode == "RGBA" else mode
+    out = Image.new(mode, size)
+    step = image.height / size[1]
+    reach = math.ceil(LANCZOS_SUPPORT * max(step, 1.0)) + 1
+    rows = max(1, int(BAND_PIXELS / (image.width * max(step, 1.0))))
+    for top in range(0, size[1], rows):
+        bottom = min(top + rows, size[1])
+        start, end = top * step, min(bottom * step, float(image.height))
+        first = max(0, math.floor(start) - reach)
+        last = min(image.height, math.ceil(end) + reach)
+        band = _converted(image.crop((0, first, image.width, last)), mode)
+        band = band if work == mode else band.convert(work)
+        across = band.resize((size[0], band.height), Image.Resampling.LANCZOS)
+        del band
+        box = (0.0, start - first, float(size[0]), end - first)
+        piece = across.resize((size[0], bottom - top), Image.Resampling.LANCZOS, box=box)
+        out.paste(piece if piece.mode == mode else piece.convert(mode), (0, top))
+    return out
+
+
+def _full_rendition(image: Image.Image, side: int, orientation: int | None) -> Image.Image:
+    """The decoded image at most ``side`` px on its longer side, in RGB or RGBA, rotated as
+    its EXIF says: always a new image, so the decoded one can be freed."""
+    mode = _target_mode(image)
+    size = _fit_size(image.width, image.height, side)
+    if size == image.size:
+        pixels = _converted(image, mode)
+        pixels = pixels.copy() if pixels is image else pixels
+    else:
+        pixels = _resampled(image, size, mode)
+    # Rotated once small: a turn of the full-size image would be one more full-size copy.
+    method = EXIF_TRANSPOSE.get(orientation or 1)
+    return pixels if method is None else pixels.transpose(method)
+
+
+def _decode(
+    data: bytes, max_pixels: int, max_decoded: int, full_side: int
+) -> tuple[Image.Image, str, int, int]:
+    """(full rendition, source format, source width, source height), or an ImageFailure."""
     try:
         image = Image.open(BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -104,27 +183,63 @@ def _decode(data: bytes, max_pixels: int, full_side: int) -> tuple[Image.Image, 
         if getattr(image, "n_frames", 1) > 1:
             raise ImageRefused("Animated images are not archived.")
         source_format = str(image.format or "")
-        # The source's size as a viewer sees it: before draft() shrinks it, after rotation.
-        if image.getexif().get(0x0112) in (5, 6, 7, 8):
-            width, height = height, width
         if source_format == "JPEG":
-            # Decode at 1/2, 1/4 or 1/8 scale when that still covers the full rendition.
-            image.draft(None, (full_side, full_side))
+            # Decoded at 1/2, 1/4 or 1/8 scale when that still covers the full rendition: asked
+            # for the rendition's own size, draft() picks the smallest scale that does.
+            image.draft(None, _fit_size(width, height, full_side))
+        if image.width * image.height > max_decoded:
+            raise ImageRefused(_too_big_to_decode(image, source_format, max_decoded))
+        # Only now: a PNG's EXIF may follow its pixels, so Pillow decodes them to find it.
+        orientation = image.getexif().get(0x0112)
+        # The source's size as a viewer sees it: before draft() shrinks it, after rotation.
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
         image.load()
-        return _pixels(image), source_format, width, height
+        return _full_rendition(image, full_side, orientation), source_format, width, height
+
+
+def _too_big_to_decode(image: Image.Image, source_format: str, limit: int) -> str:
+    million = f"{limit / 1_000_000:g} million"
+    if source_format == "JPEG":
+        return (
+            f"The image would be decoded at {image.width} x {image.height} pixels, more than "
+            f"the {million} allowed."
+        )
+    return (
+        f"The image is {image.width} x {image.height} pixels, more than the {million} a "
+        f"{source_format or 'file'} image may have: unlike a JPEG, it cannot be decoded at a "
+        "smaller size."
+    )
+
+
+def decoded_pixels_limit() -> int:
+    """SONARWEB_IMAGE_MAX_DECODED_PIXELS from the settings (its default without Django)."""
+    from django.conf import settings
+
+    name = "SONARWEB_IMAGE_MAX_DECODED_PIXELS"
+    return int(setting(name) if settings.configured else DEFAULTS[name])
 
 
 def reencode(
     data: bytes,
     *,
     max_pixels: int,
+    max_decoded_pixels: int | None = None,
     full_side: int = FULL_SIDE,
     thumb_side: int = THUMB_SIDE,
 ) -> Decoded:
     """The image in ``data`` as a full rendition (at most ``full_side`` px on its longer side)
-    and a thumbnail, both WebP; NotAnImage or ImageRefused otherwise."""
+    and a thumbnail, both WebP; NotAnImage or ImageRefused otherwise.
+
+    ``max_pixels`` bounds the size an image declares; ``max_decoded_pixels`` (by default
+    SONARWEB_IMAGE_MAX_DECODED_PIXELS) the size it is decoded at, which is what costs memory:
+    a JPEG is decoded at 1/2 to 1/8 of its size, other formats in full."""
+    if max_decoded_pixels is None:
+        max_decoded_pixels = decoded_pixels_limit()
     try:
-        pixels, source_format, width, height = _decode(data, max_pixels, full_side)
+        full_image, source_format, width, height = _decode(
+            data, max_pixels, max_decoded_pixels, full_side
+        )
     except ImageFailure:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -133,7 +248,7 @@ def reencode(
         # A damaged file makes Pillow's decoders raise all sorts (OSError, IndexError,
         # struct.error, ...): each one means the same thing here.
         raise NotAnImage("The image file is broken or cut short.") from None
-    full_image = _fit(pixels, full_side)
-    full = _encode(full_image.copy() if full_image is pixels else full_image, quality=82)
-    thumb = _encode(_fit(full_image, thumb_side).copy(), quality=78)
+    thumb_image = _fit(full_image, thumb_side)
+    thumb = _encode(thumb_image.copy() if thumb_image is full_image else thumb_image, quality=78)
+    full = _encode(full_image, quality=82)
     return Decoded(source_format=source_format, width=width, height=height, full=full, thumb=thumb)

@@ -35,6 +35,7 @@ USER_AGENT = "sonarweb/0.1 (+https://github.com/sonarweb)"
 # Defaults for a client built without settings (settings.py has the same values).
 TOTAL_TIMEOUT = 30.0
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
 # However Retry-After is spelled, a wait is clamped to this range (seconds).
 MAX_RETRY_AFTER = 300.0
 
@@ -432,7 +433,11 @@ class PerplexityClient:
         try:
             status, headers, body = self._exchange(method, path, params, json_body)
             rate = _rate_headers(headers)
-            return self._decode(status, headers, body)
+            text = _body_text(body)
+            # The bytes go before the JSON is parsed: a large answer's peak is its text and
+            # the parsed objects, never its bytes as well.
+            del body
+            return self._decode(status, headers, text)
         except UpstreamError as exc:
             error = type(exc).__name__
             raise
@@ -461,7 +466,7 @@ class PerplexityClient:
 
     def _exchange(
         self, method: str, path: str, params: dict[str, str] | None, json_body: Any
-    ) -> tuple[int, httpx.Headers, bytes]:
+    ) -> tuple[int, httpx.Headers, bytearray]:
         """Status, headers and decoded body bytes, all within the total deadline and cap."""
         deadline_at = time.monotonic() + self._total_timeout
         try:
@@ -492,14 +497,8 @@ class PerplexityClient:
         return response.status_code, response.headers, body
 
     @staticmethod
-    def _decode(status: int, headers: httpx.Headers, raw: bytes) -> tuple[Any, str]:
-        """The JSON body and its text.
-
-        JSON between systems is UTF-8 (RFC 8259), whatever charset the headers declare: a
-        body labelled iso-8859-1 but sent as UTF-8 must not be archived as mojibake. Invalid
-        bytes become U+FFFD rather than costing the whole answer.
-        """
-        text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    def _decode(status: int, headers: httpx.Headers, text: str) -> tuple[Any, str]:
+        """The JSON body and its text (``_body_text``), or the typed error its status means."""
         try:
             body: Any = json.loads(text)
         except (json.JSONDecodeError, RecursionError, ValueError):
@@ -534,23 +533,39 @@ class PerplexityClient:
         return body, text
 
 
+def _body_text(body: bytearray | bytes) -> str:
+    """The body as text, decoded once.
+
+    JSON between systems is UTF-8 (RFC 8259), whatever charset the headers declare: a body
+    labelled iso-8859-1 but sent as UTF-8 must not be archived as mojibake. Invalid bytes
+    become U+FFFD rather than costing the whole answer. A byte order mark is skipped before
+    decoding (stripping it from the text would copy the text).
+    """
+    start = len(UTF8_BOM) if body.startswith(UTF8_BOM) else 0
+    with memoryview(body) as view:
+        return str(view[start:], "utf-8", "replace")
+
+
 def client_for_key(api_key: str, *, interactive: bool = False, **kwargs: Any) -> PerplexityClient:
     """A client configured from settings.
 
     ``interactive`` calls are made while a person waits on a page: they get the shorter
-    PERPLEXITY_INTERACTIVE_TIMEOUT as their total deadline.
+    PERPLEXITY_INTERACTIVE_TIMEOUT as their total deadline, and read at most
+    PERPLEXITY_INTERACTIVE_MAX_BYTES, so that a huge answer costs a web worker little.
     """
     from django.conf import settings
 
     total = settings.PERPLEXITY_TOTAL_TIMEOUT
+    max_bytes = settings.SONARWEB_MAX_RESPONSE_BYTES
     if interactive:
         total = min(total, settings.PERPLEXITY_INTERACTIVE_TIMEOUT)
+        max_bytes = min(max_bytes, settings.PERPLEXITY_INTERACTIVE_MAX_BYTES)
     return PerplexityClient(
         api_key,
         base_url=settings.PERPLEXITY_API_BASE,
         connect_timeout=min(settings.PERPLEXITY_CONNECT_TIMEOUT, total),
         read_timeout=min(settings.PERPLEXITY_READ_TIMEOUT, total),
         total_timeout=total,
-        max_bytes=settings.SONARWEB_MAX_RESPONSE_BYTES,
+        max_bytes=max_bytes,
         **kwargs,
     )

@@ -109,8 +109,12 @@ def _decoder(encoding: str) -> typing.Any:
     raise BadEncoding(f"unexpected Content-Encoding {encoding!r}")
 
 
-def read_capped(response: httpx.Response, limit: int) -> bytes:
-    """The decoded body of a streamed response, refusing more than ``limit`` decoded bytes."""
+def read_capped(response: httpx.Response, limit: int) -> bytearray:
+    """The decoded body of a streamed response, refusing more than ``limit`` decoded bytes.
+
+    The buffer it was read into is returned as it is, not copied to ``bytes``: for a 30 MB
+    answer that copy alone was 30 MB more at the moment the call's memory peaks.
+    """
     declared: int | None = None
     length = response.headers.get("Content-Length", "")
     encoding = response.headers.get("Content-Encoding", "")
@@ -140,4 +144,4 @@ def read_capped(response: httpx.Response, limit: int) -> bytes:
             take(decoder.flush())
     except zlib.error as exc:
         raise BadEncoding(f"corrupt {encoding} data") from exc
-    return bytes(body)
+    return body

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from sonarweb.answers.content import first_heading
@@ -31,7 +32,6 @@ from .models import AnswerArchive, TrackedRequest
 
 log = logging.getLogger("sonarweb.archive")
 
-FOLLOWUP_URL = "/new/"
 RENDER_ERROR_CHARS = AnswerArchive._meta.get_field("render_error").max_length or 300
 
 
@@ -50,7 +50,7 @@ def render(
     page says the answer could not be shown."""
     try:
         completion = completion or Completion()
-        html = render_completion(completion, followup_url=FOLLOWUP_URL, images=images)
+        html = render_completion(completion, followup_url=reverse("new_research"), images=images)
         markdown = render_plain_markdown(completion)
     except Exception as exc:
         log.exception("rendering the answer of request_id=%s failed", request_id)

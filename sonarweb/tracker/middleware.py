@@ -8,6 +8,7 @@ from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 
@@ -20,7 +21,7 @@ class HtmxAwareLoginRequiredMiddleware(LoginRequiredMiddleware):
             return super().handle_no_permission(request, view_func)
         current = urlsplit(request.headers.get("HX-Current-URL", ""))
         # Only a path on this site is a safe place to come back to.
-        back = current.path or "/"
+        back = current.path or reverse("dashboard")
         if current.query:
             back = f"{back}?{current.query}"
         login = redirect_to_login(back, resolve_url(settings.LOGIN_URL))

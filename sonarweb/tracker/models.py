@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Q, When
+from django.urls import reverse
 from django.utils import timezone
 
 from sonarweb.perplexity.documents import retention_of
@@ -252,7 +253,7 @@ class TrackedRequest(models.Model):
         return self.request_id
 
     def get_absolute_url(self) -> str:
-        return f"/r/{self.slug}/"
+        return reverse("request_detail", args=[self.slug])
 
     @property
     def badge_status(self) -> str:
@@ -454,7 +455,7 @@ class ShareLink(models.Model):
         TrackedRequest.objects.filter(pk=self.tracked_id).update(updated=timezone.now())
 
     def get_absolute_url(self) -> str:
-        return f"/s/{self.token}/"
+        return reverse("shared_answer", args=[self.token])
 
     @property
     def is_active(self) -> bool:

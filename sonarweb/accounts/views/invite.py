@@ -12,6 +12,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -60,7 +61,7 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
                 f"Welcome to the team, {user.get_username()}. Add your Perplexity API key "
                 "below to start tracking requests.",
             )
-            return HttpResponseRedirect("/settings/", status=303)
+            return HttpResponseRedirect(reverse("settings"), status=303)
     status = 422 if request.method == "POST" else 200
     context = {"form": form, "invitation": invitation}
     return _private(render(request, "accounts/accept_invite.html", context, status=status))

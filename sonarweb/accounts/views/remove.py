@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from sonarweb.tracker.models import TrackedRequest
@@ -46,4 +47,4 @@ def remove_request(request: HttpRequest, slug: str) -> HttpResponse:
         tracked.delete()
     log.info("user_id=%s removed request_id=%s", request.user.pk, tracked.request_id)
     messages.success(request, f"Removed “{title[:80]}” from the team's list.")
-    return HttpResponseRedirect("/", status=303)
+    return HttpResponseRedirect(reverse("dashboard"), status=303)

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
@@ -71,7 +72,7 @@ def create_invite(request: HttpRequest) -> HttpResponse:
         created_by=request.user,
         expires_at=form.expires_at(),
     )
-    link = request.build_absolute_uri(f"/invite/{token}/")
+    link = request.build_absolute_uri(reverse("accept_invite", args=[token]))
     return _team(request, new_link=link, status=201)
 
 
@@ -84,7 +85,7 @@ def revoke_invite(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Invitation revoked: its link no longer works.")
     else:
         messages.info(request, "That invitation was already used, revoked or expired.")
-    return HttpResponseRedirect("/team/", status=303)
+    return HttpResponseRedirect(reverse("team"), status=303)
 
 
 @require_POST
@@ -93,11 +94,11 @@ def deactivate_member(request: HttpRequest, pk: int) -> HttpResponse:
     member = get_object_or_404(User, pk=pk)
     if member.pk == request.user.pk:
         messages.error(request, "You cannot deactivate your own account.")
-        return HttpResponseRedirect("/team/", status=303)
+        return HttpResponseRedirect(reverse("team"), status=303)
     check_may_change_member(request.user, member)
     if not member.is_active:
         messages.info(request, f"{member.get_username()} is already deactivated.")
-        return HttpResponseRedirect("/team/", status=303)
+        return HttpResponseRedirect(reverse("team"), status=303)
     ended, stopped = members.deactivate(member)
     messages.success(
         request,
@@ -105,7 +106,7 @@ def deactivate_member(request: HttpRequest, pk: int) -> HttpResponse:
         f"({_plural(ended, 'session')} ended). Polling of {_plural(stopped, 'request')} "
         "they added has stopped.",
     )
-    return HttpResponseRedirect("/team/", status=303)
+    return HttpResponseRedirect(reverse("team"), status=303)
 
 
 @require_POST
@@ -115,7 +116,7 @@ def reactivate_member(request: HttpRequest, pk: int) -> HttpResponse:
     check_may_change_member(request.user, member)
     if member.is_active:
         messages.info(request, f"{member.get_username()} is already active.")
-        return HttpResponseRedirect("/team/", status=303)
+        return HttpResponseRedirect(reverse("team"), status=303)
     resumed = members.reactivate(member)
     tail = (
         f"Polling of {_plural(resumed, 'request')} they added has resumed."
@@ -123,7 +124,7 @@ def reactivate_member(request: HttpRequest, pk: int) -> HttpResponse:
         else "Their requests resume when they have a working API key saved."
     )
     messages.success(request, f"{member.get_username()} can sign in again. {tail}")
-    return HttpResponseRedirect("/team/", status=303)
+    return HttpResponseRedirect(reverse("team"), status=303)
 
 
 def _plural(n: int, noun: str) -> str:

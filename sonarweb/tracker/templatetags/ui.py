@@ -1,12 +1,15 @@
 """Template helpers for how pages read: times that print as dates, a chart drawn for phones,
-how a status badge and a model are shown."""
+how a status badge and a model are shown, long lines of markup laid out on several."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from django import template
+from django.template.base import Node, NodeList, Parser, TextNode, Token
+from django.template.context import Context
 from django.template.defaultfilters import date as date_filter
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -16,6 +19,8 @@ from ..costs import Chart
 from ..models import STATUS_LABELS, TrackedRequest
 
 register = template.Library()
+
+LINE_BREAK = re.compile(r"\n[ \t]*")
 
 
 @register.simple_tag
@@ -131,3 +136,28 @@ def narrow_chart(chart: Chart | None) -> NarrowChart | None:
         )
     height = NARROW_TOP * 2 + len(bars) * NARROW_ROW
     return NarrowChart(NARROW_WIDTH, height, NARROW_LEFT, height - NARROW_TOP, bars)
+
+
+class CompactNode(Node):
+    child_nodelists = ("nodelist",)
+
+    def __init__(self, nodelist: NodeList) -> None:
+        self.nodelist = nodelist
+
+    def render(self, context: Context) -> str:
+        return self.nodelist.render(context)
+
+
+@register.tag
+def compact(parser: Parser, token: Token) -> CompactNode:
+    """``{% compact %}…{% endcompact %}``: the template text inside, less each line break and
+    the indentation after it, as the answer templates are loaded (answers/sections.py). A
+    sentence built from many tags can then be written on several lines without adding
+    whitespace where the page (and what tests read of it) has none: write a space where the
+    output needs one. Only the template's own text changes, once, when it is compiled;
+    values rendered into it keep their line breaks."""
+    nodelist = parser.parse(("endcompact",))
+    parser.delete_first_token()
+    for node in nodelist.get_nodes_by_type(TextNode):
+        node.s = LINE_BREAK.sub("", node.s)
+    return CompactNode(nodelist)

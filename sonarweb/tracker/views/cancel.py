@@ -16,7 +16,9 @@ nothing recorded, so the member can try again.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -48,6 +50,10 @@ ALREADY = (
     "Perplexity has stopped it."
 )
 TITLE_CHARS = 80
+SENT = (
+    "Perplexity was asked to cancel this run. It stops within a few polls, and whatever it has "
+    "written by then is kept here."
+)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -68,17 +74,32 @@ def _back(tracked: TrackedRequest) -> HttpResponse:
     return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 
+def refusal_code(tracked: TrackedRequest) -> str:
+    """Why this row cannot be cancelled now, as a word ("" when it can): ``not_cancellable``,
+    ``finished`` or ``already``."""
+    if not can_cancel(tracked.request_id):
+        return "not_cancellable"
+    if tracked.is_finished:
+        return "finished"
+    if tracked.cancel_requested_at is not None:
+        return "already"
+    if tracked.state in (AppState.NOT_FOUND, AppState.RETIRED, AppState.UNCONFIRMED):
+        return "not_cancellable"
+    return ""
+
+
 def _refusal(tracked: TrackedRequest) -> str:
     """Why this row cannot be cancelled now ("" when it can)."""
+    code = refusal_code(tracked)
+    if not code:
+        return ""
+    if code == "finished":
+        return FINISHED
+    if code == "already":
+        return ALREADY
     if not can_cancel(tracked.request_id):
         return "Only Agent API runs can be cancelled; the Sonar API had no way to cancel a job."
-    if tracked.is_finished:
-        return FINISHED
-    if tracked.cancel_requested_at is not None:
-        return ALREADY
-    if tracked.state in (AppState.NOT_FOUND, AppState.RETIRED, AppState.UNCONFIRMED):
-        return f"This run cannot be cancelled from here. {tracked.status_sentence}"
-    return ""
+    return f"This run cannot be cancelled from here. {tracked.status_sentence}"
 
 
 def _confirm(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
@@ -100,16 +121,16 @@ def _confirm(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
     return render(request, "tracker/confirm.html", context)
 
 
-def _owner(request: HttpRequest, tracked: TrackedRequest) -> str:
+def _owner(user: Any, tracked: TrackedRequest) -> str:
     """Whose key owns the run, as the sentence names them."""
-    if tracked.added_by_id == request.user.pk:
+    if tracked.added_by_id == user.pk:
         return "your"
     if tracked.added_by is None:
         return "its (removed) member's"
     return f"{tracked.added_by.get_username()}'s"
 
 
-def _usable_key(request: HttpRequest, tracked: TrackedRequest) -> tuple[ApiKey | None, str]:
+def _usable_key(user: Any, tracked: TrackedRequest) -> tuple[ApiKey | None, str]:
     """The key of the member who added the run, or why there is none to cancel it with."""
     if tracked.added_by_id is None:
         return None, (
@@ -117,7 +138,7 @@ def _usable_key(request: HttpRequest, tracked: TrackedRequest) -> tuple[ApiKey |
             "it has been removed, so it cannot be cancelled from here."
         )
     key = ApiKey.objects.filter(user_id=tracked.added_by_id).first()
-    owner = _owner(request, tracked)
+    owner = _owner(user, tracked)
     if key is None:
         return None, (
             f"Only the API key that started this run can cancel it, and {owner} API key is "
@@ -149,38 +170,58 @@ def _release(tracked: TrackedRequest, claimed_at: datetime) -> None:
     )
 
 
-def _cancel(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
-    key, no_key = _usable_key(request, tracked)
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancel did: ``sent`` (upstream accepted it), ``refused`` (nothing sent:
+    ``refusal`` says why, as refusal_code words), ``no_key`` (nothing sent: the adder's key
+    is missing or rejected) or ``failed`` (upstream did not accept it: ``error``). The
+    sentence says it to a member."""
+
+    outcome: Literal["sent", "refused", "no_key", "failed"]
+    sentence: str
+    refusal: str = ""
+    error: upstream.UpstreamError | None = None
+
+    @property
+    def level(self) -> str:
+        """The message level a page shows the sentence with."""
+        return {"sent": "success", "refused": "info"}.get(self.outcome, "error")
+
+
+def cancel_as(user: Any, tracked: TrackedRequest) -> CancelResult:
+    """Ask upstream, once, to cancel ``tracked`` on behalf of ``user`` (who may manage it),
+    with the key of the member who added it. Used by this page and by the JSON API."""
+    if code := refusal_code(tracked):
+        return CancelResult("refused", _refusal(tracked), refusal=code)
+    key, no_key = _usable_key(user, tracked)
     if key is None:
-        messages.error(request, no_key)
-        return _back(tracked)
+        return CancelResult("no_key", no_key)
     claimed_at = _claim(tracked)
     if claimed_at is None:
         # Another post got here first, or the run finished meanwhile.
         tracked.refresh_from_db()
-        messages.info(request, _refusal(tracked) or ALREADY)
-        return _back(tracked)
+        return CancelResult(
+            "refused", _refusal(tracked) or ALREADY, refusal=refusal_code(tracked) or "already"
+        )
     try:
         with interactive_client(key) as api:
             api.cancel_run(tracked.request_id)
     except upstream.UpstreamError as exc:
         _release(tracked, claimed_at)
-        messages.error(request, _failure(request, tracked, key, exc))
-        return _back(tracked)
+        return CancelResult("failed", _failure(user, tracked, key, exc), error=exc)
     request_early_poll([tracked.pk])
-    audit.record(request.user, AuditAction.CANCELLED, tracked=tracked)
-    log.info("user_id=%s cancelled request_id=%s", request.user.pk, tracked.request_id)
-    messages.success(
-        request,
-        "Perplexity was asked to cancel this run. It stops within a few polls, and whatever "
-        "it has written by then is kept here.",
-    )
+    audit.record(user, AuditAction.CANCELLED, tracked=tracked)
+    log.info("user_id=%s cancelled request_id=%s", user.pk, tracked.request_id)
+    return CancelResult("sent", SENT)
+
+
+def _cancel(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
+    result = cancel_as(request.user, tracked)
+    getattr(messages, result.level)(request, result.sentence)
     return _back(tracked)
 
 
-def _failure(
-    request: HttpRequest, tracked: TrackedRequest, key: ApiKey, exc: upstream.UpstreamError
-) -> str:
+def _failure(user: Any, tracked: TrackedRequest, key: ApiKey, exc: upstream.UpstreamError) -> str:
     """What a failed cancel did (and did not do), as a sentence; polls early where upstream's
     answer says the run's state has changed or may have."""
     if isinstance(exc, upstream.Rejected):
@@ -193,12 +234,12 @@ def _failure(
     if isinstance(exc, upstream.Unauthorized):
         note_failure(key, exc)
         return (
-            f"Perplexity rejected {_owner(request, tracked)} API key (401), so the run was not "
+            f"Perplexity rejected {_owner(user, tracked)} API key (401), so the run was not "
             "cancelled. Replace the key in Settings, then cancel again."
         )
     if isinstance(exc, upstream.RateLimited):
         return (
-            f"Perplexity is rate-limiting {_owner(request, tracked)} API key, so the run was not "
+            f"Perplexity is rate-limiting {_owner(user, tracked)} API key, so the run was not "
             f"cancelled. {try_again(exc)}"
         )
     if isinstance(exc, Busy):

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
@@ -140,6 +141,7 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
     key = key_of(request)
     back = request.GET.copy()
     back.pop("edit", None)
+    home = reverse("dashboard")
     polling = [r for r in page.rows if watching(r)]
     # New rows are looked for above the first page of the newest-first listing only.
     top = encode_cursor(page.rows[0]) if page.rows and page.is_first and not view.text else None
@@ -153,7 +155,7 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
         "snippets": page.snippets,
         "key": key,
         "editing": request.GET.get("edit", ""),
-        "next_url": f"/?{back.urlencode()}" if back else "/",
+        "next_url": f"{home}?{back.urlencode()}" if back else home,
         "polling_slugs": [r.slug for r in polling],
         "poller_query": poller_query(view, polling, top, page.counts) if polling else "",
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
@@ -236,7 +238,7 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
         "polling_slugs": [r.slug for r in polling],
         "poller_query": poller_query(view, polling, next_top, counts) if polling else "",
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
-        "next_url": "/",
+        "next_url": reverse("dashboard"),
         "editing": "",
     }
     return render(request, "tracker/dashboard.html#badge_batch", context)
@@ -275,7 +277,7 @@ def _safe_next(request: HttpRequest, value: str | None) -> str:
         value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return value
-    return "/"
+    return reverse("dashboard")
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

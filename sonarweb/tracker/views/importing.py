@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.models import AbstractBaseUser
@@ -90,6 +91,11 @@ def _fetch(key: ApiKey, token: str | None) -> Listing:
         return Listing(error=_list_error(exc, key))
 
 
+def list_page_url(token: str) -> str:
+    """The import page showing another page of the Sonar list (a ``next_token`` it gave)."""
+    return f"{reverse('import_jobs')}?next_token={quote(token, safe='/')}"
+
+
 def _page_context(listing: Listing) -> dict[str, object]:
     page = listing.page
     jobs = list(page.jobs) if page else []
@@ -113,6 +119,7 @@ def _page_context(listing: Listing) -> dict[str, object]:
     return {
         "rows": rows,
         "next_token": page.next_token if page else None,
+        "more_url": list_page_url(page.next_token) if page and page.next_token else "",
         "error": listing.error,
         "retired": listing.retired,
     }
@@ -157,12 +164,13 @@ def import_jobs(request: HttpRequest) -> HttpResponse:
         return _render(request, key)
     token = request.GET.get("next_token") or None
     listing = _fetch(key, token)
+    retry_url = list_page_url(token) if token else ""
     if request.htmx:
         # "Load more" replaces its own row with the next rows and a new "Load more" row;
         # errors come back as a row too, with status 200 so htmx swaps them in.
-        context = {"key": key, "token": token, **_page_context(listing)}
+        context = {"key": key, "token": token, "retry_url": retry_url, **_page_context(listing)}
         return render(request, "tracker/import.html#page_rows", context)
-    return _render(request, key, listing=listing, token=token)
+    return _render(request, key, listing=listing, token=token, retry_url=retry_url)
 
 
 # -- tracking the jobs chosen from the list ---------------------------------------------------

@@ -5,6 +5,7 @@ import logging
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
@@ -65,7 +66,7 @@ def settings_view(request: HttpRequest) -> HttpResponse:
                 messages.warning(request, warning)
             else:
                 messages.success(request, f"API key {key.mask} saved and checked.")
-            return HttpResponseRedirect("/settings/", status=303)
+            return HttpResponseRedirect(reverse("settings"), status=303)
     status = 422 if request.method == "POST" else 200
     return render(request, "tracker/settings.html", {"form": form, "key": key}, status=status)
 
@@ -76,7 +77,7 @@ def delete_key(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         key = key_of(request)
         if key is None:
-            return HttpResponseRedirect("/settings/", status=303)
+            return HttpResponseRedirect(reverse("settings"), status=303)
         return render(
             request,
             "tracker/confirm.html",
@@ -86,13 +87,13 @@ def delete_key(request: HttpRequest) -> HttpResponse:
                     f"sonarweb forgets {key.mask}. Polling of the requests you added stops "
                     "until you save a key again."
                 ),
-                "action": "/settings/key/delete/",
+                "action": reverse("delete_key"),
                 "fields": [],
                 "button": "Remove key",
-                "cancel_url": "/settings/",
+                "cancel_url": reverse("settings"),
             },
         )
     deleted, _ = ApiKey.objects.filter(user_id=request.user.pk).delete()
     if deleted:
         messages.success(request, "Your API key was removed.")
-    return HttpResponseRedirect("/settings/", status=303)
+    return HttpResponseRedirect(reverse("settings"), status=303)

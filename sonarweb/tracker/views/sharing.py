@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
@@ -118,7 +119,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     link = get_object_or_404(rows, pk=pk)
     from_panel = request.POST.get("from", request.GET.get("from")) == "panel"
     if request.method != "POST":
-        back = link.tracked.get_absolute_url() if from_panel else "/links/"
+        back = link.tracked.get_absolute_url() if from_panel else reverse("links")
         return render(
             request,
             "tracker/confirm.html",
@@ -128,7 +129,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
                     f"Anyone who has the link to “{link.tracked.display_title}” gets "
                     "“Not found” from now on."
                 ),
-                "action": f"/links/{link.pk}/revoke/",
+                "action": reverse("revoke_share", args=[link.pk]),
                 "fields": [("from", "panel")] if from_panel else [],
                 "button": "Revoke link",
                 "cancel_url": back,
@@ -145,7 +146,7 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
             return _panel(request, link.tracked, notice="Public link revoked.")
         return render(request, "tracker/links.html#link_row", {"link": link, "swapped": True})
     messages.success(request, "Public link revoked.")
-    back = link.tracked.get_absolute_url() if from_panel else "/links/"
+    back = link.tracked.get_absolute_url() if from_panel else reverse("links")
     return HttpResponseRedirect(back, status=303)
 
 

@@ -1,0 +1,209 @@
+"""The door of /mcp: the Host and Origin checks, then the API's bearer token.
+
+In order, before the MCP SDK sees anything:
+
+1. The Host must be one of ``DJANGO_ALLOWED_HOSTS``, on any port (Django's own rule, so
+   ``.example.com`` and ``*`` mean what they mean to the site): 421 otherwise. A browser
+   ``Origin``, when one is sent, must name an allowed host too: 403 otherwise. Together they
+   stop DNS rebinding; the SDK's transport security checks the same list again
+   (``transport_security``).
+2. A token in the query string is refused and not used (400), as the API does.
+3. ``Authorization: Bearer sw_…`` must be a working token (``sonarweb/api/tokens.py``: not
+   revoked or expired, its member active; its use is recorded): 401 otherwise, 503 while the
+   server has no token secret. Scopes are checked per tool (``research.py``).
+
+Refusals are ``application/problem+json``, like the API's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from django.http.request import split_domain_port, validate_host
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.authentication import AuthCredentials
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sonarweb.api import problems, tokens
+from sonarweb.api.models import ApiToken, Scope as TokenScope
+from sonarweb.api.problems import Problem
+
+from .caller import CALLER, Caller
+from .research import in_thread
+
+log = logging.getLogger("sonarweb.mcp")
+
+_TOKEN_IN_QUERY = re.compile(rb"sw_[A-Za-z0-9]{20,}")
+
+
+def allowed_hosts() -> list[str]:
+    """``ALLOWED_HOSTS`` as Django applies it (DEBUG with none set allows localhost)."""
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def transport_security() -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection for the same hosts, on any port.
+
+    The SDK matches names exactly (or ``name:*``), so a wildcard entry (``.example.com``,
+    ``*``) cannot be said to it: then its check is off and the guard's, which is Django's
+    and understands them, is the one that counts.
+    """
+    hosts = allowed_hosts()
+    if any(h == "*" or h.startswith(".") for h in hosts):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[form for h in hosts for form in (h, f"{h}:*")],
+        allowed_origins=[
+            form
+            for h in hosts
+            for scheme in ("https", "http")
+            for form in (f"{scheme}://{h}", f"{scheme}://{h}:*")
+        ],
+    )
+
+
+def _origin_allowed(origin: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        host = parts.netloc
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    domain, _ = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed_hosts())
+
+
+@in_thread
+def _authenticate(plaintext: str) -> ApiToken | None:
+    return tokens.authenticate(plaintext)
+
+
+def _access_token(token: ApiToken) -> AccessToken:
+    """The token as the SDK knows a principal (it binds sessions and request state to it);
+    its secret is not repeated."""
+    scopes = [TokenScope.READ, TokenScope.WRITE] if token.may_write else [TokenScope.READ]
+    return AccessToken(
+        token=token.shown,
+        client_id=token.shown,
+        scopes=[str(s) for s in scopes],
+        subject=str(token.user_id),
+        expires_at=int(token.expires_at.timestamp()) if token.expires_at else None,
+    )
+
+
+async def _send_json(send: Send, status: int, body: dict[str, object], headers: dict) -> None:
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    raw = [
+        (b"content-type", problems.CONTENT_TYPE.encode()),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+        *((k.lower().encode(), str(v).encode()) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _refuse(send: Send, request: ASGIRequest, problem: Problem) -> None:
+    await _send_json(send, problem.status, problems.document(request, problem), problem.headers)
+
+
+class Guard:
+    """ASGI middleware in front of the SDK's streamable HTTP endpoint."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        # Sets the SDK's own record of the principal (scope["user"]) for the request.
+        self.app = AuthContextMiddleware(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # pragma: no cover - /mcp is plain HTTP
+            await self.app(scope, receive, send)
+            return
+        request = ASGIRequest(scope, io.BytesIO())
+        try:
+            request.get_host()
+        except DisallowedHost:
+            log.warning("MCP request refused: Host is not in DJANGO_ALLOWED_HOSTS")
+            await _send_json(
+                send,
+                421,
+                {
+                    "type": "about:blank",
+                    "title": "Misdirected Request",
+                    "status": 421,
+                    "detail": "This server does not answer to that host name.",
+                },
+                {},
+            )
+            return
+        origin = request.headers.get("Origin")
+        if origin and not _origin_allowed(origin):
+            log.warning("MCP request refused: Origin is not in DJANGO_ALLOWED_HOSTS")
+            await _refuse(
+                send, request, Problem(403, "forbidden", "Requests from that origin are refused.")
+            )
+            return
+        caller = await self._caller(request, send)
+        if caller is None:
+            return
+        scope["user"] = AuthenticatedUser(_access_token(caller.token))
+        scope["auth"] = AuthCredentials(scope["user"].scopes)
+        reset = CALLER.set(caller)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CALLER.reset(reset)
+
+    async def _caller(self, request: ASGIRequest, send: Send) -> Caller | None:
+        """The request's token, or None once the refusal is sent."""
+        if _TOKEN_IN_QUERY.search(request.META.get("QUERY_STRING", "").encode()):
+            await _refuse(
+                send,
+                request,
+                Problem(
+                    400,
+                    "token-in-url",
+                    "A token was sent in the URL, where logs keep it: it was not used. Revoke "
+                    "it in Settings, make a new one, and send that in the Authorization header.",
+                ),
+            )
+            return None
+        if not tokens.enabled():
+            await _refuse(
+                send,
+                request,
+                Problem(
+                    503,
+                    "tokens-off",
+                    "This server has no SONARWEB_TOKEN_SECRET set, so API tokens are turned off.",
+                ),
+            )
+            return None
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        token = None
+        if scheme.lower() == "bearer" and credentials.strip():
+            token = await sync_to_async(_authenticate, thread_sensitive=False)(credentials.strip())
+        if token is None:
+            detail = (
+                "This token is unknown, revoked or expired, or its member is deactivated."
+                if credentials.strip()
+                else ""
+            )
+            await _refuse(send, request, problems.unauthorized(detail))
+            return None
+        return Caller(token=token, request=request)

@@ -1,0 +1,70 @@
+"""``python -m sonarweb.mcpserver.serve --host H --port P``: uvicorn serving ``sonarweb.asgi``.
+
+gunicorn's master starts it (``sidecar.py``, from gunicorn.conf.py's hooks) on MCP_PORT beside
+the WSGI workers; it reads the same environment as gunicorn.conf.py does (SONARWEB_PROXY_IPS,
+GUNICORN_GRACEFUL_TIMEOUT, SONARWEB_LOG_LEVEL). It stops when that master is gone, however
+the master ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from typing import Any
+
+PARENT_ENV = "SONARWEB_MCP_PARENT"
+
+
+def _watch_parent(server: Any, parent: int) -> None:
+    """Ask uvicorn to stop once the process that started this one is gone."""
+    stop = threading.Event()
+    while not stop.wait(1.0):
+        if server.should_exit:
+            return
+        if os.getppid() != parent:
+            server.should_exit = True
+            return
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sonarweb.settings")
+    import uvicorn
+
+    # Imported before uvicorn starts: Django's LOGGING then carries uvicorn's own lines too.
+    from sonarweb.asgi import application
+
+    config = uvicorn.Config(
+        application,
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        # X-Forwarded-Proto and -For count only from the TLS proxy, as for gunicorn.
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("SONARWEB_PROXY_IPS", "127.0.0.1,::1"),
+        # sonarweb.asgi logs each request without its query string.
+        access_log=False,
+        log_config=None,
+        log_level=os.environ.get("SONARWEB_LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30")),
+        timeout_keep_alive=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit():
+        threading.Thread(
+            target=_watch_parent, args=(server, int(parent)), name="parent-watch", daemon=True
+        ).start()
+    server.run()
+    if not server.started:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
