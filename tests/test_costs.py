@@ -370,3 +370,24 @@ def test_the_ledger_goes_and_comes_back_with_the_migrations(executor, owner):
     assert ledger_objects() == set()
     assert "tracked_costs" in index_names()
     assert team_costs().total == Decimal(2)
+
+
+def test_the_page_reuses_its_figures_until_a_cost_changes(
+    owner, member, owner_client, django_assert_num_queries
+):
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    from sonarweb.tracker.costs import cached_team_costs
+
+    cache.clear()
+    costed(owner, "sonar", "0.5", utc(2025, 1, 1))
+    first = cached_team_costs()
+    with django_assert_num_queries(1):  # the version only
+        again = cached_team_costs()
+    assert again.count == first.count == 1
+    costed(member, "openai/gpt-6-luna", "0.25", utc(2025, 2, 1))
+    changed = cached_team_costs()
+    assert changed.count == 2
+    page = owner_client.get(reverse("costs")).content.decode()
+    assert "openai/gpt-6-luna" in page

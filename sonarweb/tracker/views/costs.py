@@ -4,10 +4,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from ..costs import team_costs
+from ..costs import cached_team_costs
 
 
 @require_safe
 def costs(request: HttpRequest) -> HttpResponse:
     """What the team's requests cost, from the cost upstream reported for each."""
-    return render(request, "tracker/costs.html", {"costs": team_costs()})
+    return render(request, "tracker/costs.html", {"costs": cached_team_costs()})
