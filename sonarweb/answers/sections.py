@@ -198,9 +198,10 @@ def _gallery_item(image: Image, copies: ImageMap, index: int) -> dict[str, Any] 
     return item
 
 
-def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
+def gallery(images: Sequence[Image], copies: ImageMap | None = None, *, inner: bool = False) -> str:
     """Thumbnails of the archive's copies, linking to the page each image came from; answer.js
-    opens the full copy in a lightbox instead. An image with no copy is a placeholder."""
+    opens the full copy in a lightbox instead. An image with no copy is a placeholder.
+    ``inner``: only what goes inside the section (a page swaps it in once images arrive)."""
     items = []
     shown = 0  # the lightbox's index counts only the pictures it can show
     for image in images:
@@ -212,7 +213,7 @@ def gallery(images: Sequence[Image], copies: ImageMap | None = None) -> str:
             shown += 1
     if not items:
         return ""
-    return _render("_gallery.html", {"items": items})
+    return _render("_gallery.html", {"items": items, "inner": inner})
 
 
 def related(questions: Iterable[str], followup_url: str | None) -> str:
