@@ -33,10 +33,12 @@ test: $(STAMP)
 test-stress: $(STAMP)
 	@bash scripts/test-stress.sh
 
-# The same suite against PostgreSQL (installed from Debian's packages and started if needed).
+# The same suite against PostgreSQL (installed from Debian's packages and started if needed),
+# without the browser tests: they drive pages `make test` already drives, and what differs
+# between the databases is below the pages (queries, locks, search), which the rest covers.
 test-postgres: $(STAMP)
 	@bash scripts/ensure-test-packages.sh
-	DATABASE_URL="$$(bash scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_PARALLEL)
+	DATABASE_URL="$$(bash scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_PARALLEL) --ignore=tests/e2e
 
 lint: $(STAMP) lint-docker
 	$(BIN)/ruff check .
