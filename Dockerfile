@@ -55,7 +55,8 @@ RUN DJANGO_SECRET_KEY=build-only SONARWEB_ENCRYPTION_KEYS=YnVpbGQtb25seS1rZXktMD
 
 USER 10001:10001
 VOLUME ["/data"]
-EXPOSE 8000
+# 8000: the site (gunicorn); 8001: the MCP server it runs beside it (MCP_PORT, docs/mcp.md).
+EXPOSE 8000 8001
 
 # One check for every role: it reads the role the entrypoint recorded (web: /healthz;
 # refresher: its last pass in the database; migrate: nothing to watch).

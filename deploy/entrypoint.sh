@@ -1,6 +1,7 @@
 #!/bin/sh
 # The image's entrypoint: one image, one role per container.
-#   web (default)  gunicorn with gunicorn.conf.py; never migrates, so replicas cannot race
+#   web (default)  gunicorn with gunicorn.conf.py; never migrates, so replicas cannot race.
+#                  It also serves the MCP server (/mcp) on MCP_PORT, default 8001 (docs/mcp.md)
 #   refresher      the background loop that polls upstream and archives answers
 #   migrate        apply migrations once and exit (compose runs it before the others)
 #   manage ARGS    any manage.py command, e.g. `manage createsuperuser`

@@ -117,7 +117,10 @@ def test_the_compose_version_it_needs_is_stated():
 
 def test_web_is_published_on_loopback_and_trusts_only_the_gateway(compose):
     web = compose["services"]["web"]
-    assert web["ports"] == ["${SONARWEB_PUBLISH:-127.0.0.1:8000}:8000"]
+    assert web["ports"] == [
+        "${SONARWEB_PUBLISH:-127.0.0.1:8000}:8000",
+        "${SONARWEB_MCP_PUBLISH:-127.0.0.1:8001}:8001",
+    ]
     proxy = web["environment"]["SONARWEB_PROXY_IPS"]
     subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
     assert proxy == "${SONARWEB_PROXY_IPS:-172.30.47.1}"

@@ -240,6 +240,8 @@ def container(tmp_path: Path) -> Iterator[dict[str, str]]:
         "SONARWEB_STATIC_ROOT": str(tmp_path / "static"),
         "SONARWEB_ROLE_FILE": str(owned_by_image_user(tmp_path / "tmp") / "sonarweb.role"),
         "PORT": str(free_port()),
+        # Each test's own MCP port, so parallel runs never contend for the default 8001.
+        "MCP_PORT": str(free_port()),
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": "2",
         "SONARWEB_REFRESH_SECONDS": "1",

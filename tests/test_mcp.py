@@ -13,6 +13,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -21,6 +23,7 @@ import httpx2
 import pytest
 import uvicorn
 from django.test import Client
+from django.utils import timezone
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
@@ -31,7 +34,8 @@ from sonarweb.api.sections import split_sections
 from sonarweb.mcpserver import server as mcp_server
 from sonarweb.tracker.models import AnswerArchive, TrackedRequest
 
-from .conftest import OWNER_KEY, archived_request, make_member, wait_for
+from .conftest import archived_request, make_member, wait_for
+from .test_deploy_proxies import HOST, binary, certificate, main_conf, rewritten
 from .test_image import (  # noqa: F401 - ``container`` is a fixture
     ROOT,
     container,
@@ -153,6 +157,10 @@ def error_text(result: CallToolResult) -> str:
 
 
 def initialize(live: Live, headers: dict[str, str]) -> httpx.Response:
+    return initialize_at(live.url, headers)
+
+
+def initialize_at(url: str, headers: dict[str, str]) -> httpx.Response:
     """A bare initialize request, as any client's first POST."""
     body = {
         "jsonrpc": "2.0",
@@ -165,10 +173,11 @@ def initialize(live: Live, headers: dict[str, str]) -> httpx.Response:
         },
     }
     return httpx.post(
-        live.url,
+        url,
         json=body,
         headers={"Accept": "application/json, text/event-stream", **headers},
         timeout=30,
+        verify=False,  # noqa: S501 - behind a proxy example, its throwaway certificate
     )
 
 
@@ -228,9 +237,7 @@ def test_an_agent_starts_waits_for_and_reads_research(
             number = sections[-1]["next_section"]
             sections.append(
                 out(
-                    await session.call_tool(
-                        "read_answer", {"id": started["id"], "section": number}
-                    )
+                    await session.call_tool("read_answer", {"id": started["id"], "section": number})
                 )
             )
         page = out(await session.call_tool("read_answer", {"id": started["id"], "page": 1}))
@@ -275,9 +282,7 @@ def test_an_agent_starts_waits_for_and_reads_research(
     assert seen["resource"] == markdown
 
 
-def test_the_mcp_app_and_the_api_share_one_idempotency_table(
-    live, sim_server, simulator, owner
-):
+def test_the_mcp_app_and_the_api_share_one_idempotency_table(live, sim_server, simulator, owner):
     """The same Idempotency-Key from the API and from start_research is the same request:
     one upstream create. Another question with that key is refused."""
     simulator.run_seconds = 3600
@@ -311,6 +316,38 @@ def test_the_mcp_app_and_the_api_share_one_idempotency_table(
     )
     assert "another body" in error_text(other)
     assert simulator.calls.count(endpoint="start") == 1
+
+
+def test_the_current_protocol_revision_works_too(live, sim_server, simulator, owner):
+    """The SDK's high-level Client negotiates the newest revision (2026-07-28, one stateless
+    request at a time): the token, the tools and progress work the same."""
+    from mcp import Client
+
+    simulator.run_seconds = 3600
+    token = make_token(owner)
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async def main() -> tuple[str, dict[str, Any], dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            async with Client(streamable_http_client(live.url, http_client=http)) as client:
+                started = await client.call_tool(
+                    "start_research", {"question": QUESTION, "idempotency_key": "now-1"}
+                )
+                waited = await client.call_tool(
+                    "wait_for_research",
+                    {"id": out(started)["id"], "timeout_seconds": 2},
+                    progress_callback=on_progress,
+                )
+                return client.session.protocol_version, out(started), out(waited)
+
+    version, started, waited = anyio.run(main)
+    assert version == "2026-07-28"
+    assert started["poll_after_seconds"] and waited["id"] == started["id"]
+    assert waited["changed"] is False and progress and progress[0] == 0
 
 
 # -- refusals ------------------------------------------------------------------------------------
@@ -388,15 +425,11 @@ def test_wait_never_goes_past_its_limit(live, sim_server, simulator, owner, monk
     and a timeout over the limit counts as the limit (50 s; 2 s here, to keep the test short)."""
     simulator.run_seconds = 3600
     token = make_token(owner)
-    started = out(
-        call(live.url, token, "start_research", question=QUESTION, idempotency_key="w-1")
-    )
+    started = out(call(live.url, token, "start_research", question=QUESTION, idempotency_key="w-1"))
     monkeypatch.setattr(mcp_server, "MAX_WAIT_SECONDS", 2.0)
 
     began = time.monotonic()
-    waited = out(
-        call(live.url, token, "wait_for_research", id=started["id"], timeout_seconds=500)
-    )
+    waited = out(call(live.url, token, "wait_for_research", id=started["id"], timeout_seconds=500))
     elapsed = time.monotonic() - began
     assert waited["changed"] is False and waited["finished"] is False
     assert 1.9 <= waited["waited_seconds"] <= 2.6 and elapsed < 10
@@ -409,9 +442,7 @@ def test_wait_never_goes_past_its_limit(live, sim_server, simulator, owner, monk
 def test_cancel_research(live, sim_server, simulator, owner):
     simulator.run_seconds = 3600
     token = make_token(owner)
-    started = out(
-        call(live.url, token, "start_research", question=QUESTION, idempotency_key="c-1")
-    )
+    started = out(call(live.url, token, "start_research", question=QUESTION, idempotency_key="c-1"))
     wait_for(
         lambda: TrackedRequest.objects.get(slug=started["id"]).request_id.startswith("resp_"),
         "the run's id",
@@ -452,6 +483,127 @@ def test_search_list_and_unanswered_reads(live, owner):
     assert "not both" in error_text(both)
     beyond = call(live.url, token, "read_answer", id=item["id"], section=99)
     assert "sections (1 to" in error_text(beyond)
+
+
+# -- behind the proxy examples -------------------------------------------------------------------
+
+
+def proxy_for_mcp(kind: str, conf_dir: Path, mcp_port: int) -> tuple[list[str], int]:
+    """deploy/nginx.conf or deploy/Caddyfile, as written but on loopback ports with a
+    throwaway certificate (as tests/test_deploy_proxies.py runs them), /mcp passed to the test's
+    MCP port; checked with the proxy's own tool. The command and the https port."""
+    http_port, https_port, web_port = free_port(), free_port(), free_port()
+    if kind == "nginx":
+        cert, key = certificate(conf_dir)
+        live_certs = f"/etc/letsencrypt/live/{HOST}"
+        site = rewritten(
+            "nginx.conf",
+            [
+                ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+                ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
+                (f"{live_certs}/fullchain.pem", str(cert)),
+                (f"{live_certs}/privkey.pem", str(key)),
+                ("proxy_pass http://127.0.0.1:8000;", f"proxy_pass http://127.0.0.1:{web_port};"),
+                ("proxy_pass http://127.0.0.1:8001;", f"proxy_pass http://127.0.0.1:{mcp_port};"),
+            ],
+        )
+        site_path = conf_dir / "sonarweb.conf"
+        site_path.write_text(site)
+        main = conf_dir / "nginx.conf"
+        main.write_text(main_conf(conf_dir, site_path))
+        nginx = binary("nginx")
+        check = [nginx, "-t", "-c", str(main), "-p", str(conf_dir)]
+        run = [nginx, "-c", str(main), "-p", str(conf_dir)]
+    else:
+        options = (
+            f"{{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n\tdefault_sni {HOST}\n"
+            f"\thttp_port {http_port}\n\thttps_port {https_port}\n"
+            f"\tstorage file_system {conf_dir / 'data'}\n}}\n\n"
+        )
+        site = rewritten(
+            "Caddyfile",
+            [
+                (f"{HOST} {{", f"{HOST} {{\n\tbind 127.0.0.1"),
+                ("reverse_proxy 127.0.0.1:8000", f"reverse_proxy 127.0.0.1:{web_port}"),
+                ("reverse_proxy /mcp 127.0.0.1:8001", f"reverse_proxy /mcp 127.0.0.1:{mcp_port}"),
+            ],
+        )
+        path = conf_dir / "Caddyfile"
+        path.write_text(options + site)
+        caddy = binary("caddy")
+        check = [caddy, "validate", "--config", str(path), "--adapter", "caddyfile"]
+        run = [caddy, "run", "--config", str(path), "--adapter", "caddyfile"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(conf_dir), "XDG_DATA_HOME": str(conf_dir)}
+    checked = subprocess.run(
+        check, capture_output=True, text=True, timeout=60, env=env, cwd=conf_dir
+    )
+    assert checked.returncode == 0, checked.stderr
+    return run, https_port
+
+
+@pytest.fixture
+def proxied_host(settings) -> None:
+    """The proxy examples' host name is one the app answers to (set before ``live`` starts)."""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, HOST]
+
+
+@pytest.mark.parametrize("kind", ["nginx", "caddy"])
+def test_answers_stream_through_the_proxy_examples(kind, proxied_host, live, owner, tmp_path):
+    """Through each proxy example, a tool call's progress arrives while the call still runs:
+    nothing on /mcp is buffered or compressed."""
+    TrackedRequest.objects.create(
+        request_id=f"resp_{uuid.uuid4()}",
+        added_by=owner,
+        question="A run that does not move",
+        status="IN_PROGRESS",
+        next_poll_at=timezone.now() + timedelta(hours=1),
+    )
+    slug = TrackedRequest.objects.get().slug
+    token = make_token(owner, Scope.READ)
+    command, https_port = proxy_for_mcp(kind, tmp_path, live.port)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    proxy = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    url = f"https://127.0.0.1:{https_port}/mcp"
+    arrivals: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        arrivals.append(time.monotonic())
+
+    async def main() -> tuple[float, float, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {token}", "Host": HOST}
+        async with httpx2.AsyncClient(headers=headers, timeout=30, verify=False) as http:
+            async with streamable_http_client(url, http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    began = time.monotonic()
+                    result = await session.call_tool(
+                        "wait_for_research",
+                        {"id": slug, "timeout_seconds": 3},
+                        progress_callback=on_progress,
+                    )
+                    return began, time.monotonic(), out(result)
+
+    def answering() -> bool:
+        if proxy.poll() is not None:
+            return True
+        try:
+            return initialize_at(url, {"Host": HOST}).status_code == 401
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(answering, kind)
+        assert proxy.poll() is None, proxy.stderr.read().decode()
+        began, ended, waited = anyio.run(main)
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=30)
+    assert waited["changed"] is False and waited["waited_seconds"] >= 2.9
+    assert arrivals, "no progress came through"
+    # The first notification was sent at once: it arrived long before the result did.
+    assert arrivals[0] - began < 1.5 and ended - arrivals[0] > 1.5
 
 
 # -- served by gunicorn, as the image runs it ----------------------------------------------------

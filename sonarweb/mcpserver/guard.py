@@ -36,7 +36,8 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sonarweb.api import problems, tokens
-from sonarweb.api.models import ApiToken, Scope as TokenScope
+from sonarweb.api.models import ApiToken
+from sonarweb.api.models import Scope as TokenScope
 from sonarweb.api.problems import Problem
 
 from .caller import CALLER, Caller

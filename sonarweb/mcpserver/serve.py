@@ -3,7 +3,7 @@
 gunicorn's master starts it (``sidecar.py``, from gunicorn.conf.py's hooks) on MCP_PORT beside
 the WSGI workers; it reads the same environment as gunicorn.conf.py does (SONARWEB_PROXY_IPS,
 GUNICORN_GRACEFUL_TIMEOUT, SONARWEB_LOG_LEVEL). It stops when that master is gone, however
-the master ended.
+the master ended (``--parent``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import threading
 from typing import Any
 
-PARENT_ENV = "SONARWEB_MCP_PARENT"
+ASGI_APP = "sonarweb.asgi:application"
 
 
 def _watch_parent(server: Any, parent: int) -> None:
@@ -31,16 +31,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--parent", type=int, default=0, help="stop when this process is gone")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sonarweb.settings")
     import uvicorn
 
-    # Imported before uvicorn starts: Django's LOGGING then carries uvicorn's own lines too.
-    from sonarweb.asgi import application
-
     config = uvicorn.Config(
-        application,
+        # Loaded before uvicorn logs anything: Django's LOGGING then carries its lines too.
+        ASGI_APP,
         host=args.host,
         port=args.port,
         lifespan="on",
@@ -56,10 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    parent = os.environ.get(PARENT_ENV, "")
-    if parent.isdigit():
+    if args.parent:
         threading.Thread(
-            target=_watch_parent, args=(server, int(parent)), name="parent-watch", daemon=True
+            target=_watch_parent, args=(server, args.parent), name="parent-watch", daemon=True
         ).start()
     server.run()
     if not server.started:

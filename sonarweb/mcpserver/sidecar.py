@@ -5,20 +5,23 @@ async), so it runs in its own process: uvicorn with ``sonarweb.asgi`` on MCP_POR
 (``serve.py``). gunicorn.conf.py's hooks call ``start`` when the master is ready, ``restart``
 when it reloads (SIGHUP, so new code is served) and ``stop`` when it exits. A thread in the
 master starts the process again if it ends unasked, waiting longer after each quick failure
-(a port in use, say) so that it never spins. Standard library only: the master imports it.
+(a port in use, say) so that it never spins.
+
+The process is made with ``os.posix_spawn``, not ``subprocess``: the master forks workers at
+any moment, and a worker forked while ``subprocess`` waits on its exec pipe would hold that
+pipe open, and the thread with it, for the worker's whole life. Standard library only: the
+master imports it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
+import signal
 import sys
 import threading
 import time
 from typing import Any
-
-from .serve import PARENT_ENV
 
 log = logging.getLogger("sonarweb.mcp")
 
@@ -44,11 +47,21 @@ def host_of(bind: str) -> str:
     return host or "0.0.0.0"  # noqa: S104 - gunicorn's own default for ":PORT"
 
 
+def _wait(pid: int) -> int | None:
+    """Wait for the process to end; its exit code, or None when gunicorn's master reaped it
+    first (it reaps every child that ends)."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
 class Sidecar:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None  # while the process runs
         self._stopping = threading.Event()
         self._restarting = threading.Event()
         self._lock = threading.Lock()
@@ -63,32 +76,32 @@ class Sidecar:
             self.host,
             "--port",
             str(self.port),
+            "--parent",
+            str(os.getpid()),
         ]
 
     def start(self) -> None:
         log.info("Starting the MCP server on %s:%s", self.host, self.port)
         self._thread.start()
 
-    def _spawn(self) -> subprocess.Popen[bytes] | None:
+    def _spawn(self) -> int | None:
         with self._lock:
             if self._stopping.is_set():
                 return None
-            env = {**os.environ, PARENT_ENV: str(os.getpid())}
             # Its own session: a Ctrl-C in the terminal reaches gunicorn, whose on_exit stops it.
-            self.process = subprocess.Popen(  # noqa: S603 - our own command
-                self.command(), env=env, start_new_session=True
-            )
-            return self.process
+            self.pid = os.posix_spawn(sys.executable, self.command(), os.environ, setsid=True)
+            return self.pid
 
     def _supervise(self) -> None:
         delay = 1.0
         while True:
             began = time.monotonic()
-            process = self._spawn()
-            if process is None:
+            pid = self._spawn()
+            if pid is None:
                 return
-            # gunicorn's master may reap the process first: the code is then 0.
-            code = process.wait()
+            code = _wait(pid)
+            with self._lock:
+                self.pid = None
             if self._stopping.is_set():
                 return
             if self._restarting.is_set():
@@ -99,35 +112,38 @@ class Sidecar:
             log.error(
                 "The MCP server on port %s ended (exit code %s); starting it again in %.0f s.",
                 self.port,
-                code,
+                "unknown" if code is None else code,
                 delay,
             )
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, MAX_DELAY_SECONDS)
 
+    def _signal(self, signum: int) -> bool:
+        with self._lock:
+            if self.pid is None:
+                return False
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                return False
+            return True
+
     def restart(self) -> None:
         """End the process; the supervising thread starts a new one with the new code."""
-        with self._lock:
-            process = self.process
-        if process is not None and process.poll() is None:
+        self._restarting.set()
+        if self._signal(signal.SIGTERM):
             log.info("Restarting the MCP server")
-            self._restarting.set()
-            process.terminate()
+        else:
+            self._restarting.clear()
 
     def stop(self, timeout: float) -> None:
         """Stop the process: SIGTERM, ``timeout`` seconds for calls in flight, then SIGKILL."""
-        with self._lock:
-            self._stopping.set()
-            process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        self._thread.join(timeout=5)
+        self._stopping.set()
+        self._signal(signal.SIGTERM)
+        self._thread.join(timeout=timeout)
+        if self._thread.is_alive() and self._signal(signal.SIGKILL):
+            self._thread.join(timeout=5)
 
 
 # One per gunicorn master. Kept here, not in gunicorn.conf.py, whose module gunicorn runs again
