@@ -17,11 +17,18 @@ had before the step. The cases:
   New research page makes it) answered by a 30 MB body sent without Content-Length, and by
   the simulator's normal answer.
 
-Targets, over the baseline of the same step: the refresher archive below 300 MB (so four
-refresher workers stay near 1.2 GB on the largest answer the response cap lets in); one image
-decode below 120 MB (16 MP decoded are 64 MB: that one copy, a band being resampled and the
-renditions); an interactive call below 20 MB (it is refused after
-PERPLEXITY_INTERACTIVE_MAX_BYTES, 4 MiB, with no copy of what it read).
+Targets, over the baseline of the same step:
+
+- refresher archive below 450 MB. A million small sources are about the most the 32 MiB
+  response cap lets in, and parsing them with ``json`` has a floor: about 260 bytes a source
+  for the parsed tree (a dict and its URL: 260 MB), beside the text, which is archived as
+  received (30 MB, or 60 when one character is outside Latin-1), and the parsed sources
+  (about 100 MB once they are slotted). What is above that is copies: the bytes kept while
+  parsing, a source object per uncited source for a page that lists 200 of them.
+- one image decode below 120 MB: 16 MP decoded are 64 MB; that one copy, a band being
+  resampled and the renditions.
+- an interactive call below 20 MB: it is refused after PERPLEXITY_INTERACTIVE_MAX_BYTES
+  (4 MiB), with no copy of what it read.
 
 The simulator runs in this process, on a thread (its control requests are too small to carry
 a 30 MB document); each case's process talks to it over HTTP.
@@ -57,7 +64,7 @@ MB = 1024 * 1024
 SMALL_SOURCES = 20
 INTERACTIVE_BODY = 30 * 1000 * 1000
 # Targets in MB over the baseline (see the module docstring for why).
-TARGETS = {"archive": 300.0, "image": 120.0, "interactive": 20.0}
+TARGETS = {"archive": 450.0, "image": 120.0, "interactive": 20.0}
 
 
 # Measuring, in the child --------------------------------------------------------------------
@@ -246,10 +253,12 @@ def run_child(env_file: Path, case: str, arg: str) -> dict[str, Any]:
 
 
 def report(name: str, kind: str, big: dict[str, Any], small: dict[str, Any]) -> None:
-    over = big["growth_mb"] - small["growth_mb"]
+    """Two rows: the peak of the small input (context), and how far the large one's peak
+    goes beyond it (a refused input may stay under it: that counts as nothing)."""
+    over = max(big["growth_mb"] - small["growth_mb"], 0.0)
     target = TARGETS[kind]
     print(f"    {name}: {big['outcome']} ({big['seconds']:.1f} s)", flush=True)
-    record(Result(f"{name}: baseline", small["growth_mb"], "MB", "", None))
+    record(Result(f"{name}: baseline (small input)", small["growth_mb"], "MB", "", None))
     record(Result(f"{name}: peak over baseline", over, "MB", f"< {target:g}", over < target))
 
 

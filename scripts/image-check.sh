@@ -226,11 +226,16 @@ if ! podman run --name "$prefix-migrate" "${common[@]}" "$IMAGE" migrate >"$work
 fi
 grep -q "Applying tracker" "$work/migrate.log" || fail "migrate applied no tracker migration."
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-say "running web (published on 127.0.0.1:$port) and refresher…"
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+mcp_port=$(free_port)
+say "running web (published on 127.0.0.1:$port, MCP on $mcp_port) and refresher…"
 # Without systemd Podman cannot schedule health checks (it says so on stderr, kept in the
 # work directory); `podman healthcheck run` below runs the image's HEALTHCHECK itself.
-podman run --detach --name "$prefix-web" --publish "127.0.0.1:$port:8000" "${common[@]}" \
+podman run --detach --name "$prefix-web" --publish "127.0.0.1:$port:8000" \
+  --publish "127.0.0.1:$mcp_port:8001" "${common[@]}" \
   "$IMAGE" web >/dev/null 2>>"$work/podman-run.log"
 podman run --detach --name "$prefix-refresher" "${common[@]}" "$IMAGE" refresher \
   >/dev/null 2>>"$work/podman-run.log"
@@ -250,6 +255,29 @@ answer=$(http_status "$HOST_NAME")
 answer=$(http_status wrong.example)
 [ "${answer%% *}" = "400" ] || fail "a Host outside DJANGO_ALLOWED_HOSTS got '$answer', not 400."
 say "/healthz answers 200 over HTTP for $HOST_NAME, 400 for another host."
+
+mcp_status() { # host: POST /mcp without a token, as a client that forgot it does
+  python3 - "$mcp_port" "$1" <<'EOF'
+import http.client, json, sys, time
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
+for _ in range(30):  # the MCP process starts once gunicorn is ready
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+        headers = {"Host": sys.argv[2], "Content-Type": "application/json",
+                   "Accept": "application/json, text/event-stream"}
+        conn.request("POST", "/mcp", body, headers)
+        response = conn.getresponse()
+        print(response.status, response.getheader("WWW-Authenticate", "").split(" ")[0])
+        break
+    except OSError:
+        time.sleep(1)
+else:
+    print("no answer")
+EOF
+}
+answer=$(mcp_status "$HOST_NAME")
+[ "$answer" = "401 Bearer" ] || fail "POST /mcp without a token answered '$answer', not '401 Bearer'."
+say "/mcp answers on its own port, asking for a bearer token."
 
 wait_healthy "$prefix-refresher"
 say "$(podman exec "$prefix-refresher" python -m sonarweb.healthcheck refresher 2>/dev/null)"
@@ -304,6 +332,7 @@ sed -e "s|^DJANGO_ALLOWED_HOSTS=.*|DJANGO_ALLOWED_HOSTS=$HOST_NAME|" \
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 compose_up() { # service...
   if ! (cd "$dir" && SONARWEB_IMAGE="$IMAGE" SONARWEB_PUBLISH="127.0.0.1:$port" \
+    SONARWEB_MCP_PUBLISH="127.0.0.1:$mcp_port" \
     podman-compose --project-name "$project" -f compose.yaml -f standin.yaml up -d "$@") \
     >>"$work/compose.log" 2>&1; then
     grep -v systemd "$work/compose.log" | tail -n 30 >&2
@@ -330,5 +359,8 @@ wait_healthy "${project}_refresher_1"
 answer=$(http_status "$HOST_NAME")
 [ "$answer" = "200 ok" ] || fail "compose's web answered '$answer' to GET /healthz, not '200 ok'."
 say "compose's /healthz answers 200 over HTTP."
+answer=$(mcp_status "$HOST_NAME")
+[ "$answer" = "401 Bearer" ] || fail "compose's /mcp answered '$answer' without a token, not '401 Bearer'."
+say "compose's /mcp answers, asking for a bearer token."
 
 say "passed in $((SECONDS - started)) s."

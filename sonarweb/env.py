@@ -92,8 +92,8 @@ def env_secret(name: str, *, generate: Path | None = None) -> str:
     """A secret from NAME, or from the file named by NAME_FILE; when neither is set,
     start-up stops, naming the variable.
 
-    ``generate`` is for debug mode only: the file where a missing secret is created once
-    and kept, so restarts keep sessions and stored keys readable. A name ending in KEYS
+    ``generate``: the file where a missing secret is created once and kept, so restarts keep
+    what it protects readable (debug mode's secrets, and the API tokens' key). A name ending in KEYS
     gets a Fernet key, any other a random token.
     """
     value = env_file_value(name)

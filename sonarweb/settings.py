@@ -46,11 +46,11 @@ ENCRYPTION_KEYS = fernet_keys(
     ),
 )
 # API tokens are kept as HMAC-SHA256 under their own secret, never SECRET_KEY, so rotating that
-# revokes no token (sonarweb/api/tokens.py). Generated in debug; elsewhere, while it is unset,
-# the API answers 503 and Settings offers no tokens (docs/api.md).
-SONARWEB_TOKEN_SECRET = env_file_value("SONARWEB_TOKEN_SECRET") or (
-    env_secret("SONARWEB_TOKEN_SECRET", generate=DATA_DIR / "token_secret") if DEBUG else ""
-)
+# revokes no token (sonarweb/api/tokens.py). When it is not set it is made once and kept in the
+# data directory (0600): tokens are 48 random characters, so the key guards nothing a stolen
+# database would give away, and the API and /mcp work from the first start. Set it where several
+# web processes do not share one data directory.
+SONARWEB_TOKEN_SECRET = env_secret("SONARWEB_TOKEN_SECRET", generate=DATA_DIR / "token_secret")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not ALLOWED_HOSTS and not DEBUG:
     # Django would start and answer 400 to every request.
@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "sonarweb.media",
     "sonarweb.simulator",
     "sonarweb.api",
+    "sonarweb.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,12 @@ SONARWEB_STUCK_AFTER_MINUTES = env_int("SONARWEB_STUCK_AFTER_MINUTES", 45)
 SONARWEB_REFRESH_SECONDS = env_float("SONARWEB_REFRESH_SECONDS", 2.0)
 # Keys one refresher process works at the same time: a slow upstream holds only its own.
 SONARWEB_REFRESH_WORKERS = env_int("SONARWEB_REFRESH_WORKERS", 4)
+
+# Webhooks (docs/webhooks.md). 0 forbids the per-endpoint opt-in to loopback and private
+# addresses. The site's address for the links events carry: when unset, the first origin in
+# DJANGO_CSRF_TRUSTED_ORIGINS, else the first allowed host (sonarweb/webhooks/conf.py).
+SONARWEB_WEBHOOKS_ALLOW_PRIVATE = env_bool("SONARWEB_WEBHOOKS_ALLOW_PRIVATE", True)
+SONARWEB_BASE_URL = env_str("SONARWEB_BASE_URL", "").rstrip("/")
 
 # Sign-in throttling (django-axes; see sonarweb/accounts/throttle.py). Both the app's and
 # the admin's sign-in count. Failures are remembered until the window passes with none.

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("sonarweb.tracker.urls")),
     path("", include("sonarweb.media.urls")),
     path("", include("sonarweb.api.urls")),
+    path("", include("sonarweb.webhooks.urls")),
 ]

@@ -11,6 +11,7 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.client import PerplexityClient, parse_retry_after
 
 from .conftest import OWNER_KEY
+from .media_helpers import RawServer, answer
 
 
 @pytest.fixture
@@ -140,3 +141,16 @@ def test_json_that_is_no_job_at_all_is_a_bad_payload(api, simulator):
     with pytest.raises(upstream.BadPayload) as info:
         api.get_job(job_id)
     assert not isinstance(info.value, upstream.WrongJob)
+
+
+def test_a_byte_order_mark_is_skipped_and_bad_bytes_are_replaced():
+    run_id = "resp_3b8e2f4c-9d1a-4e7b-8c2f-5a6d7e8f9a0b"
+    text = f'{{"id": "{run_id}", "status": "queued", "model": "caf\u00e9 X"}}'
+    # UTF-8 after a byte order mark, one byte that is no UTF-8, and labelled Latin-1 besides.
+    body = b"\xef\xbb\xbf" + text.encode().replace(b"X", b"\xff")
+    headers = {"Content-Type": "application/json; charset=iso-8859-1"}
+    with RawServer(answer(200, body, headers)) as server:
+        with PerplexityClient(OWNER_KEY, base_url=server.url(path="")) as api:
+            job, received = api.get_run(run_id)
+    assert received == text.replace("X", "\ufffd")
+    assert (job.id, job.model) == (run_id, "caf\u00e9 \ufffd")

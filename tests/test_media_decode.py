@@ -175,3 +175,18 @@ def test_damaged_files_are_refused_with_a_reason_never_an_unexpected_error():
             assert failure.reason
             outcomes.add(type(failure).__name__)
     assert {"kept", "NotAnImage"} <= outcomes
+
+
+def test_a_rotated_photo_is_turned_after_it_is_made_small():
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6  # stored landscape, shown rotated to portrait
+    source = Image.new("RGB", (3000, 2000), "navy")
+    source.paste((255, 200, 0), (0, 0, 1500, 2000))  # the stored left half: the top when shown
+    out = io.BytesIO()
+    source.save(out, "JPEG", exif=exif.tobytes())
+    decoded = reencode(out.getvalue(), max_pixels=LIMIT)
+    assert (decoded.width, decoded.height) == (2000, 3000)
+    full = opened(decoded.full.data).convert("RGB")
+    assert full.size == (1067, 1600)
+    top, bottom = full.getpixel((533, 100)), full.getpixel((533, 1500))
+    assert top[0] > 200 and bottom[2] > 100 and bottom[0] < 60

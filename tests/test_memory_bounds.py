@@ -71,8 +71,8 @@ def test_a_20_mp_png_is_refused_before_decoding_while_a_20_mp_jpeg_is_archived()
         "The image is 5164 x 3873 pixels, more than the 16 million a PNG image may have: "
         "unlike a JPEG, it cannot be decoded at a smaller size."
     )
-    # A JPEG is decoded at a quarter of its size (1291 x 969 here is still too small for
-    # the full rendition, so half: 2582 x 1937, 5 MP) and kept.
+    # A JPEG is decoded at a fraction of its size that still covers the full rendition
+    # (here half, 2582 x 1937: 5 MP), and kept.
     decoded = reencode(jpeg, max_pixels=40_000_000)
     assert (decoded.source_format, decoded.width, decoded.height) == ("JPEG", 5164, 3873)
     assert (decoded.full.width, decoded.full.height) == (1600, 1200)

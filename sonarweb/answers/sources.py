@@ -16,7 +16,7 @@ from sonarweb.perplexity.payload import Completion, SearchResult
 SNIPPET_LIMIT = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     number: int
     url: str

@@ -148,11 +148,13 @@ def _resampled(image: Image.Image, size: tuple[int, int], mode: str) -> Image.Im
     return out
 
 
-def _full_rendition(image: Image.Image, side: int, orientation: int | None) -> Image.Image:
-    """The decoded image at most ``side`` px on its longer side, in RGB or RGBA, rotated as
-    its EXIF says: always a new image, so the decoded one can be freed."""
+def _full_rendition(
+    image: Image.Image, size: tuple[int, int], orientation: int | None
+) -> Image.Image:
+    """The decoded image at ``size`` (the source's, fitted: a drafted JPEG is a little larger
+    than a fraction of it), in RGB or RGBA, rotated as its EXIF says; always a new image, so
+    the decoded one can be freed."""
     mode = _target_mode(image)
-    size = _fit_size(image.width, image.height, side)
     if size == image.size:
         pixels = _converted(image, mode)
         pixels = pixels.copy() if pixels is image else pixels
@@ -183,10 +185,11 @@ def _decode(
         if getattr(image, "n_frames", 1) > 1:
             raise ImageRefused("Animated images are not archived.")
         source_format = str(image.format or "")
+        fitted = _fit_size(width, height, full_side)
         if source_format == "JPEG":
             # Decoded at 1/2, 1/4 or 1/8 scale when that still covers the full rendition: asked
             # for the rendition's own size, draft() picks the smallest scale that does.
-            image.draft(None, _fit_size(width, height, full_side))
+            image.draft(None, fitted)
         if image.width * image.height > max_decoded:
             raise ImageRefused(_too_big_to_decode(image, source_format, max_decoded))
         # Only now: a PNG's EXIF may follow its pixels, so Pillow decodes them to find it.
@@ -195,7 +198,8 @@ def _decode(
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         image.load()
-        return _full_rendition(image, full_side, orientation), source_format, width, height
+        rendition = _full_rendition(image, fitted, orientation)
+        return rendition, source_format, width, height
 
 
 def _too_big_to_decode(image: Image.Image, source_format: str, limit: int) -> str:

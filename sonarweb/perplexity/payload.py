@@ -101,7 +101,7 @@ def timestamp(value: Any) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     url: str
     title: str = ""
