@@ -46,11 +46,12 @@ ENCRYPTION_KEYS = fernet_keys(
     ),
 )
 # API tokens are kept as HMAC-SHA256 under their own secret, never SECRET_KEY, so rotating that
-# revokes no token (sonarweb/api/tokens.py). When it is not set it is made once and kept in the
-# data directory (0600): tokens are 48 random characters, so the key guards nothing a stolen
-# database would give away, and the API and /mcp work from the first start. Set it where several
-# web processes do not share one data directory.
-SONARWEB_TOKEN_SECRET = env_secret("SONARWEB_TOKEN_SECRET", generate=DATA_DIR / "token_secret")
+# revokes no token (sonarweb/api/tokens.py). When it is not set, the web process makes one the
+# first time a token is made or checked, and keeps it in the data directory (0600): tokens are
+# 48 random characters, so the key guards nothing a stolen database would give away, and the
+# API and /mcp work from the first start. Set it where web processes share no data directory.
+SONARWEB_TOKEN_SECRET = env_file_value("SONARWEB_TOKEN_SECRET") or ""
+SONARWEB_TOKEN_SECRET_PATH = DATA_DIR / "token_secret"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not ALLOWED_HOSTS and not DEBUG:
     # Django would start and answer 400 to every request.

@@ -141,9 +141,22 @@ def test_a_member_holds_a_bounded_number_of_tokens(owner_client, owner, monkeypa
     assert ApiToken.objects.count() == 2
 
 
-def test_without_the_secret_tokens_are_off(owner_client, owner, settings):
+def test_the_key_is_made_once_in_the_data_directory(owner, settings, tmp_path):
+    from sonarweb.api import tokens
+
+    settings.SONARWEB_TOKEN_SECRET = ""
+    settings.SONARWEB_TOKEN_SECRET_PATH = tmp_path / "token_secret"
+    first = tokens.digest("sw_x")
+    assert (tmp_path / "token_secret").stat().st_mode & 0o777 == 0o600
+    assert tokens.digest("sw_x") == first
+
+
+def test_without_a_key_to_be_had_tokens_are_off(owner_client, owner, settings, tmp_path):
     token = make_token(owner)
     settings.SONARWEB_TOKEN_SECRET = ""
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    settings.SONARWEB_TOKEN_SECRET_PATH = not_a_directory / "token_secret"
     assert "SONARWEB_TOKEN_SECRET" in owner_client.get("/settings/").content.decode()
     response = owner_client.post(
         "/settings/tokens/", {"name": "x", "scope": "read", "expires": "7"}

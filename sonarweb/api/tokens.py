@@ -21,6 +21,7 @@ import re
 import secrets
 import string
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,7 @@ from django.utils import timezone
 
 from sonarweb.accounts import audit
 from sonarweb.accounts.models import AuditAction
+from sonarweb.env import kept_secret
 
 from .models import ApiToken, Scope
 
@@ -54,14 +56,33 @@ class TokensOff(ImproperlyConfigured):
     """SONARWEB_TOKEN_SECRET is not set: no token can be made or checked."""
 
 
+def _configured_or_kept() -> str:
+    """SONARWEB_TOKEN_SECRET, or the key kept in the data directory (made there the first
+    time), or "" when neither can be had (a read-only data directory)."""
+    secret = getattr(settings, "SONARWEB_TOKEN_SECRET", "")
+    if secret:
+        return secret
+    path = getattr(settings, "SONARWEB_TOKEN_SECRET_PATH", None)
+    if path is None:
+        return ""
+    try:
+        return kept_secret(Path(path), fernet=False)
+    except OSError:
+        log.warning("the API tokens' key cannot be kept in %s; API tokens are off", path)
+        return ""
+
+
 def enabled() -> bool:
-    return bool(getattr(settings, "SONARWEB_TOKEN_SECRET", ""))
+    return bool(_configured_or_kept())
 
 
 def _secret() -> bytes:
-    secret = getattr(settings, "SONARWEB_TOKEN_SECRET", "")
+    secret = _configured_or_kept()
     if not secret:
-        raise TokensOff("SONARWEB_TOKEN_SECRET is not set, so API tokens are turned off.")
+        raise TokensOff(
+            "SONARWEB_TOKEN_SECRET is not set and the data directory cannot keep one, so API "
+            "tokens are turned off."
+        )
     return secret.encode()
 
 
