@@ -75,8 +75,10 @@ def prepare(env: dict[str, str], sim_base: str, jobs: int) -> dict[str, str]:
     key.save()
     slugs: dict[str, str] = {}
     for n in range(jobs):
+        # Agent runs, as research runs today: each is polled with its own GET.
         response = httpx.post(
-            f"{sim_base}/_sim/jobs", json={"key": KEY, "question": f"Load test question {n}"}
+            f"{sim_base}/_sim/runs",
+            json={"key": KEY, "question": f"Load test question {n}", "run_seconds": 3600},
         )
         job_id = response.json()["id"]
         tracked = TrackedRequest.objects.create(request_id=job_id, added_by=user)
@@ -167,7 +169,7 @@ def main() -> int:
         calls = httpx.get(f"{env['PERPLEXITY_API_BASE']}/_sim/calls").json()
         rows = calls["calls"] if isinstance(calls, dict) else calls
         lists = sum(1 for c in rows if c.get("endpoint") == "list")
-        per_job = Counter(c.get("job_id") for c in rows if c.get("endpoint") == "get")
+        per_job = Counter(c.get("job_id") for c in rows if c.get("endpoint") in ("get", "run"))
         # Each list call answers for every job of the key; a running job needs no GET.
         worst = lists + max((per_job.get(job_id, 0) for job_id in slugs.values()), default=0)
         allowed = int(elapsed / POLL_INTERVAL) + 1
