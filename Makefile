@@ -43,6 +43,7 @@ test-postgres: $(STAMP)
 lint: $(STAMP) lint-docker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 lint-docker: $(STAMP)
 	$(BIN)/hadolint --failure-threshold warning Dockerfile

@@ -11,8 +11,9 @@ from axes.models import AccessLog
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from sonarweb.accounts import audit
+from sonarweb.accounts import audit as team_audit
 from sonarweb.accounts.models import AuditEvent
+from sonarweb.tracker import audit
 from sonarweb.tracker.models import ShareLink, TrackedRequest
 from sonarweb.tracker.polling import refresh_if_due
 
@@ -134,7 +135,7 @@ def test_prune_forgets_what_is_older_than_a_year(owner):
         log = AccessLog.objects.create(username="olivia", ip_address="127.0.0.1", path_info="/")
         # attempt_time is set on creation; move it back.
         AccessLog.objects.filter(pk=log.pk).update(attempt_time=now - timedelta(days=days))
-    assert audit.prune(now) == 2
+    assert team_audit.prune(now) == 2
     assert list(AuditEvent.objects.values_list("detail", flat=True)) == ["recent"]
     assert AccessLog.objects.count() == 1
 

@@ -11,9 +11,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from sonarweb.accounts.members import DEACTIVATED_NOTE
 from sonarweb.accounts.models import Invitation, hash_token, new_invite_token
 from sonarweb.tracker.models import AppState, TrackedRequest, UpstreamStatus
+from sonarweb.tracker.polling import DEACTIVATED_NOTE
 from sonarweb.tracker.refresher import keys_with_due_requests, orphaned_due
 
 from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member
@@ -59,6 +59,22 @@ def test_members_see_the_team_read_only(member_client, owner, member, staff):
     # No controls and no invitations for members who are not staff.
     assert "/deactivate/" not in html and "Invite someone" not in html
     assert 'href="/team/"' in html  # the nav link
+
+
+def test_the_team_says_whose_key_is_saved_rejected_or_missing(member_client, owner, member):
+    """The keys are the tracker's: the team page reads them through the member's relation."""
+    saved = make_staff("sam", MEMBER_KEY)
+    TrackedRequest.objects.create(request_id="r-1", added_by=saved)
+    owner.api_key.invalid_since = timezone.now()
+    owner.api_key.save(update_fields=["invalid_since"])
+    html = member_client.get("/team/").content.decode()
+
+    def row(user: User) -> str:
+        return re.search(rf'<tr id="member-{user.pk}">(.*?)</tr>', html, re.S).group(1)
+
+    assert "Rejected" in row(owner)
+    assert "Saved" in row(saved) and "Rejected" not in row(saved) and "<td>1</td>" in row(saved)
+    assert "None" in row(member) and "<td>0</td>" in row(member)
 
 
 def test_members_cannot_use_staff_actions(member_client, owner):

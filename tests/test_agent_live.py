@@ -239,8 +239,8 @@ def test_an_agent_answer_is_searched_costed_shared_and_bundled(
     import io
     import zipfile
 
-    from sonarweb.media.background import build_and_store
     from sonarweb.media.models import AnswerBundle
+    from sonarweb.tracker.images import build_and_store
     from sonarweb.tracker.models import ShareLink
     from sonarweb.tracker.search import Filters, Search
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from sonarweb.media import archiving, cleanup, store
 from sonarweb.media.archiving import ImageGone, archive_images_for, attach
-from sonarweb.media.background import build_and_store, bundle_name
+from sonarweb.media.background import bundle_name
 from sonarweb.media.decode import reencode
 from sonarweb.media.fetch import FetchPolicy, ImageFetcher
 from sonarweb.media.links import team_image_url
@@ -22,6 +22,7 @@ from sonarweb.media.models import AnswerBundle, AnswerImage, ArchivedImage, Imag
 from sonarweb.media.refs import ImageRef
 from sonarweb.simulator.server import serve
 from sonarweb.tracker import refresher
+from sonarweb.tracker.images import build_and_store, sweep_media
 from sonarweb.tracker.models import TrackedRequest
 
 from .conftest import archived_request
@@ -100,7 +101,7 @@ def test_removing_a_request_frees_its_own_images_and_bundle_but_not_shared_ones(
     assert (media_root / bundle.name).exists()
     assert ArchivedImage.objects.count() == 2
 
-    swept = cleanup.sweep(timezone.now() + LATER, force=True)
+    swept = sweep_media(timezone.now() + LATER, force=True)
     assert (swept.images, swept.bundles, swept.files) == (1, 1, 3)
     assert swept.bytes == own.size + own.thumb_size + bundle.size
     assert list(ArchivedImage.objects.all()) == [shared]
@@ -181,6 +182,22 @@ def test_a_bundle_being_written_is_left_until_its_row_comes(owner, host, media_r
     # A writer that stopped before its row: the file goes once it is older than the grace.
     assert cleanup.sweep_bundles(now + LATER).bundles == 1
     assert not (media_root / name).exists()
+
+
+def test_a_removed_requests_bundle_goes_at_once_when_the_tracker_says_it_is_gone(
+    owner, host, media_root
+):
+    """The archive cannot tell a removed request from one whose bundle row is being written
+    (requests are the tracker's): alone it waits out the grace; the tracker's sweep says
+    which answers still exist."""
+    tracked = answer(owner, "removed", host, "/own.png")
+    bundle = build_and_store(tracked.pk)
+    tracked.delete()
+    now = timezone.now()
+    assert cleanup.sweep_bundles(now).bundles == 0
+    assert (media_root / bundle.name).exists()
+    assert sweep_media(now, force=True).bundles == 1
+    assert not (media_root / bundle.name).exists()
 
 
 def test_an_image_swept_before_its_use_is_recorded_is_stored_again(

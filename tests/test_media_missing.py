@@ -17,10 +17,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from sonarweb.media import cleanup, integrity
-from sonarweb.media.background import archive_due_images, build_and_store, build_due_bundles
+from sonarweb.media.background import archive_due_images
 from sonarweb.media.integrity import MISSING_REASON, check_files, file_missing
 from sonarweb.media.models import AnswerBundle, AnswerImage, ArchivedImage, ImageStatus
 from sonarweb.tracker.archive import rerender_many
+from sonarweb.tracker.images import build_and_store, build_due_bundles
 from sonarweb.tracker.models import ShareLink, TrackedRequest
 
 from .conftest import OWNER_KEY, poll
@@ -129,6 +130,23 @@ def test_an_image_view_asked_for_a_missing_file_answers_404_and_marks_the_image(
     assert anon_client.get(f"/s/{link.token}/images/{second.thumb_sha256}.webp").status_code == 404
     row = AnswerImage.objects.get(tracked=tracked, position=1)
     assert row.status == ImageStatus.FAILED and row.reason == MISSING_REASON
+
+
+def test_a_missing_file_noticed_by_an_image_view_changes_the_permalinks_etag(
+    sim_server, simulator, owner, owner_client
+):
+    """The archive names answers only by id; it says what changed with a signal
+    (``media.signals.answers_changed``) and the tracker marks the row changed."""
+    tracked = settled_answer(simulator, owner, images=1)
+    url = f"/r/{tracked.slug}/"
+    owner_client.get(url)  # the first visit makes the CSRF secret the page's ETag includes
+    etag = owner_client.get(url)["ETag"]
+    assert owner_client.get(url, headers={"if-none-match": etag}).status_code == 304
+    [image] = stored_images(tracked)
+    remove_files(image)
+    assert owner_client.get(f"/images/{image.sha256}.webp").status_code == 404
+    again = owner_client.get(url, headers={"if-none-match": etag})
+    assert again.status_code == 200 and MISSING_REASON in again.content.decode()
 
 
 def test_a_file_that_is_there_is_never_marked(sim_server, simulator, owner):

@@ -10,10 +10,11 @@ from django.core.files.storage import storages
 from django.utils import timezone
 
 from sonarweb.media.decode import reencode
-from sonarweb.media.links import for_share, shared_image_url, team_image_url
+from sonarweb.media.links import team_image_url
 from sonarweb.media.models import AnswerImage, ImageStatus, storage_name, url_hash
 from sonarweb.media.store import keep
 from sonarweb.tracker.models import ShareLink, TrackedRequest, UpstreamStatus
+from sonarweb.tracker.sharing import for_share, shared_image_url
 
 from .media_helpers import photo, png
 

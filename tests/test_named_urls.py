@@ -32,9 +32,6 @@ KNOWN_PATHS = {
     # The renderer's default follow-up link: answers render without Django settings (bench,
     # scripts; tests/test_answers_render.py). The app passes reverse("new_research").
     "sonarweb/answers/render.py": {"'/new/'"},
-    # Image addresses written into stored answer HTML, and moved under a share token by
-    # replacing their prefix. To do: reverse("team_image") / reverse("shared_image").
-    "sonarweb/media/links.py": {"f'/s/{token}/images/{sha256}.webp'"},
 }
 
 # Attributes that hold a URL the browser (or htmx) follows or loads.

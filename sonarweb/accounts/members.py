@@ -1,5 +1,11 @@
 """Team membership: deactivating a member ends their sessions and stops polling with
-their key at once; reactivating them lets their requests move again."""
+their key at once; reactivating them lets their requests move again.
+
+The requests are the tracker's, a layer above this app (docs/architecture.md), so this module
+says what happened to the member with a signal and the tracker does its part
+(``sonarweb/tracker/members.py``, connected in ``TrackerConfig.ready``). A receiver answers
+with how many requests it stopped or resumed.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,21 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
-from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest
-from sonarweb.tracker.polling import DEACTIVATED_NOTE, resume_for_user
-
 log = logging.getLogger("sonarweb.members")
+
+# Sent (by the user model) with ``user`` inside the transaction that deactivates them: a
+# receiver stops what the member's key was doing and returns how many requests it stopped.
+member_deactivated = Signal()
+# Sent (by the user model) with ``user`` once they may sign in again: a receiver returns how
+# many requests it resumed.
+member_reactivated = Signal()
+
+
+def _total(responses: list[tuple[object, object]]) -> int:
+    return sum(n for _, n in responses if isinstance(n, int))
 
 
 def active_user_ids_q(prefix: str = "added_by") -> Q:
@@ -49,26 +64,6 @@ def end_sessions(user: AbstractBaseUser) -> int:
     return ended
 
 
-def stop_polling(user: AbstractBaseUser) -> int:
-    """Stop the member's unfinished requests the way a missing key does: KEY_INVALID with
-    a sentence, nothing due. One UPDATE, so a refresher pass sees all or none of it."""
-    now = timezone.now()
-    return (
-        TrackedRequest.objects.filter(added_by_id=user.pk)
-        # Rows still polling, or stopped for their key; others keep the reason they stopped.
-        .filter(Q(next_poll_at__isnull=False) | Q(state=AppState.KEY_INVALID))
-        .unfinished()
-        .exclude(state__in=[AppState.NOT_FOUND, AppState.RETIRED, AppState.UNCONFIRMED])
-        .update(
-            state=AppState.KEY_INVALID,
-            next_poll_at=None,
-            note=DEACTIVATED_NOTE,
-            last_polled_at=now,
-            updated=now,
-        )
-    )
-
-
 def deactivate(user: AbstractBaseUser) -> tuple[int, int]:
     """Sign the member out everywhere and stop polling with their key.
 
@@ -78,7 +73,7 @@ def deactivate(user: AbstractBaseUser) -> tuple[int, int]:
     with transaction.atomic():
         user.is_active = False
         user.save(update_fields=["is_active"])
-        stopped = stop_polling(user)
+        stopped = _total(member_deactivated.send(sender=type(user), user=user))
     ended = end_sessions(user)
     log.info(
         "user_id=%s deactivated: %d sessions ended, %d requests stopped", user.pk, ended, stopped
@@ -91,7 +86,6 @@ def reactivate(user: AbstractBaseUser) -> int:
     (otherwise saving a key in Settings resumes them, as for anyone)."""
     user.is_active = True
     user.save(update_fields=["is_active"])
-    key = ApiKey.objects.filter(user_id=user.pk).only("invalid_since").first()
-    resumed = resume_for_user(user.pk) if key is not None and not key.is_invalid else 0
+    resumed = _total(member_reactivated.send(sender=type(user), user=user))
     log.info("user_id=%s reactivated: %d requests resumed", user.pk, resumed)
     return resumed

@@ -1,4 +1,8 @@
-"""Invitations to the team, and the audit trail of what members did to shared things."""
+"""Invitations to the team, and the audit trail of what members did to shared things.
+
+The trail names requests and public links, which are the tracker's (a layer above this app):
+by the string references "tracker.TrackedRequest" and "tracker.ShareLink", never an import.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-
-from sonarweb.tracker.models import ShareLink, TrackedRequest
 
 
 def new_invite_token() -> str:
@@ -100,7 +102,7 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     tracked = models.ForeignKey(
-        TrackedRequest,
+        "tracker.TrackedRequest",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -108,7 +110,7 @@ class AuditEvent(models.Model):
     )
     request_id = models.CharField(max_length=128, blank=True)
     share_link = models.ForeignKey(
-        ShareLink,
+        "tracker.ShareLink",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import invite, remove, team
+from .views import invite, team
 
 urlpatterns = [
     path("team/", team.team, name="team"),
@@ -9,5 +9,4 @@ urlpatterns = [
     path("team/members/<int:pk>/deactivate/", team.deactivate_member, name="deactivate_member"),
     path("team/members/<int:pk>/reactivate/", team.reactivate_member, name="reactivate_member"),
     path("invite/<slug:token>/", invite.accept_invite, name="accept_invite"),
-    path("r/<slug:slug>/remove/", remove.remove_request, name="remove_request"),
 ]

@@ -25,13 +25,13 @@ from django.utils import timezone
 from ninja import Header, NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from sonarweb.accounts import audit
 from sonarweb.accounts.models import AuditAction
 from sonarweb.accounts.views.access import may_manage
 from sonarweb.answers.sources import build_sources
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import PayloadError
+from sonarweb.tracker import audit
 from sonarweb.tracker.forms import STATUS_FILTER_CHOICES
 from sonarweb.tracker.ids import RUN_ID, InvalidRequestId, extract_request_id
 from sonarweb.tracker.listing import decode_cursor, encode_cursor, filtered

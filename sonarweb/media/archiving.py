@@ -18,10 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from django.utils import timezone
-
-from sonarweb.tracker.models import TrackedRequest
 
 from . import conf
 from .decode import reencode
@@ -41,6 +39,13 @@ CLAIM = timedelta(minutes=5)
 # Below this much time left in the answer's budget, starting another fetch is pointless.
 MIN_FETCH_SECONDS = 1.0
 
+# An answer: its tracked request (the tracker's model, a layer above) or that row's id.
+Answer = Model | int
+
+
+def answer_id(tracked: Answer) -> int:
+    return tracked if isinstance(tracked, int) else tracked.pk
+
 
 @dataclass
 class ArchiveReport:
@@ -55,9 +60,9 @@ class ArchiveReport:
         return self.left == 0
 
 
-def record_refs(tracked: TrackedRequest | int, refs: Sequence[ImageRef]) -> None:
+def record_refs(tracked: Answer, refs: Sequence[ImageRef]) -> None:
     """One row per image URL of the answer, created once."""
-    tracked_id = tracked if isinstance(tracked, int) else tracked.pk
+    tracked_id = answer_id(tracked)
     rows = []
     for position, ref in enumerate(refs):
         rows.append(
@@ -167,7 +172,7 @@ def archive_one(row: AnswerImage, fetcher: ImageFetcher, *, timeout: float) -> A
 
 
 def archive_images_for(
-    tracked: TrackedRequest | int,
+    tracked: Answer,
     refs: Sequence[ImageRef] | None = None,
     *,
     budget_seconds: float | None = None,
@@ -179,7 +184,7 @@ def archive_images_for(
     ``refs`` (from ``refs.image_refs(completion)``) are recorded first; None works on the
     rows already recorded. ``fetcher`` defaults to one built from settings.
     """
-    tracked_id = tracked if isinstance(tracked, int) else tracked.pk
+    tracked_id = answer_id(tracked)
     if refs:
         record_refs(tracked_id, refs)
     budget = budget_seconds or float(conf.setting("SONARWEB_IMAGES_ANSWER_SECONDS"))

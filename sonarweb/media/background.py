@@ -4,31 +4,33 @@ When an answer is archived its images are only recorded (``record``), so the arc
 stays quick and the page shows placeholders saying they are being archived. Each refresher
 pass then fetches the images of a few answers (``archive_due_images``), after which the
 answer is rendered again with its local copies, and finally the answer's portable .zip is
-built and stored (``build_due_bundles``). Every step is idempotent and resumable.
+built and stored (``store_bundle``, called by the tracker for the answers it finds due:
+``sonarweb/tracker/images.py``). Every step is idempotent and resumable.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core.files.base import ContentFile
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from sonarweb.answers.images import ImageCopy
-from sonarweb.perplexity.payload import ANSWERED_STATUSES, Completion
+from sonarweb.perplexity.payload import Completion
 
 from .archiving import MAX_ATTEMPTS, archive_images_for, record_refs
 from .bundle import build_bundle, stored_bundle_images
-from .integrity import bundle_file_missing
+from .integrity import BUNDLE_PREFIX, bundle_file_missing
+from .links import team_image_url
 from .models import AnswerBundle, AnswerImage, ImageStatus
 from .refs import image_refs
 from .store import media_storage
 
 log = logging.getLogger("sonarweb.media")
-
-BUNDLE_PREFIX = "bundles"
 
 
 def record(tracked_id: int, completion: Completion | None) -> int:
@@ -43,8 +45,6 @@ def image_copies(tracked_id: int) -> dict[str, ImageCopy]:
     """What the renderer shows for each image the answer names: the copy, or why not."""
     copies: dict[str, ImageCopy] = {}
     rows = AnswerImage.objects.filter(tracked_id=tracked_id).select_related("image")
-    from .links import team_image_url
-
     for row in rows:
         image = row.image if row.status == ImageStatus.STORED else None
         if image is None:
@@ -118,57 +118,49 @@ def current_bundle(tracked_id: int, rendered_at: datetime | None) -> AnswerBundl
     return bundle
 
 
-def stale_bundles(limit: int) -> list[int]:
-    """Completed archives whose images are settled and whose bundle is missing or older
-    than their rendering."""
-    from sonarweb.tracker.models import AnswerArchive
-
-    unsettled = AnswerImage.objects.filter(_due(), tracked_id=OuterRef("tracked_id"))
-    current = AnswerBundle.objects.filter(
-        tracked_id=OuterRef("tracked_id"), rendered_at=OuterRef("rendered_at")
-    )
-    return list(
-        AnswerArchive.objects.filter(
-            tracked__status__in=ANSWERED_STATUSES, rendered_at__isnull=False
-        )
-        .exclude(rendered_html="")
-        .filter(~Exists(unsettled), ~Exists(current))
-        .order_by("archived_at")
-        .values_list("tracked_id", flat=True)[:limit]
-    )
+def unsettled_images(tracked_id: Any) -> QuerySet[AnswerImage]:
+    """The answer's images still to be fetched; ``tracked_id`` may be an ``OuterRef``."""
+    return AnswerImage.objects.filter(_due(), tracked_id=tracked_id)
 
 
-def build_and_store(tracked_id: int) -> AnswerBundle | None:
-    """Build the answer's .zip from its current rendering and keep it in the media storage."""
-    from sonarweb.tracker.models import AnswerArchive
+def bundles_of(tracked_id: Any, rendered_at: Any) -> QuerySet[AnswerBundle]:
+    """The answer's bundle of that rendering; either may be an ``OuterRef``."""
+    return AnswerBundle.objects.filter(tracked_id=tracked_id, rendered_at=rendered_at)
 
-    archive = AnswerArchive.objects.select_related("tracked").filter(pk=tracked_id).first()
-    if archive is None or archive.rendered_at is None:
-        return None
-    tracked = archive.tracked
-    facts = [("Request ID", tracked.request_id)]
-    if tracked.model:
-        facts.append(("Model", tracked.model))
-    if tracked.completed_at:
-        facts.append(("Completed", tracked.completed_at.strftime("%Y-%m-%d %H:%M UTC")))
-    facts.append(("Content hash", f"sha256:{archive.sha256[:12]}"))
-    title = tracked.question or tracked.title or tracked.request_id
+
+def store_bundle(
+    tracked_id: int,
+    rendered_at: datetime,
+    *,
+    title: str,
+    markdown: str,
+    raw_json: str,
+    answer_html: str,
+    facts: Sequence[tuple[str, str]] = (),
+    when: datetime | None = None,
+) -> AnswerBundle | None:
+    """Build the answer's .zip from this rendering of it and its stored images, and keep it
+    in the media storage (replacing an older one). None while a stored image's file is
+    missing: it is built once the image is fetched again.
+
+    The answer's text comes from its archive, which is the tracker's: the tracker calls this
+    (``sonarweb/tracker/images.py``) and marks its row changed afterwards."""
     stored = AnswerImage.objects.filter(tracked_id=tracked_id, status=ImageStatus.STORED)
     expected = stored.exclude(image=None).count()
     images = stored_bundle_images(tracked_id)
     if len(images) < expected:
-        return None  # a stored file was missing: built once the image is fetched again
+        return None
     data = build_bundle(
         title=title,
-        markdown=f"# {' '.join(title.split())}\n\n{archive.markdown}",
-        raw_json=archive.raw_json,
-        answer_html=archive.rendered_html,
+        markdown=markdown,
+        raw_json=raw_json,
+        answer_html=answer_html,
         images=images,
         facts=facts,
-        when=tracked.completed_at,
+        when=when,
     )
     storage = media_storage()
-    name = bundle_name(tracked_id, archive.rendered_at)
+    name = bundle_name(tracked_id, rendered_at)
     if not storage.exists(name):
         name = storage.save(name, ContentFile(data))
     old = AnswerBundle.objects.filter(tracked_id=tracked_id).first()
@@ -177,23 +169,10 @@ def build_and_store(tracked_id: int) -> AnswerBundle | None:
         defaults={
             "name": name,
             "size": len(data),
-            "rendered_at": archive.rendered_at,
+            "rendered_at": rendered_at,
             "built_at": timezone.now(),
         },
     )
     if old is not None and old.name != name:
         storage.delete(old.name)
-    # The permalink links the bundle once it exists: a new ``updated`` retires cached pages.
-    type(tracked).objects.filter(pk=tracked_id).update(updated=timezone.now())
     return bundle
-
-
-def build_due_bundles(limit: int = 2) -> int:
-    built = 0
-    for tracked_id in stale_bundles(limit):
-        try:
-            if build_and_store(tracked_id) is not None:
-                built += 1
-        except Exception:
-            log.exception("building the archive bundle of tracked=%s failed", tracked_id)
-    return built

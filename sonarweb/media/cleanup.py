@@ -4,7 +4,8 @@ Removing a request deletes its image rows and its bundle row (they cascade), but
 files in the media storage, and not the stored images: a picture is stored once however
 many answers show it, so it can go only when no answer shows it any more. The refresher's
 housekeeping calls ``sweep`` (at most once per ``SWEEP_EVERY``), and ``manage.py
-sweep_media`` runs it at once:
+sweep_media`` runs it at once; both are the tracker's (``sonarweb/tracker/images.py``), which
+says which answers still exist (``alive``):
 
 - a stored image that no answer shows, stored at least ``GRACE`` ago, is deleted with its two
   renditions; a file that another stored image names as well is kept;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,7 +35,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import integrity
-from .background import BUNDLE_PREFIX
+from .integrity import BUNDLE_PREFIX
 from .models import AnswerBundle, AnswerImage, ArchivedImage, storage_name
 from .store import media_storage
 
@@ -47,6 +49,13 @@ BATCH = 200
 BUNDLE_CHUNK = 500
 
 _last_sweep: datetime | None = None
+
+# Which of these answer ids still exist (their requests are the tracker's, a layer above).
+Alive = Callable[[Iterable[int]], set[int]]
+
+
+def _all_alive(ids: Iterable[int]) -> set[int]:
+    return set(ids)
 
 
 @dataclass
@@ -130,11 +139,12 @@ def _bundle_id(filename: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def sweep_bundles(now: datetime | None = None, *, storage: Storage | None = None) -> Swept:
+def sweep_bundles(
+    now: datetime | None = None, *, storage: Storage | None = None, alive: Alive | None = None
+) -> Swept:
     """Delete the bundle files no bundle row names: their request is gone, or their writer
-    stopped before recording them."""
-    from sonarweb.tracker.models import TrackedRequest
-
+    stopped before recording them. Without ``alive`` every such file waits out ``GRACE``."""
+    alive = alive or _all_alive
     now = now or timezone.now()
     storage = storage or media_storage()
     swept = Swept()
@@ -146,15 +156,11 @@ def sweep_bundles(now: datetime | None = None, *, storage: Storage | None = None
     for start in range(0, len(filenames), BUNDLE_CHUNK):
         names = {f"{BUNDLE_PREFIX}/{f}": _bundle_id(f) for f in filenames[start:][:BUNDLE_CHUNK]}
         named = set(AnswerBundle.objects.filter(name__in=names).values_list("name", flat=True))
-        alive = set(
-            TrackedRequest.objects.filter(
-                pk__in={pk for pk in names.values() if pk is not None}
-            ).values_list("pk", flat=True)
-        )
+        existing = alive({pk for pk in names.values() if pk is not None})
         for name, tracked_id in names.items():
             if name in named:
                 continue
-            if tracked_id in alive:
+            if tracked_id in existing:
                 try:
                     if storage.get_modified_time(name) > now - GRACE:
                         continue  # being written, its row comes next
@@ -170,8 +176,11 @@ def sweep_bundles(now: datetime | None = None, *, storage: Storage | None = None
     return swept
 
 
-def sweep(now: datetime | None = None, *, force: bool = False) -> Swept | None:
-    """Both sweeps, all batches; None when the last sweep was less than ``SWEEP_EVERY`` ago."""
+def sweep(
+    now: datetime | None = None, *, force: bool = False, alive: Alive | None = None
+) -> Swept | None:
+    """Both sweeps, all batches; None when the last sweep was less than ``SWEEP_EVERY`` ago.
+    ``alive`` as for ``sweep_bundles``."""
     global _last_sweep
     now = now or timezone.now()
     if not force and _last_sweep is not None and now - _last_sweep < SWEEP_EVERY:
@@ -183,7 +192,7 @@ def sweep(now: datetime | None = None, *, force: bool = False) -> Swept | None:
         total.add(batch)
         if batch.images < BATCH:
             break
-    total.add(sweep_bundles(now))
+    total.add(sweep_bundles(now, alive=alive))
     if total.files or total.images or total.errors:
         log.info("media sweep: %s", total)
     return total

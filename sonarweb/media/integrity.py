@@ -37,6 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import AnswerBundle, AnswerImage, ArchivedImage, ImageStatus, storage_name
+from .signals import answers_changed
 from .store import media_storage
 
 log = logging.getLogger("sonarweb.media")
@@ -46,6 +47,8 @@ CHECK_EVERY = timedelta(hours=6)
 # Rows changed per statement (SQLite limits the parameters of one query).
 CHUNK = 500
 IMAGE_FOLDER = "images"
+# The folder of the answers' bundles (``background.store_bundle``).
+BUNDLE_PREFIX = "bundles"
 
 
 @dataclass
@@ -76,11 +79,11 @@ def _chunks(items: list[int]) -> Iterable[list[int]]:
 
 
 def _touch(tracked_ids: Iterable[int], now: datetime) -> None:
-    """The permalinks' caches are keyed by the row's ``updated``."""
-    from sonarweb.tracker.models import TrackedRequest
-
-    for chunk in _chunks(sorted(set(tracked_ids))):
-        TrackedRequest.objects.filter(pk__in=chunk).update(updated=now)
+    """The permalinks' ETags are made with their rows' ``updated``: the tracker, which owns
+    those rows, changes it when told (``signals.answers_changed``)."""
+    ids = set(tracked_ids)
+    if ids:
+        answers_changed.send(sender=MediaCheck, tracked_ids=ids, at=now)
 
 
 def forget_images(pks: Iterable[int], *, now: datetime | None = None) -> tuple[int, set[int]]:
@@ -223,8 +226,6 @@ def check_images(storage: Storage, now: datetime, report: MediaCheck, *, dry_run
 
 
 def check_bundles(storage: Storage, now: datetime, report: MediaCheck, *, dry_run: bool) -> None:
-    from .background import BUNDLE_PREFIX
-
     rows = list(AnswerBundle.objects.all())
     report.bundles = len(rows)
     present = _listed(storage, BUNDLE_PREFIX, depth=0)

@@ -1,7 +1,9 @@
 """Archived images, streamed from the media storage.
 
 Members may fetch any image the team archived. A public share link may fetch only the
-images of the answer it shares, under its own token, and only while the link is active.
+images of the answer it shares, under its own token, and only while the link is active: that
+view is the tracker's, which owns the links (``sonarweb/tracker/views/sharing.py``), and
+streams with ``stream_image`` once ``shows_image`` says the answer shows it.
 The bytes under a name never change (the name is their hash), so browsers may keep them for
 a year without asking again; ``private`` keeps shared caches out, so a revoked link stops
 serving as soon as it is revoked. A file gone from the storage (a restore without the media
@@ -12,13 +14,9 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.auth.decorators import login_not_required
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.views.decorators.http import require_safe
-
-from sonarweb.perplexity.payload import ANSWERED_STATUSES
-from sonarweb.tracker.models import ShareLink
 
 from .conf import RENDITION_MIME
 from .integrity import file_missing
@@ -34,7 +32,9 @@ def _named(sha256: str) -> Q:
     return Q(sha256=sha256) | Q(thumb_sha256=sha256)
 
 
-def _stream(request: HttpRequest, sha256: str) -> HttpResponse:
+def stream_image(request: HttpRequest, sha256: str) -> HttpResponse:
+    """The rendition named ``sha256`` (a 304 when the browser has it); 404 when its file is
+    gone, which is then noticed."""
     etag = f'"{sha256}"'
     if etag in request.headers.get("If-None-Match", ""):
         response: HttpResponse = HttpResponseNotModified()
@@ -64,29 +64,13 @@ def team_image(request: HttpRequest, sha256: str) -> HttpResponse:
     """Any image the team archived, for signed-in members (the login middleware checks)."""
     if not ArchivedImage.objects.filter(_named(sha256)).exists():
         raise Http404("No such image.")
-    return _stream(request, sha256)
+    return stream_image(request, sha256)
 
 
-@login_not_required
-@require_safe
-def shared_image(request: HttpRequest, token: str, sha256: str) -> HttpResponse:
-    """An image of the answer behind an active share link; 404 for anything else."""
-    tracked_id = (
-        ShareLink.objects.active()
-        .filter(token=token, tracked__status__in=ANSWERED_STATUSES)
-        .values_list("tracked_id", flat=True)
-        .first()
-    )
-    if tracked_id is None:
-        raise Http404("No such shared answer.")
-    belongs = AnswerImage.objects.filter(
+def shows_image(tracked_id: int, sha256: str) -> bool:
+    """Whether the answer shows the image (full rendition or thumbnail) from its archive."""
+    return AnswerImage.objects.filter(
         Q(image__sha256=sha256) | Q(image__thumb_sha256=sha256),
         tracked_id=tracked_id,
         status=ImageStatus.STORED,
-    )
-    if not belongs.exists():
-        raise Http404("No such image in this shared answer.")
-    response = _stream(request, sha256)
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    ).exists()

@@ -21,3 +21,17 @@ class TrackerConfig(AppConfig):
         # SQLite loses a table's triggers when a migration rebuilds the table; put the
         # search index's back after every migrate.
         post_migrate.connect(_ensure_search_triggers, sender=self)
+        # The accounts app, a layer below, says when a member is switched off or on; the
+        # requests they added stop or resume here.
+        from sonarweb.accounts.members import member_deactivated, member_reactivated
+
+        from .members import on_member_deactivated, on_member_reactivated
+
+        member_deactivated.connect(on_member_deactivated, dispatch_uid="tracker-deactivated")
+        member_reactivated.connect(on_member_reactivated, dispatch_uid="tracker-reactivated")
+        # The image archive, a layer below, says when what an answer's page shows changed.
+        from sonarweb.media.signals import answers_changed
+
+        from .images import on_answers_changed
+
+        answers_changed.connect(on_answers_changed, dispatch_uid="tracker-answers-changed")

@@ -27,6 +27,7 @@ from sonarweb.media import background as media
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import ANSWERED_STATUSES, Completion, Job, PayloadError
 
+from . import signals
 from .fitting import fit
 from .models import AnswerArchive, TrackedRequest
 
@@ -99,6 +100,14 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
                 {**fields, "archived_at": now, "claimed_by": "", "heading": heading},
             ),
             updated=now,
+        )
+        # Completion webhooks (their receiver): the outbox rows commit, or roll back, with the
+        # final status.
+        signals.request_finished.send(
+            sender=TrackedRequest,
+            tracked_id=tracked.pk,
+            status=str(fields.get("status") or job.status),
+            at=now,
         )
     tracked.refresh_from_db()
     return True

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from django.contrib.sessions.models import Session
 from django.db.models import Q
 
-from sonarweb.accounts import audit, signin
+from sonarweb.accounts import audit as trail
+from sonarweb.accounts import signin
 from sonarweb.media import background as media
 from sonarweb.media import cleanup as media_cleanup
 
-from . import archive
+from . import archive, audit, images
 from .models import RefresherBeat, UpstreamCall
 
 log = logging.getLogger("sonarweb.chores")
@@ -46,7 +47,7 @@ def rerender(now: datetime) -> int:
 
 def build_bundles(now: datetime) -> int:
     """Build the portable .zip of a few answers whose images are settled."""
-    return media.build_due_bundles(BUNDLES_PER_RUN)
+    return images.build_due_bundles(BUNDLES_PER_RUN)
 
 
 def expire_links(now: datetime) -> int:
@@ -61,7 +62,7 @@ def prune(now: datetime) -> int:
     beats, _ = RefresherBeat.objects.filter(
         Q(last_pass_at__lt=now - BEATS_KEPT) | Q(stopped_at__lt=now - BEATS_KEPT)
     ).delete()
-    events = audit.prune(now)
+    events = trail.prune(now)
     allowances = signin.prune(now) or 0
     sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
     return deleted + beats + events + allowances + sessions
@@ -69,7 +70,7 @@ def prune(now: datetime) -> int:
 
 def sweep_media(now: datetime) -> int:
     """Delete stored images no answer shows and bundles of removed answers."""
-    swept = media_cleanup.sweep(now, force=True)
+    swept = images.sweep_media(now, force=True)
     return (swept.images + swept.bundles) if swept else 0
 
 
@@ -95,6 +96,15 @@ CHORES: tuple[Chore, ...] = (
     Chore("check-media", media_cleanup.check_missing, media_cleanup.CHECK_EVERY),
 )
 BY_NAME = {chore.name: chore for chore in CHORES}
+
+
+def register(chore: Chore) -> None:
+    """Add an app's chore (or replace the one of that name): apps above the tracker, which
+    it never imports, register theirs in their ``AppConfig.ready`` (the webhooks' delivery)."""
+    global CHORES
+    CHORES = (*(c for c in CHORES if c.name != chore.name), chore)
+    BY_NAME[chore.name] = chore
+
 
 _last_run: dict[str, datetime] = {}
 _lock = threading.Lock()

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from sonarweb.perplexity.agent import build_request
+from sonarweb.perplexity.agent import PRESETS, build_request
 
 from .ids import UUID, InvalidRequestId, extract_request_id
 
@@ -469,8 +469,6 @@ STATUS_FILTER_CHOICES = [
 def model_choice_label(model: str) -> str:
     """How the model filter names a stored model: an Agent run holds its preset's name
     (``medium``) until it completes, and the resolved model (``openai/gpt-6-luna``) after."""
-    from sonarweb.perplexity.agent import PRESETS
-
     return f"preset {model}" if model in PRESETS else model
 
 

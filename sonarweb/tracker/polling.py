@@ -17,13 +17,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import FINISHED_STATUSES, Job, JobSummary
 
-from . import budget
+from . import budget, signals
 from .archive import archive_job
 from .fitting import fit
 from .models import ApiKey, AppState, TrackedRequest, UpstreamStatus
@@ -106,12 +107,20 @@ def store(tracked: TrackedRequest, **fields: Any) -> None:
     archive = {k: v for k, v in fields.items() if k in ARCHIVE_FIELDS}
     other = {k: v for k, v in fields.items() if k not in ARCHIVE_FIELDS}
     rows = TrackedRequest.objects.filter(pk=tracked.pk)
-    if archive:
-        rows.filter(~Q(status__in=FINISHED_STATUSES) | Q(archived_at__isnull=True)).update(
-            **archive, updated=now
+    with transaction.atomic():
+        # Becoming RETIRED ends a request: its webhooks are queued in the same transaction,
+        # once (only the write that changes the state counts).
+        retiring = other.get("state") == AppState.RETIRED and bool(
+            rows.exclude(state=AppState.RETIRED).update(state=AppState.RETIRED, updated=now)
         )
-    if other:
-        rows.update(**other, updated=now)
+        if archive:
+            rows.filter(~Q(status__in=FINISHED_STATUSES) | Q(archived_at__isnull=True)).update(
+                **archive, updated=now
+            )
+        if other:
+            rows.update(**other, updated=now)
+        if retiring:
+            signals.request_retired.send(sender=TrackedRequest, tracked_id=tracked.pk, at=now)
     tracked.refresh_from_db()
 
 

@@ -1,12 +1,14 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from .views import (
+    cancel,
     costs,
     dashboard,
     downloads,
     health,
     importing,
     keys,
+    remove,
     requests,
     research,
     sharing,
@@ -21,7 +23,8 @@ urlpatterns = [
     path("r/<slug:slug>/", requests.request_detail, name="request_detail"),
     path("r/<slug:slug>/status/", requests.request_status, name="request_status"),
     path("r/<slug:slug>/answer/", requests.answer_section, name="answer_section"),
-    path("r/<slug:slug>/cancel/", requests.cancel_run, name="cancel_run"),
+    path("r/<slug:slug>/cancel/", cancel.cancel_run, name="cancel_run"),
+    path("r/<slug:slug>/remove/", remove.remove_request, name="remove_request"),
     path("r/<slug:slug>/answer.md", downloads.answer_markdown, name="answer_markdown"),
     path("r/<slug:slug>/answer.json", downloads.answer_json, name="answer_json"),
     path(
@@ -31,13 +34,18 @@ urlpatterns = [
     ),
     path("r/<slug:slug>/archive.zip", downloads.answer_bundle, name="answer_bundle"),
     path("r/<slug:slug>/images/retry/", downloads.retry_images, name="retry_images"),
-    path("badges/", requests.badges, name="badges"),
+    path("badges/", dashboard.badge_batch, name="badges"),
     path("new/", research.new_research, name="new_research"),
     path("import/", importing.import_jobs, name="import_jobs"),
     path("import/upload/", importing.upload_saved, name="import_upload"),
     path("r/<slug:slug>/title/", dashboard.edit_title, name="edit_title"),
     path("r/<slug:slug>/share/", sharing.create_share, name="create_share"),
     path("s/<slug:token>/", sharing.shared_answer, name="shared_answer"),
+    re_path(
+        r"^s/(?P<token>[A-Za-z0-9_-]{1,64})/images/(?P<sha256>[0-9a-f]{64})\.webp$",
+        sharing.shared_image,
+        name="shared_image",
+    ),
     path("links/", sharing.links, name="links"),
     path("links/<int:pk>/revoke/", sharing.revoke_share, name="revoke_share"),
     path("costs/", costs.costs, name="costs"),

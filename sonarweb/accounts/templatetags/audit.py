@@ -1,16 +1,17 @@
 """The audit trail where it shows: a request's permalink (for staff and its adder) and the
-public links page. Inclusion tags, so the tracker's views need no change to show it."""
+public links page. Inclusion tags, so the tracker's views need no change to show it; the
+request is whatever the template passes (a ``tracker.TrackedRequest``), named here only by its
+primary key and who added it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
-
-from sonarweb.tracker.models import TrackedRequest
+from django.db.models import Model
 
 from ..models import LINK_ACTIONS, AuditAction, AuditEvent
-from ..views.access import may_manage
+from ..views.access import Added, may_manage
 
 register = template.Library()
 
@@ -19,7 +20,7 @@ SHOWN = 50
 
 
 @register.inclusion_tag("accounts/_audit_trail.html", takes_context=True)
-def audit_trail(context: template.Context, tracked: TrackedRequest) -> dict[str, Any]:
+def audit_trail(context: template.Context, tracked: Added) -> dict[str, Any]:
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not may_manage(user, tracked):
@@ -29,7 +30,7 @@ def audit_trail(context: template.Context, tracked: TrackedRequest) -> dict[str,
 
 
 @register.inclusion_tag("accounts/_moved_from.html")
-def moved_from(tracked: TrackedRequest) -> dict[str, Any]:
+def moved_from(tracked: Model) -> dict[str, Any]:
     """Whose key could not see the job, when a member's key took it over: a fact of the row
     every member sees, where the note saying so lasts only until the next poll."""
     event = (

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from sonarweb.tracker.models import TrackedRequest
+
+class Added(Protocol):
+    """Something a member added to the team's list (a tracked request): who added it."""
+
+    added_by_id: int | None
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -26,7 +30,7 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
-def may_manage(user: Any, tracked: TrackedRequest) -> bool:
+def may_manage(user: Any, tracked: Added) -> bool:
     """Staff, and the member who added a request, may see its history and remove it."""
     return bool(user.is_staff or (tracked.added_by_id and tracked.added_by_id == user.pk))
 

@@ -6,15 +6,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
-
-from sonarweb.tracker.models import ApiKey
 
 from .. import members
 from ..forms import InviteForm
@@ -24,12 +22,17 @@ from .access import check_may_change_member, staff_required
 User = get_user_model()
 
 
+def _flag(condition: Q) -> ExpressionWrapper:
+    return ExpressionWrapper(condition, output_field=BooleanField())
+
+
 def _members() -> Any:
-    keys = ApiKey.objects.filter(user=OuterRef("pk"))
+    # The requests and API keys are the tracker's (a layer above): named by their relations
+    # to the member ("tracked_requests", "api_key"), never imported.
     return User.objects.order_by("username").annotate(
         n_requests=Count("tracked_requests"),
-        has_key=Exists(keys),
-        key_rejected=Exists(keys.filter(invalid_since__isnull=False)),
+        has_key=_flag(Q(api_key__isnull=False)),
+        key_rejected=_flag(Q(api_key__invalid_since__isnull=False)),
     )
 
 

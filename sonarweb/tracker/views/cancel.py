@@ -28,13 +28,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from sonarweb.accounts import audit
 from sonarweb.accounts.models import AuditAction
 from sonarweb.accounts.views.access import may_manage
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.documents import can_cancel
 from sonarweb.perplexity.payload import FINISHED_STATUSES
 
+from .. import audit
 from ..models import ApiKey, AppState, TrackedRequest
 from ..polling import request_early_poll
 from ..upstream import Busy, KeyUnreadable, interactive_client, note_failure

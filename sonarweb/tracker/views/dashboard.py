@@ -16,17 +16,16 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sonarweb.accounts import audit, handover
-
-from .. import listing
+from .. import audit, listing
 from ..forms import STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
 from ..listing import encode_cursor, member_choices, used_models
 from ..models import TrackedRequest
 from ..polling import request_early_poll
 from ..scheduler import FAST_SECONDS
 from ..search import Filters, Search, SearchTooSlow
+from . import handover
 from .access import key_of
 from .requests import watching
 
@@ -190,6 +189,7 @@ def with_whole_rows(changed: list[TrackedRequest]) -> list[TrackedRequest]:
     return [whole.get(r.pk, r) for r in changed]
 
 
+@require_safe
 def badge_batch(request: HttpRequest) -> HttpResponse:
     """One poll of an open dashboard: the badges of its running rows (whole rows for those
     that stopped), rows teammates added above its first row, the status counts, and the next

@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import FINISHED_STATUSES
-from sonarweb.tracker.models import ApiKey, AppState, TrackedRequest
-from sonarweb.tracker.upstream import interactive_client, note_failure
-from sonarweb.tracker.views.messages_upstream import try_again
 
-from . import audit
+from .. import audit
+from ..models import ApiKey, AppState, TrackedRequest
+from ..upstream import interactive_client, note_failure
+from .messages_upstream import try_again
 
 log = logging.getLogger("sonarweb.handover")
 

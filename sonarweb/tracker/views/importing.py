@@ -25,10 +25,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sonarweb.accounts import audit
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobPage
 
+from .. import audit
 from ..ids import InvalidRequestId, validate_request_id
 from ..import_forms import PasteIdsForm, SavedAnswerForm, SavedDocument
 from ..models import STATUS_LABELS, ApiKey, Origin, TrackedRequest

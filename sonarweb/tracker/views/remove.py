@@ -12,10 +12,10 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from sonarweb.tracker.models import TrackedRequest
+from sonarweb.accounts.views.access import may_manage
 
 from .. import audit
-from .access import may_manage
+from ..models import TrackedRequest
 
 log = logging.getLogger("sonarweb.remove")
 
@@ -39,7 +39,7 @@ def remove_request(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "POST":
         n_links = tracked.share_links.active().count()
         return render(
-            request, "accounts/remove_request.html", {"tracked": tracked, "n_links": n_links}
+            request, "tracker/remove_request.html", {"tracked": tracked, "n_links": n_links}
         )
     title = tracked.display_title
     with transaction.atomic():

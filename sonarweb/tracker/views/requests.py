@@ -197,21 +197,6 @@ def request_status(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "tracker/request_detail.html#status_update", context)
 
 
-def cancel_run(request: HttpRequest, slug: str) -> HttpResponse:
-    """/r/<slug>/cancel/: ask upstream to cancel a running Agent run (see cancel.py)."""
-    from .cancel import cancel_run as view
-
-    return view(request, slug)
-
-
-@require_safe
-def badges(request: HttpRequest) -> HttpResponse:
-    """The dashboard's batched poll (see dashboard.badge_batch). Reads the database only."""
-    from .dashboard import badge_batch
-
-    return badge_batch(request)
-
-
 def gallery_inside(tracked_id: int) -> str:
     """What goes inside the answer's gallery now that its images are kept, rendered from the
     archived document with the archive's copies, and sanitized as the whole answer was."""

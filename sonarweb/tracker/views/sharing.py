@@ -1,5 +1,5 @@
 """Public, read-only share links to archived answers (completed, or partial: incomplete or
-cancelled), and the team's list of them."""
+cancelled), the images they show, and the team's list of them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,11 +18,12 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sonarweb.accounts import audit
-from sonarweb.media.links import for_share
+from sonarweb.media.views import shows_image, stream_image
 from sonarweb.perplexity.payload import ANSWERED_STATUSES
 
+from .. import audit
 from ..models import AnswerArchive, ShareLink, TrackedRequest
+from ..sharing import for_share
 from .access import get_request_for_user
 from .requests import answer_html
 
@@ -189,3 +190,23 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
     }
     context["answer_html"] = _shared_answer(tracked, link.token)
     return _public(render(request, "tracker/shared_answer.html", context))
+
+
+@login_not_required
+@require_safe
+def shared_image(request: HttpRequest, token: str, sha256: str) -> HttpResponse:
+    """An image of the answer behind an active share link; 404 for anything else."""
+    tracked_id = (
+        ShareLink.objects.active()
+        .filter(token=token, tracked__status__in=ANSWERED_STATUSES)
+        .values_list("tracked_id", flat=True)
+        .first()
+    )
+    if tracked_id is None:
+        raise Http404("No such shared answer.")
+    if not shows_image(tracked_id, sha256):
+        raise Http404("No such image in this shared answer.")
+    response = stream_image(request, sha256)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response

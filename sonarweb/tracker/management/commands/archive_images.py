@@ -2,7 +2,7 @@
 
 Resumable and idempotent: every image's outcome is saved as it happens, stored images are
 never fetched again, and a second run only picks up what is still to do. Retryable failures
-(network, timeouts, busy hosts) are retried up to archiving.MAX_ATTEMPTS; ``--retry-failed``
+(network, timeouts, busy hosts) are retried up to media.archiving.MAX_ATTEMPTS; ``--retry-failed``
 retries every failed image once more.
 """
 
@@ -12,13 +12,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sonarweb.tracker.archive import rerender_many, stored_job
-from sonarweb.tracker.models import AnswerArchive, TrackedRequest
+from sonarweb.media.archiving import ArchiveReport, archive_images_for, to_fetch
+from sonarweb.media.fetch import FetchPolicy, ImageFetcher
+from sonarweb.media.models import AnswerImage
+from sonarweb.media.refs import image_refs
 
-from ...archiving import ArchiveReport, archive_images_for, to_fetch
-from ...fetch import FetchPolicy, ImageFetcher
-from ...models import AnswerImage
-from ...refs import image_refs
+from ...archive import rerender_many, stored_job
+from ...models import AnswerArchive, TrackedRequest
 
 
 def _answers(slugs: list[str]) -> list[int]:

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sonarweb.tracker.archive import rerender_many
+from sonarweb.media.integrity import check_files
 
-from ...integrity import check_files
+from ...archive import rerender_many
 
 
 class Command(BaseCommand):

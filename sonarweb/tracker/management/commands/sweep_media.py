@@ -11,14 +11,14 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.template.defaultfilters import filesizeformat
 
-from ...cleanup import sweep
+from ...images import sweep_media
 
 
 class Command(BaseCommand):
     help = "Delete stored images no answer shows any more, and bundles of removed answers."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        swept = sweep(force=True)
+        swept = sweep_media(force=True)
         assert swept is not None
         self.stdout.write(
             f"Deleted {swept.images} stored image(s) and {swept.bundles} bundle(s): "
