@@ -51,7 +51,7 @@ ENCRYPTION_KEYS = fernet_keys(
 # 48 random characters, so the key guards nothing a stolen database would give away, and the
 # API and /mcp work from the first start. Set it where web processes share no data directory.
 SONARWEB_TOKEN_SECRET = env_file_value("SONARWEB_TOKEN_SECRET") or ""
-SONARWEB_TOKEN_SECRET_PATH = DATA_DIR / "token_secret"
+API_TOKEN_SECRET_PATH = DATA_DIR / "token_secret"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not ALLOWED_HOSTS and not DEBUG:
     # Django would start and answer 400 to every request.

@@ -145,7 +145,7 @@ def test_the_key_is_made_once_in_the_data_directory(owner, settings, tmp_path):
     from sonarweb.api import tokens
 
     settings.SONARWEB_TOKEN_SECRET = ""
-    settings.SONARWEB_TOKEN_SECRET_PATH = tmp_path / "token_secret"
+    settings.API_TOKEN_SECRET_PATH = tmp_path / "token_secret"
     first = tokens.digest("sw_x")
     assert (tmp_path / "token_secret").stat().st_mode & 0o777 == 0o600
     assert tokens.digest("sw_x") == first
@@ -156,7 +156,7 @@ def test_without_a_key_to_be_had_tokens_are_off(owner_client, owner, settings, t
     settings.SONARWEB_TOKEN_SECRET = ""
     not_a_directory = tmp_path / "a-file"
     not_a_directory.write_text("")
-    settings.SONARWEB_TOKEN_SECRET_PATH = not_a_directory / "token_secret"
+    settings.API_TOKEN_SECRET_PATH = not_a_directory / "token_secret"
     assert "SONARWEB_TOKEN_SECRET" in owner_client.get("/settings/").content.decode()
     response = owner_client.post(
         "/settings/tokens/", {"name": "x", "scope": "read", "expires": "7"}

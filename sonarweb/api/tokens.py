@@ -62,7 +62,7 @@ def _configured_or_kept() -> str:
     secret = getattr(settings, "SONARWEB_TOKEN_SECRET", "")
     if secret:
         return secret
-    path = getattr(settings, "SONARWEB_TOKEN_SECRET_PATH", None)
+    path = getattr(settings, "API_TOKEN_SECRET_PATH", None)
     if path is None:
         return ""
     try:
