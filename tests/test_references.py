@@ -85,9 +85,3 @@ def test_unknown_formats_and_unanswered_requests_are_404(owner_client, owner, an
 def test_references_need_sign_in(anon_client, answered) -> None:
     response = fetch(anon_client, answered, "bib")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
-
-
-def test_the_answer_page_links_every_format(owner_client, answered) -> None:
-    page = owner_client.get(answered.get_absolute_url()).content.decode()
-    for ending in ("bib", "ris", "json"):
-        assert reverse("answer_references", args=[answered.slug, ending]) in page

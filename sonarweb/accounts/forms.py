@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import UserCreationForm
 from django.utils import timezone
 
 EXPIRY_CHOICES = [
@@ -26,3 +28,15 @@ class InviteForm(forms.Form):
 
     def expires_at(self) -> datetime:
         return timezone.now() + timedelta(days=int(self.cleaned_data["expires"]))
+
+
+class JoinForm(UserCreationForm):
+    """The form of an invitation: a username and a password, typed twice.
+
+    Django's form puts the password validators' complaints ("too short", "too common") under
+    the confirmation field, run together into one sentence. Here they go under the password
+    they are about; only a mismatch stays under the confirmation. The template lists each
+    error on its own line."""
+
+    def validate_password_for_user(self, user: Any, **kwargs: Any) -> None:
+        super().validate_password_for_user(user, password_field_name="password1")  # noqa: S106

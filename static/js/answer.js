@@ -82,6 +82,83 @@
     hideCard();
   });
 
+  // --- following a marker to its source, and back -------------------------------------------
+  // A marker followed (click, tap on an open preview, Enter) leads to its source card, which
+  // takes the focus; the card then offers "Back to the text", and Escape in it does the same:
+  // the focus returns to the very marker it came from (the browser alone would leave it at
+  // the top of the sources, hundreds of Tabs from where the reader was).
+  var cameFrom = null;
+
+  function backButton(source) {
+    var button = source.querySelector(".source-back");
+    if (button) return button;
+    button = document.createElement("button");
+    button.type = "button";
+    button.className = "source-back";
+    button.textContent = "Back to the text";
+    var tools = source.querySelector(".source-tools");
+    if (tools) tools.prepend(button);
+    else source.append(button);
+    return button;
+  }
+
+  function arrive(marker) {
+    var source = document.getElementById(marker.hash.slice(1));
+    if (!source) return;
+    document.querySelectorAll(".source-back").forEach(function (old) { old.remove(); });
+    cameFrom = marker;
+    var button = backButton(source);
+    button.setAttribute("aria-label", "Back to the text, citation " + marker.textContent.trim());
+    if (!source.hasAttribute("tabindex")) source.tabIndex = -1;
+    source.focus({ preventScroll: true });
+  }
+
+  function goBack() {
+    var marker = cameFrom;
+    if (!marker || !marker.isConnected) return;
+    document.querySelectorAll(".source-back").forEach(function (old) { old.remove(); });
+    cameFrom = null;
+    marker.focus({ preventScroll: true });
+    marker.scrollIntoView({ block: "center" });
+  }
+
+  document.addEventListener("click", function (e) {
+    var target = e.target instanceof Element ? e.target : null;
+    if (target && target.closest(".source-back")) {
+      e.preventDefault();
+      goBack();
+      return;
+    }
+    // A marker, or "Show in the sources" on its preview card.
+    var marker = markerOf(target) || (target && target.closest(".cite-card-jump") ? owner : null);
+    // After the browser has followed the link (and scrolled to the card); a first tap that
+    // only opened the preview is not a visit.
+    if (marker) {
+      window.setTimeout(function () {
+        if (!e.defaultPrevented) arrive(marker);
+      }, 0);
+    }
+    // A back-link on a source card: the focus on the first marker of that place in the text.
+    var backlink = target && target.closest("a.backlink");
+    if (backlink) {
+      window.setTimeout(function () {
+        var place = document.getElementById(backlink.hash.slice(1));
+        var first = place && place.querySelector("a.cite");
+        if (first) first.focus({ preventScroll: true });
+      }, 0);
+    }
+  });
+
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape" || card || !cameFrom) return;
+    var active = document.activeElement;
+    var source = active instanceof Element && active.closest(".source-card");
+    if (source && source.id === cameFrom.hash.slice(1)) {
+      e.preventDefault();
+      goBack();
+    }
+  });
+
   // Touch: the first tap on a marker previews its source in the card instead of jumping
   // thousands of pixels to the list; a second tap (or "Show in the sources") goes there.
   var touched = false;
@@ -128,9 +205,31 @@
       if (thumbs[current] && thumbs[current].isConnected) thumbs[current].focus();
     });
     dialog.addEventListener("click", function (e) {
+      // The click that ends a swipe is not a tap on the backdrop.
+      if (swiped) { swiped = false; return; }
       var button = e.target.closest("button");
       if (e.target === dialog || (button && button.classList.contains("lightbox-close"))) dialog.close();
       else if (button) show(current + (button.classList.contains("lightbox-prev") ? -1 : 1));
+    });
+    // Swipe (touch, pen or a dragged mouse): left for the next image, right for the previous.
+    // Pointer events only; the picture's touch-action (answer.css) leaves horizontal moves
+    // to this and vertical ones and pinch-zoom to the browser.
+    var start = null;
+    var swiped = false;
+    dialog.addEventListener("pointerdown", function (e) {
+      if (e.target.closest("button, a")) return;
+      start = { x: e.clientX, y: e.clientY, id: e.pointerId };
+      swiped = false;
+    });
+    dialog.addEventListener("pointercancel", function () { start = null; });
+    dialog.addEventListener("pointerup", function (e) {
+      if (!start || e.pointerId !== start.id) return;
+      var dx = e.clientX - start.x;
+      var dy = e.clientY - start.y;
+      start = null;
+      if (Math.abs(dx) < 40 || Math.abs(dx) < Math.abs(dy) * 1.5) return;
+      swiped = true;
+      show(current + (dx < 0 ? 1 : -1));
     });
     dialog.addEventListener("keydown", function (e) {
       if (e.key === "ArrowLeft") show(current - 1);
@@ -214,7 +313,13 @@
     current.className = "toc-current";
     current.setAttribute("aria-hidden", "true");
     summary.append(current);
-    function layout() { box.open = WIDE.matches; }
+    // Wide screens: the list is always shown, so its summary is no Tab stop; phones: the
+    // summary opens and closes the list.
+    function layout() {
+      box.open = WIDE.matches;
+      if (WIDE.matches) summary.tabIndex = -1;
+      else summary.removeAttribute("tabindex");
+    }
     layout();
     WIDE.addEventListener("change", layout);
 
@@ -225,6 +330,45 @@
       if (target) { links.push(link); targets.push(target); }
     });
     var shown = -1;
+
+    // One Tab stop for the whole list (a roving tabindex): Tab reaches the entry of the
+    // section being read, the arrow keys, Home and End move between entries, Enter follows.
+    var hint = document.createElement("span");
+    hint.id = "toc-keys";
+    hint.hidden = true;
+    hint.textContent = "Arrow keys move between the entries of the contents.";
+    toc.append(hint);
+    var roving = null;
+    function rove(link) {
+      if (roving === link) return;
+      if (roving) roving.tabIndex = -1;
+      roving = link;
+      if (link) link.tabIndex = 0;
+    }
+    links.forEach(function (link) {
+      link.tabIndex = -1;
+      link.setAttribute("aria-describedby", "toc-keys");
+    });
+    rove(links[0] || null);
+    toc.addEventListener("focusin", function (e) {
+      var link = e.target instanceof Element && e.target.closest("a");
+      if (link && links.indexOf(link) >= 0) rove(link);
+    });
+    toc.addEventListener("keydown", function (e) {
+      var index = links.indexOf(document.activeElement);
+      if (index < 0) return;
+      // Entries hidden on phones (the third level) are skipped.
+      var shownLinks = links.filter(function (link) { return link.getClientRects().length > 0; });
+      var at = shownLinks.indexOf(links[index]);
+      var next = null;
+      if (e.key === "ArrowDown" || e.key === "ArrowRight") next = shownLinks[Math.min(at + 1, shownLinks.length - 1)];
+      else if (e.key === "ArrowUp" || e.key === "ArrowLeft") next = shownLinks[Math.max(at - 1, 0)];
+      else if (e.key === "Home") next = shownLinks[0];
+      else if (e.key === "End") next = shownLinks[shownLinks.length - 1];
+      else return;
+      e.preventDefault();
+      if (next) { rove(next); next.focus(); }
+    });
 
     function scroller() {
       var list = box.querySelector("ol");
@@ -239,6 +383,8 @@
       if (index < 0) return;
       var link = links[index];
       link.setAttribute("aria-current", "location");
+      // Tab into the contents lands on the section being read (unless the focus is in it).
+      if (!toc.contains(document.activeElement)) rove(link);
       // Keep the highlighted entry in view inside a list that scrolls on its own.
       var pane = scroller();
       if (!pane) return;
@@ -282,6 +428,22 @@
     });
   }
 
+  // --- skip links: the focus moves to where they lead -------------------------------------
+  // "Skip to the answer" leads into the text itself (past the contents), so the next Tab is
+  // its first link or citation; the others lead to the sources or the images, whose first
+  // link is the next Tab. Without JavaScript the browser moves there by itself.
+  document.addEventListener("click", function (e) {
+    var link = e.target instanceof Element && e.target.closest(".skip-links a[href^='#']");
+    if (!link) return;
+    var target = document.getElementById(link.hash.slice(1));
+    if (!target) return;
+    if (link.hasAttribute("data-skip-to-text")) target = target.querySelector(".answer-body") || target;
+    e.preventDefault();
+    if (!target.hasAttribute("tabindex")) target.tabIndex = -1;
+    target.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "start" });
+  });
+
   // --- copy buttons for code blocks and citations (copy.js does the copying) --------------
   function copyButton(label, name) {
     var button = document.createElement("button");
@@ -319,6 +481,13 @@
       button.setAttribute("data-copied", "Citation " + number + " copied");
       tools.append(button);
       source.append(tools);
+      // "Cited in 4 places: 1 2 3 4": a screen reader lists those links as "1", "2"...
+      // Each is named for what it is (the visible number stays part of the name).
+      var places = source.querySelectorAll("a.backlink");
+      places.forEach(function (link) {
+        link.setAttribute("aria-label", "Cited place " + link.textContent.trim() + " of " +
+          places.length + " in the text");
+      });
     });
     document.dispatchEvent(new CustomEvent("sonarweb:added-copy-buttons"));
   }

@@ -122,3 +122,53 @@
     wide.addEventListener("change", apply);
   });
 })();
+
+// Menus (<details class="menu">: the Export and Share menus of an answer). They open and close
+// without JavaScript; here one open menu closes the others, Escape closes it with the focus
+// back on its button, and a click or focus elsewhere closes it. A download chosen in the
+// Export menu closes it too.
+(function () {
+  "use strict";
+
+  function openMenus() {
+    return Array.from(document.querySelectorAll("details.menu[open]"));
+  }
+
+  // A menu whose panel holds an open dialog (Revoke's confirmation) stays open under it.
+  function closeAll(except) {
+    openMenus().forEach(function (menu) {
+      if (menu !== except && !menu.querySelector("dialog[open]")) menu.open = false;
+    });
+  }
+
+  document.addEventListener("toggle", function (event) {
+    var menu = event.target;
+    if (menu instanceof HTMLDetailsElement && menu.classList.contains("menu") && menu.open) {
+      closeAll(menu);
+    }
+  }, true);
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    var menu = event.target instanceof Element && event.target.closest("details.menu[open]");
+    if (!menu || menu.querySelector("dialog[open]")) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+    event.preventDefault();
+  });
+
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    var menu = target.closest("details.menu");
+    closeAll(menu);
+    if (menu && target.closest(".export-menu a[download], .export-menu [data-print]")) {
+      menu.open = false;
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (target && !target.closest("dialog")) closeAll(target.closest("details.menu"));
+  });
+})();

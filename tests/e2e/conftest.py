@@ -216,3 +216,13 @@ def click_when_still(locator) -> None:
     locator.scroll_into_view_if_needed()
     locator.evaluate(_STILL)
     locator.click()
+
+
+def open_menu(page, name: str):
+    """Open the answer page's menu named ``name`` ("Export" or "Share": a <details> whose
+    summary is the button) unless it is open already; returns the menu."""
+    menu = page.locator("details.menu").filter(has=page.locator(":scope > summary", has_text=name))
+    if menu.get_attribute("open") is None:
+        menu.locator(":scope > summary").click()
+    expect(menu).to_have_attribute("open", "")
+    return menu

@@ -12,7 +12,7 @@ from sonarweb.tracker.models import ApiKey, ShareLink, TrackedRequest
 from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
-from .conftest import assert_accessible, sign_in
+from .conftest import assert_accessible, open_menu, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,6 +41,7 @@ def test_copy_share_and_confirm(open_context, sim_server, simulator, device, sch
     announcer = page.locator("#announcer")
 
     # Create: the panel is swapped, and the focus lands on the new link's Copy button.
+    open_menu(page, "Share")
     page.get_by_role("button", name="Create public link").click()
     copy = page.get_by_role("button", name="Copy public link 1")
     expect(copy).to_be_focused()
@@ -53,8 +54,9 @@ def test_copy_share_and_confirm(open_context, sim_server, simulator, device, sch
     assert clipboard(page) == url  # the whole absolute address
 
     # The answer as Markdown, a code block and a citation.
-    page.get_by_role("button", name="Copy as Markdown").click()
+    open_menu(page, "Export").get_by_role("button", name="Copy as Markdown").click()
     expect(announcer).to_have_text("Answer copied as Markdown")
+    page.keyboard.press("Escape")
     markdown = clipboard(page)
     assert markdown.startswith("# ") and "\n## Sources" in markdown
     code = page.locator(".answer-body pre").first
@@ -69,6 +71,7 @@ def test_copy_share_and_confirm(open_context, sim_server, simulator, device, sch
     assert citation.endswith(title.get_attribute("href"))
 
     # Revoke asks in a dialog; Cancel keeps the link.
+    open_menu(page, "Share")
     page.get_by_role("button", name="Revoke public link 1").click()
     dialog = page.get_by_role("dialog", name="Revoke public link 1?")
     expect(dialog).to_be_visible()
@@ -126,6 +129,7 @@ def test_without_javascript(open_context, sim_server, simulator):
     toc = page.locator(".answer-toc details")
     toc.locator("summary").click()  # a plain <details>: opens without script
     expect(toc.locator("a").first).to_be_visible()
+    open_menu(page, "Share")  # a plain <details> too
     page.get_by_role("button", name="Revoke public link 1").click()
     expect(page.get_by_role("heading", name="Revoke this public link?")).to_be_visible()
     page.get_by_role("button", name="Revoke link").click()

@@ -85,7 +85,7 @@ def test_every_page_and_state(open_context, sim_server, simulator, device, schem
     simulator.add_job(OWNER_KEY, job_id=UUID, queue_seconds=0, run_seconds=3600)
     field.fill(f"https://www.perplexity.ai/whatever?id={UUID}")
     page.get_by_role("button", name="Track").click()
-    expect(page.locator(".request-header .mono").first).to_have_text(UUID)
+    expect(page.locator(".request-details .mono").first).to_have_text(UUID)
 
     requests = team_requests(simulator, olivia)
     page.goto("/")

@@ -13,7 +13,7 @@ from sonarweb.media.models import AnswerBundle, AnswerImage, ImageStatus
 from sonarweb.tracker.models import ShareLink, TrackedRequest
 from tests.conftest import OWNER_KEY, PASSWORD, make_member, wait_for
 
-from .conftest import sign_in
+from .conftest import open_menu, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -54,7 +54,7 @@ def test_archived_images_load_from_the_app_alone(
     page.goto(f"/r/{tracked.slug}/")
     expect(page.locator(".image-archive summary")).to_contain_text("Images: 4 archived")
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download archive (.zip)").click()
+        open_menu(page, "Export").get_by_role("link", name="Download archive (.zip)").click()
     with zipfile.ZipFile(download.value.path()) as bundle:
         bundle.extractall(tmp_path)
     index = next(tmp_path.rglob("index.html"))

@@ -50,14 +50,15 @@ def test_invitation_to_first_tracked_request(page, live_server, sim_server, simu
 
     page.get_by_label("API key").fill(MEMBER_KEY)
     page.get_by_role("button", name="Save key").click()
-    expect(page.locator("#key-mask")).to_have_text("pplx-…c3d4")
+    # A first working key leads on to the dashboard, with the next step in the message.
+    page.wait_for_url("**/")
+    expect(page.locator(".messages")).to_contain_text("Your API key pplx-…c3d4 works")
 
     job_id = simulator.add_job(MEMBER_KEY, queue_seconds=0, run_seconds=1)
-    page.get_by_role("link", name="Requests").click()
     page.get_by_label("Request ID").fill(job_id)
     page.get_by_role("button", name="Track").click()
     page.wait_for_url("**/r/*/")
-    facts = page.locator(".request-header .facts").first
+    facts = page.locator(".request-details .facts").first
     expect(facts).to_contain_text(job_id)
     expect(facts).to_contain_text("Added bynia")
     assert page.js_errors == []

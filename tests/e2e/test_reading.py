@@ -140,13 +140,16 @@ def test_reading_a_long_report(open_context, sim_server, simulator, device, sche
     )
     assert_fits(page, "long report")
 
-    # Print: bracketed markers, absolute times, every gallery image loaded eagerly.
+    # Print: bracketed markers; the facts, contents and menus stay off paper (the title,
+    # the question, the answer and its sources are printed); every lazy image loaded first.
     page.emulate_media(media="print")
     pair = page.locator("sup.cites:has(a.cite + a.cite) a.cite").first
     assert pair.evaluate("a => getComputedStyle(a, '::before').content") == '"["'
     assert pair.evaluate("a => getComputedStyle(a, '::after').content") == '"]"'
-    expect(page.locator(".request-header .when-abs")).to_be_visible()
-    expect(page.locator(".request-header .when-rel")).to_be_hidden()
+    for hidden in ("#status", ".request-details", ".answer-tools", "nav.answer-toc"):
+        expect(page.locator(hidden)).to_be_hidden()
+    expect(page.locator(".request-header h1")).to_be_visible()
+    expect(page.locator("#answer-sources")).to_be_visible()
     page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
     assert page.locator(".answer img[loading='lazy']").count() == 0
     page.emulate_media(media="screen")

@@ -11,7 +11,7 @@ from sonarweb.tracker.models import TrackedRequest
 from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
-from .conftest import sign_in
+from .conftest import open_menu, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator):
     tracked = completed_page(page, simulator)
     page.evaluate("window.__sameDocument = true")
+    open_menu(page, "Share")
     page.get_by_label("Link expires").select_option("7")
     page.get_by_role("button", name="Create public link").click()
     url_field = page.locator("#share-panel textarea.share-url")
@@ -47,6 +48,7 @@ def test_create_read_signed_out_and_revoke(page, browser, sim_server, simulator)
         expect(public.locator("#cite-card")).to_be_visible()
         assert errors == []
 
+        open_menu(page, "Share")
         page.get_by_role("button", name="Revoke public link 1").click()
         page.get_by_role("dialog").get_by_role("button", name="Revoke link").click()
         expect(page.locator("#share-panel")).to_contain_text("This answer has no public link.")
@@ -64,6 +66,7 @@ def completed_page(page, simulator) -> TrackedRequest:
     refresh_if_due(tracked)
     sign_in(page, "olivia", PASSWORD)
     page.goto(f"/r/{tracked.slug}/")
+    open_menu(page, "Share")
     return tracked
 
 

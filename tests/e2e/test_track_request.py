@@ -23,10 +23,11 @@ def test_paste_watch_and_read(page, sim_server, simulator):
     page.get_by_role("link", name="Settings").click()
     page.get_by_label("API key").fill(OWNER_KEY)
     page.get_by_role("button", name="Save key").click()
-    expect(page.locator("#key-mask")).to_have_text("pplx-…a1b2")
+    # A first working key leads on to the dashboard, where a request id is pasted.
+    page.wait_for_url("**/")
+    expect(page.locator(".messages")).to_contain_text("Your API key pplx-…a1b2 works")
     expect(page.locator("body")).not_to_contain_text(OWNER_KEY)
 
-    page.get_by_role("link", name="Requests").click()
     page.get_by_label("Request ID").fill(f"  {job_id} ")
     page.get_by_role("button", name="Track").click()
     page.wait_for_url("**/r/*/")

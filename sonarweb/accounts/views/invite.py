@@ -8,7 +8,6 @@ import logging
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.forms import UserCreationForm
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -18,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from ..forms import JoinForm
 from ..models import Invitation, hash_token
 
 log = logging.getLogger("sonarweb.invitations")
@@ -50,7 +50,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
     invitation = get_open_invitation(token)
     # The invitation's email takes part in the password check (not too like the address).
-    form = UserCreationForm(request.POST or None, instance=User(email=invitation.email))
+    form = JoinForm(request.POST or None, instance=User(email=invitation.email))
     if request.method == "POST" and form.is_valid():
         user = _create_member(invitation, form)
         if user is not None:
@@ -67,7 +67,7 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
     return _private(render(request, "accounts/accept_invite.html", context, status=status))
 
 
-def _create_member(invitation: Invitation, form: UserCreationForm) -> User | None:
+def _create_member(invitation: Invitation, form: JoinForm) -> User | None:
     """Use the invitation and create the account, both or neither."""
     now = timezone.now()
     try:

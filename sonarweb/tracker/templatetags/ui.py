@@ -11,6 +11,7 @@ from django import template
 from django.template.base import Node, NodeList, Parser, TextNode, Token
 from django.template.context import Context
 from django.template.defaultfilters import date as date_filter
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
@@ -23,21 +24,43 @@ register = template.Library()
 LINE_BREAK = re.compile(r"\n[ \t]*")
 
 
+JUST_NOW_SECONDS = 10
+
+
+@register.filter
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, as a person says it: "just now", "12 s ago", "5 min ago", then the
+    largest unit alone ("3 hours ago", "2 days ago"). Never "0 minutes ago"."""
+    if value is None:
+        return ""
+    now = now or timezone.now()
+    seconds = (now - value).total_seconds()
+    if seconds < JUST_NOW_SECONDS:
+        # A clock a little ahead of the server's reads as now, too.
+        return "just now"
+    # A number and its unit never part at a line break (timesince does the same).
+    if seconds < 60:
+        return f"{int(seconds)}\xa0s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}\xa0min ago"
+    return f"{timesince(value, now, depth=1)} ago"
+
+
 @register.simple_tag
 def when(value: datetime | None) -> SafeString | str:
-    """``3 minutes ago`` on screen, ``2026-07-24 14:02 UTC`` on paper and on hover.
+    """``3 min ago`` on screen, ``2026-07-24 14:02 UTC`` on paper and on hover.
 
-    A printed page is read later, when "3 minutes ago" no longer means anything.
+    A printed page is read later, when "3 min ago" no longer means anything.
     """
     if value is None:
         return "—"
     absolute = date_filter(value, "Y-m-d H:i T")
     return format_html(
-        '<time datetime="{}" title="{}"><span class="when-rel">{} ago</span>'
+        '<time datetime="{}" title="{}"><span class="when-rel">{}</span>'
         '<span class="when-abs">{}</span></time>',
         value.isoformat(),
         absolute,
-        timesince(value),
+        ago(value),
         absolute,
     )
 

@@ -19,6 +19,11 @@ from .access import key_of
 
 log = logging.getLogger("sonarweb.keys")
 
+FIRST_KEY_NEXT_STEP = (
+    "Your API key {mask} works. Next: start new research, or paste the id of a Perplexity "
+    "request below to follow it here."
+)
+
 
 @sensitive_variables("secret")
 def _check_with_upstream(secret: str) -> str | None:
@@ -40,6 +45,7 @@ def _check_with_upstream(secret: str) -> str | None:
 @require_http_methods(["GET", "HEAD", "POST"])
 def settings_view(request: HttpRequest) -> HttpResponse:
     key = key_of(request)
+    first_key = key is None
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         secret = form.cleaned_data["api_key"]
@@ -64,6 +70,10 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             log.info("user_id=%s saved an API key (resumed %d requests)", request.user.pk, resumed)
             if warning:
                 messages.warning(request, warning)
+            elif first_key:
+                # A first working key: nothing more to do here, so on to the next step.
+                messages.success(request, FIRST_KEY_NEXT_STEP.format(mask=key.mask))
+                return HttpResponseRedirect(reverse("dashboard"), status=303)
             else:
                 messages.success(request, f"API key {key.mask} saved and checked.")
             return HttpResponseRedirect(reverse("settings"), status=303)
