@@ -47,9 +47,9 @@ def main() -> None:
             user = setup_site(env)
             from sonarweb.media.background import archive_due_images
             from sonarweb.media.lookup import disk_usage
-            from sonarweb.tracker.archive import rerender_many
+            from sonarweb.tracker.archive.store import rerender_many
+            from sonarweb.tracker.following.polling import refresh_if_due
             from sonarweb.tracker.models import ApiKey, TrackedRequest
-            from sonarweb.tracker.polling import refresh_if_due
 
             key = ApiKey(user=user)
             key.set_secret(KEY)

@@ -114,8 +114,8 @@ def child_setup(env_file: str) -> None:
 
 
 def case_archive(request_id: str) -> Any:
+    from sonarweb.tracker.following.polling import refresh_if_due
     from sonarweb.tracker.models import TrackedRequest
-    from sonarweb.tracker.polling import refresh_if_due
 
     tracked = TrackedRequest.objects.get(request_id=request_id)
     # Everything the step imports lazily, imported before the baseline is taken.
@@ -154,8 +154,8 @@ def case_interactive(big: bool) -> Any:
 
     from sonarweb.perplexity import agent
     from sonarweb.perplexity import client as upstream
+    from sonarweb.tracker.keys.upstream import interactive_client
     from sonarweb.tracker.models import ApiKey
-    from sonarweb.tracker.upstream import interactive_client
 
     key = ApiKey.objects.get()
     body = agent.build_request("A question for the memory benchmark?", preset="fast")

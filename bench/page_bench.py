@@ -51,9 +51,9 @@ def prepare(env: dict[str, str], words: int, sources: int, images: int) -> str:
     from django.db import connections
 
     from sonarweb.perplexity.sonar import loads_job
-    from sonarweb.tracker.archive import archive_job
+    from sonarweb.tracker.archive.store import archive_job
+    from sonarweb.tracker.following.polling import job_fields
     from sonarweb.tracker.models import TrackedRequest
-    from sonarweb.tracker.polling import job_fields
 
     text = job_text(words, sources, images)
     job = loads_job(text)

@@ -40,7 +40,7 @@ from bench.harness import (
 from bench.results import Result, record
 
 KEY = "pplx-bench-load-0000000000000000"
-POLL_INTERVAL = 3.0  # sonarweb.tracker.scheduler.FAST_SECONDS for young jobs
+POLL_INTERVAL = 3.0  # sonarweb.tracker.following.scheduler.FAST_SECONDS for young jobs
 P95_TARGET_MS = 50.0
 STATUS = re.compile(r'data-status="(\w+)"')
 HEALTHY = {"PENDING", "CREATED", "IN_PROGRESS"}

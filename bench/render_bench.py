@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/render_bench.py [--words 40000] [--sources 150] [--images 30]
 
-"Render" is the whole archive step (tracker/archive.py): parse the stored JSON, render the
+"Render" is the whole archive step (tracker/archive/store.py): parse the stored JSON, render the
 sanitized HTML fragment and the plain markdown kept for search. Both protocols are measured:
 a Sonar job with images, and an Agent run (which has no images) of the same size. Prints the
 median of a few runs after one warm-up run.

@@ -90,7 +90,7 @@ def _pick(rng: random.Random, weighted: list[tuple[str, float]]) -> str:
 def build_pool(size: int, seed: int = 7) -> list[PoolAnswer]:
     from sonarweb.perplexity.sonar import loads_job
     from sonarweb.simulator.corpus import generate_completion
-    from sonarweb.tracker.archive import digest, render
+    from sonarweb.tracker.archive.store import digest, render
 
     rng = random.Random(seed)
     pool = []

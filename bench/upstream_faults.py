@@ -165,9 +165,9 @@ def archive_time_100k() -> float:
     """Seconds to archive an answer with 100,000 search results (in this process)."""
     from sonarweb.perplexity.sonar import loads_job
     from sonarweb.simulator.corpus import generate_completion
-    from sonarweb.tracker.archive import archive_job
+    from sonarweb.tracker.archive.store import archive_job
+    from sonarweb.tracker.following.polling import job_fields
     from sonarweb.tracker.models import TrackedRequest
-    from sonarweb.tracker.polling import job_fields
 
     completion = generate_completion("q", words=4000, sources=60, images=10, seed="big")
     completion["search_results"] += [

@@ -14,7 +14,7 @@ entrypoint's, so a variable exported by the entrypoint would not reach it: a fil
   systemd unit binds 127.0.0.1:${PORT}, so the same check works on bare metal with
   /etc/sonarweb/env loaded.
 - refresher: a refresher on this machine finished a pass within the last ten refresh
-  intervals, as recorded in the database (tracker/liveness.py); else a sentence says why.
+  intervals, as recorded in the database (tracker/following/liveness.py); else a sentence says why.
 - migrate and manage: one-off commands; nothing to watch, so healthy.
 - database: not a role but the entrypoint's first step: wait (up to --wait seconds) until
   the database accepts a connection, saying so once per try, since some Compose tools
@@ -195,7 +195,7 @@ def check_refresher() -> int:
     from django.conf import settings
     from django.utils import timezone
 
-    from sonarweb.tracker.liveness import INTERVALS
+    from sonarweb.tracker.following.liveness import INTERVALS
     from sonarweb.tracker.models import RefresherBeat
 
     host = socket.gethostname()

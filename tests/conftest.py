@@ -43,7 +43,7 @@ def sim_server(simulator: Simulator, settings) -> Iterator[RunningServer]:
 def refresher(transactional_db, settings) -> Iterator[object]:
     """The background refresher, running beside the live server as it does in production:
     the only thing that polls upstream. Stopped (and its calls abandoned) after the test."""
-    from sonarweb.tracker.refresher import Refresher
+    from sonarweb.tracker.following.refresher import Refresher
 
     # The simulator serves answers' images on loopback, which production refuses to fetch.
     settings.SONARWEB_IMAGES_ALLOW_PRIVATE = True
@@ -85,7 +85,7 @@ def wait_for(
 
 def poll(tracked: TrackedRequest) -> TrackedRequest:
     """What the refresher does for one due row: ask upstream, store (and archive) the answer."""
-    from sonarweb.tracker.polling import refresh_if_due
+    from sonarweb.tracker.following.polling import refresh_if_due
 
     refresh_if_due(tracked)
     tracked.refresh_from_db()
@@ -110,8 +110,8 @@ def archived_request(
 
     from sonarweb.perplexity.documents import parse_document
     from sonarweb.perplexity.payload import Job, PayloadError
-    from sonarweb.tracker.archive import archive_job
-    from sonarweb.tracker.polling import job_fields
+    from sonarweb.tracker.archive.store import archive_job
+    from sonarweb.tracker.following.polling import job_fields
 
     document = document or {}
     request_id = str(fields.pop("request_id", document.get("id") or "job-archived"))
@@ -172,7 +172,7 @@ def anon_client() -> Client:
 @pytest.fixture(autouse=True)
 def _chores_due_afresh() -> None:
     """Each test starts with every refresher chore due, as a fresh process does."""
-    from sonarweb.tracker import chores
+    from sonarweb.tracker.following import chores
 
     chores.forget_schedule()
 

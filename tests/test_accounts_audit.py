@@ -14,8 +14,8 @@ from django.utils import timezone
 from sonarweb.accounts import audit as team_audit
 from sonarweb.accounts.models import AuditEvent
 from sonarweb.tracker import audit
+from sonarweb.tracker.following.polling import refresh_if_due
 from sonarweb.tracker.models import ShareLink, TrackedRequest
-from sonarweb.tracker.polling import refresh_if_due
 
 from .conftest import OWNER_KEY
 from .team_helpers import make_staff, signed_in

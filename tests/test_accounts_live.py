@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 from django.db.models import Max
 
 from sonarweb.accounts.models import AuditEvent
+from sonarweb.tracker.following.refresher import run_once
 from sonarweb.tracker.models import AppState, TrackedRequest, UpstreamStatus
-from sonarweb.tracker.refresher import run_once
 
 from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member, wait_for
 from .test_live import csrf_of

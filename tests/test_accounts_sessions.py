@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from sonarweb.accounts import members
-from sonarweb.tracker import chores, refresher
+from sonarweb.tracker.following import chores, refresher
 from tests.conftest import PASSWORD
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"

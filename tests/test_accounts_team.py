@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from sonarweb.accounts.models import Invitation, hash_token, new_invite_token
+from sonarweb.tracker.following.polling import DEACTIVATED_NOTE
+from sonarweb.tracker.following.refresher import keys_with_due_requests, orphaned_due
 from sonarweb.tracker.models import AppState, TrackedRequest, UpstreamStatus
-from sonarweb.tracker.polling import DEACTIVATED_NOTE
-from sonarweb.tracker.refresher import keys_with_due_requests, orphaned_due
 
 from .conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member
 from .team_helpers import make_staff, signed_in

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from sonarweb.simulator.app import Simulator
 from sonarweb.simulator.server import RunningServer, serve
-from sonarweb.tracker import refresher
+from sonarweb.tracker.following import refresher
 from sonarweb.tracker.models import AnswerArchive, ApiKey, AppState, TrackedRequest
 from tests.conftest import MEMBER_KEY, OWNER_KEY, poll
 
@@ -240,9 +240,9 @@ def test_an_agent_answer_is_searched_costed_shared_and_bundled(
     import zipfile
 
     from sonarweb.media.models import AnswerBundle
-    from sonarweb.tracker.images import build_and_store
+    from sonarweb.tracker.archive.images import build_and_store
+    from sonarweb.tracker.archive.search import Filters, Search
     from sonarweb.tracker.models import ShareLink
-    from sonarweb.tracker.search import Filters, Search
 
     run_id = simulator.add_run(
         OWNER_KEY, question="Which tidal lagoons were built?", queue_seconds=0, run_seconds=1

@@ -34,8 +34,8 @@ from django.utils import timezone
 from sonarweb.media.background import archive_due_images
 from sonarweb.media.integrity import MISSING_REASON
 from sonarweb.media.models import AnswerBundle, AnswerImage
-from sonarweb.tracker.archive import rerender_many
-from sonarweb.tracker.images import build_due_bundles
+from sonarweb.tracker.archive.images import build_due_bundles
+from sonarweb.tracker.archive.store import rerender_many
 from sonarweb.tracker.models import TrackedRequest
 
 from .conftest import OWNER_KEY, poll

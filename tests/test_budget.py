@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sonarweb.tracker import budget
+from sonarweb.tracker.keys import budget
 from sonarweb.tracker.models import ApiKey
 
 pytestmark = pytest.mark.django_db

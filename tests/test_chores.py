@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sonarweb.tracker import chores
+from sonarweb.tracker.following import chores
 from sonarweb.tracker.models import ApiKey, UpstreamCall
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count, DateField
 from django.db.models.functions import TruncMonth
 
-from sonarweb.tracker.costs import (
+from sonarweb.tracker.costs.totals import (
     REMOVED_MEMBER,
     UNKNOWN_MODEL,
     Costs,
@@ -378,7 +378,7 @@ def test_the_page_reuses_its_figures_until_a_cost_changes(
     from django.core.cache import cache
     from django.urls import reverse
 
-    from sonarweb.tracker.costs import cached_team_costs
+    from sonarweb.tracker.costs.totals import cached_team_costs
 
     cache.clear()
     costed(owner, "sonar", "0.5", utc(2025, 1, 1))

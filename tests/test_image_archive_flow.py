@@ -13,9 +13,9 @@ from django.test import Client
 
 from sonarweb.media.background import archive_due_images
 from sonarweb.media.models import AnswerBundle, AnswerImage, ImageStatus
-from sonarweb.tracker.archive import rerender_many
+from sonarweb.tracker.archive.store import rerender_many
+from sonarweb.tracker.following.refresher import housekeeping
 from sonarweb.tracker.models import AnswerArchive, ShareLink, TrackedRequest
-from sonarweb.tracker.refresher import housekeeping
 
 from .conftest import OWNER_KEY, poll
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sonarweb.simulator.server import RunningServer, serve
-from sonarweb.tracker import refresher
+from sonarweb.tracker.following import refresher
 from sonarweb.tracker.models import TrackedRequest
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sonarweb.tracker.liveness import check_refresher
+from sonarweb.tracker.following.liveness import check_refresher
 from sonarweb.tracker.models import RefresherBeat
 
 pytestmark = pytest.mark.django_db

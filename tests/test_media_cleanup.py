@@ -21,8 +21,8 @@ from sonarweb.media.links import team_image_url
 from sonarweb.media.models import AnswerBundle, AnswerImage, ArchivedImage, ImageStatus
 from sonarweb.media.refs import ImageRef
 from sonarweb.simulator.server import serve
-from sonarweb.tracker import refresher
-from sonarweb.tracker.images import build_and_store, sweep_media
+from sonarweb.tracker.archive.images import build_and_store, sweep_media
+from sonarweb.tracker.following import refresher
 from sonarweb.tracker.models import TrackedRequest
 
 from .conftest import archived_request

@@ -20,8 +20,8 @@ from sonarweb.media import cleanup, integrity
 from sonarweb.media.background import archive_due_images
 from sonarweb.media.integrity import MISSING_REASON, check_files, file_missing
 from sonarweb.media.models import AnswerBundle, AnswerImage, ArchivedImage, ImageStatus
-from sonarweb.tracker.archive import rerender_many
-from sonarweb.tracker.images import build_and_store, build_due_bundles
+from sonarweb.tracker.archive.images import build_and_store, build_due_bundles
+from sonarweb.tracker.archive.store import rerender_many
 from sonarweb.tracker.models import ShareLink, TrackedRequest
 
 from .conftest import OWNER_KEY, poll
@@ -226,7 +226,7 @@ def test_a_bundle_is_not_built_while_a_stored_file_is_missing(sim_server, simula
 def test_the_refresher_chore_checks_when_it_starts_then_every_few_hours(
     sim_server, simulator, owner, monkeypatch
 ):
-    from sonarweb.tracker import chores
+    from sonarweb.tracker.following import chores
 
     # The line chores.CHORES is to hold (given to the lead; chores.py is not ours).
     chore = chores.Chore("check-media", cleanup.check_missing, cleanup.CHECK_EVERY)

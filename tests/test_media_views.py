@@ -14,7 +14,7 @@ from sonarweb.media.links import team_image_url
 from sonarweb.media.models import AnswerImage, ImageStatus, storage_name, url_hash
 from sonarweb.media.store import keep
 from sonarweb.tracker.models import ShareLink, TrackedRequest, UpstreamStatus
-from sonarweb.tracker.sharing import for_share, shared_image_url
+from sonarweb.tracker.sharing.addresses import for_share, shared_image_url
 
 from .media_helpers import photo, png
 

@@ -25,8 +25,8 @@ from sonarweb.media.decode import _fit_size, _resampled, _target_mode, reencode
 from sonarweb.media.errors import ImageRefused
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity import transport as wire
+from sonarweb.tracker.keys.upstream import client_for, interactive_client
 from sonarweb.tracker.models import ApiKey
-from sonarweb.tracker.upstream import client_for, interactive_client
 
 from .conftest import OWNER_KEY
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from sonarweb.answers.render import RENDER_VERSION
+from sonarweb.tracker.following.polling import claim, refresh_if_due, resume_for_user
 from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest
-from sonarweb.tracker.polling import claim, refresh_if_due, resume_for_user
 
 from .conftest import OWNER_KEY
 
@@ -139,8 +139,8 @@ def test_rejected_key_stops_polling_until_replaced(sim_server, simulator, owner)
 
 def test_completed_archive_survives_a_stray_write(sim_server, simulator, owner):
     from sonarweb.perplexity.sonar import parse_job
-    from sonarweb.tracker.archive import archive_job
-    from sonarweb.tracker.polling import store
+    from sonarweb.tracker.archive.store import archive_job
+    from sonarweb.tracker.following.polling import store
 
     tracked = track(simulator, owner, run_seconds=0, queue_seconds=0)
     refresh_if_due(tracked)

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.sonar import parse_job
-from sonarweb.tracker import chores, refresher
+from sonarweb.tracker.following import chores, refresher
+from sonarweb.tracker.following.polling import failure_fields, job_fields, refresh_if_due, store
+from sonarweb.tracker.keys.upstream import note_failure
 from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest, UpstreamCall
-from sonarweb.tracker.polling import failure_fields, job_fields, refresh_if_due, store
-from sonarweb.tracker.upstream import note_failure
 
 from .conftest import MEMBER_KEY, OWNER_KEY
 
@@ -163,7 +163,7 @@ def test_a_failed_render_is_recorded_and_not_retried(
     sim_server, simulator, owner, owner_client, monkeypatch
 ):
     from sonarweb.answers.render import RENDER_VERSION
-    from sonarweb.tracker import archive
+    from sonarweb.tracker.archive import store as archive
 
     def broken(*args, **kwargs):
         raise RuntimeError("renderer bug")

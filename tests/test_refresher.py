@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from sonarweb.tracker.following.refresher import run_once
 from sonarweb.tracker.models import ApiKey, TrackedRequest, UpstreamCall
-from sonarweb.tracker.refresher import run_once
 
 from .conftest import MEMBER_KEY, OWNER_KEY
 
@@ -156,7 +156,7 @@ def test_rate_limit_pauses_the_key_until_retry_after(sim_server, simulator, owne
     tracked.refresh_from_db()
     assert tracked.next_poll_at >= now + timedelta(seconds=30)
     # An interactive poll during the pause makes no call either.
-    from sonarweb.tracker.polling import refresh_if_due
+    from sonarweb.tracker.following.polling import refresh_if_due
 
     TrackedRequest.objects.filter(pk=tracked.pk).update(next_poll_at=now)
     tracked.refresh_from_db()
@@ -216,7 +216,7 @@ def test_key_that_stops_working_is_marked_and_polling_stops(
 def test_expired_job_is_not_found_after_two_calls_and_archive_is_kept(
     sim_server, simulator, owner, owner_client
 ):
-    from sonarweb.tracker.polling import refresh_if_due
+    from sonarweb.tracker.following.polling import refresh_if_due
 
     archived = track(simulator, owner, queue_seconds=0, run_seconds=0)
     gone = track(simulator, owner)
@@ -232,7 +232,7 @@ def test_expired_job_is_not_found_after_two_calls_and_archive_is_kept(
     assert gone.state == "NOT_FOUND" and not gone.is_polling
     # The archived answer is never polled again; a 404 for it would not erase it.
     from sonarweb.perplexity.client import NotFound
-    from sonarweb.tracker.polling import failure_fields, store
+    from sonarweb.tracker.following.polling import failure_fields, store
 
     archived.refresh_from_db()
     raw = archived.archive.raw_json

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sonarweb.tracker.scheduler import MAX_BACKOFF_SECONDS, backoff, poll_interval
+from sonarweb.tracker.following.scheduler import MAX_BACKOFF_SECONDS, backoff, poll_interval
 
 
 def test_young_jobs_are_polled_every_three_seconds():

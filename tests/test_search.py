@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 
 from sonarweb.perplexity.documents import loads_document
-from sonarweb.tracker import archive
+from sonarweb.tracker.archive import store as archive
+from sonarweb.tracker.archive.search import Filters, Search, parse
 from sonarweb.tracker.models import AnswerArchive, TrackedRequest
-from sonarweb.tracker.search import Filters, Search, parse
 
 from .conftest import archived_request
 
@@ -237,7 +237,7 @@ def assert_index_consistent() -> None:
 
 
 def test_missing_triggers_come_back_after_migrate(owner):
-    from sonarweb.tracker.search.schema import ensure_triggers
+    from sonarweb.tracker.archive.search.schema import ensure_triggers
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL keeps triggers when Django alters a table")
@@ -265,7 +265,7 @@ SLOW_SQL = {
 def test_a_statement_past_the_bound_is_stopped_and_the_connection_still_works():
     import time
 
-    from sonarweb.tracker.search.bound import SearchTooSlow, bounded
+    from sonarweb.tracker.archive.search.bound import SearchTooSlow, bounded
 
     started = time.monotonic()
     with pytest.raises(SearchTooSlow), bounded(connection, 0.2):
@@ -284,7 +284,7 @@ def test_a_statement_past_the_bound_is_stopped_and_the_connection_still_works():
 
 
 def test_a_statement_within_the_bound_runs_normally(library):
-    from sonarweb.tracker.search.bound import bounded
+    from sonarweb.tracker.archive.search.bound import bounded
 
     with bounded(connection, 30):
         assert found('"heat pumps"') == ["job-pumps"]
@@ -306,7 +306,7 @@ def test_without_order_loosens_phrases_only():
 def test_a_search_stopped_at_its_bound_says_so_and_offers_any_order(
     owner_client, library, settings, monkeypatch
 ):
-    from sonarweb.tracker.search import bound
+    from sonarweb.tracker.archive.search import bound
 
     settings.SONARWEB_SEARCH_SECONDS = 0
     monkeypatch.setattr(bound, "_SQLITE_STEPS", 1)
@@ -330,7 +330,7 @@ def test_a_search_of_a_small_archive_reads_the_index_not_every_answer(library):
     small archive it planned a scan of every answer: 320 ms at 2k answers for
     "geothermal -oslo", against 42 ms through the index. Search statements run with
     sequential scans discouraged, for their own transaction only."""
-    from sonarweb.tracker.search.bound import bounded
+    from sonarweb.tracker.archive.search.bound import bounded
 
     sql, params = Search("heat -oslo")._unranked
     with bounded(connection, 5), connection.cursor() as cursor:

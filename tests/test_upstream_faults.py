@@ -15,10 +15,10 @@ from django.utils import timezone
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.client import PerplexityClient, parse_retry_after
 from sonarweb.simulator import faults
-from sonarweb.tracker import budget
+from sonarweb.tracker.following.polling import refresh_if_due
+from sonarweb.tracker.following.scheduler import MAX_BACKOFF_SECONDS
+from sonarweb.tracker.keys import budget
 from sonarweb.tracker.models import AnswerArchive, ApiKey, TrackedRequest
-from sonarweb.tracker.polling import refresh_if_due
-from sonarweb.tracker.scheduler import MAX_BACKOFF_SECONDS
 
 from .conftest import OWNER_KEY
 
@@ -151,7 +151,7 @@ def test_nul_and_lone_surrogates_are_fitted_and_the_raw_json_kept(
 
 @pytest.mark.django_db
 def test_a_nul_in_a_failed_job_and_in_list_summaries_is_stored(sim_server, simulator, owner):
-    from sonarweb.tracker.refresher import run_once
+    from sonarweb.tracker.following.refresher import run_once
 
     failed = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0, outcome="FAILED")
     running = simulator.add_job(OWNER_KEY)

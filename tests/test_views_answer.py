@@ -118,7 +118,7 @@ def test_current_render_is_served_as_stored_without_any_write(owner_client, owne
 def test_old_render_is_served_as_it_is_and_rendered_again_once_in_the_background(
     owner_client, member_client, owner
 ):
-    from sonarweb.tracker.archive import rerender_stale
+    from sonarweb.tracker.archive.store import rerender_stale
 
     tracked = archived(owner, "<p>old renderer</p>", RENDER_VERSION - 1)
     with CaptureQueriesContext(connection) as queries:

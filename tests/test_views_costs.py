@@ -10,7 +10,7 @@ from itertools import count
 import pytest
 from django.contrib.auth.models import User
 
-from sonarweb.tracker.costs import UNKNOWN_MODEL, Series, build_chart, team_costs
+from sonarweb.tracker.costs.totals import UNKNOWN_MODEL, Series, build_chart, team_costs
 from sonarweb.tracker.models import TrackedRequest
 
 pytestmark = pytest.mark.django_db

@@ -123,7 +123,7 @@ def test_raw_json_keeps_unusual_text_exactly(owner_client, owner):
 
 
 def test_unparseable_archive_still_offers_the_raw_json(owner_client, owner):
-    from sonarweb.tracker.archive import rerender
+    from sonarweb.tracker.archive.store import rerender
 
     tracked = archived_request(owner, request_id="job-broken", raw_text="{not json")
     rerender(tracked.archive, tracked.request_id)

@@ -115,7 +115,7 @@ def test_bulk_track_creates_rows_and_skips_tracked_ones(owner_client, owner, sim
 
 
 def test_imported_rows_poll_to_their_status(owner_client, sim_server, jobs):
-    from sonarweb.tracker.refresher import run_once
+    from sonarweb.tracker.following.refresher import run_once
 
     owner_client.post("/import/", {"ids": [jobs[1]]})
     tracked = TrackedRequest.objects.get()
@@ -246,7 +246,7 @@ def test_a_retired_sonar_list_is_one_calm_sentence(owner_client, owner, settings
         assert "its job list can no longer be read" in rows.content.decode()
         assert "Try again" not in rows.content.decode()
         # A Sonar id pasted anyway is tracked; the refresher learns it is retired.
-        from sonarweb.tracker.refresher import run_once
+        from sonarweb.tracker.following.refresher import run_once
 
         paste(owner_client, "3f1c9a2e-7b4d-4e8f-9a1b-2c3d4e5f6a7b")
         run_once()
@@ -318,7 +318,7 @@ def test_pasted_mixed_text_tracks_each_id_once_and_reports_each(
 
 
 def test_pasted_runs_are_then_polled_on_the_agent_api(owner_client, sim_server, simulator):
-    from sonarweb.tracker.refresher import run_once
+    from sonarweb.tracker.following.refresher import run_once
 
     ids = [simulator.add_run(OWNER_KEY, queue_seconds=0, run_seconds=0) for _ in range(2)]
     paste(owner_client, "\n".join(ids))

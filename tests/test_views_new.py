@@ -497,7 +497,7 @@ def test_a_404_to_the_start_reserves_nothing(owner_client, sim_server, simulator
 def test_no_free_slot_keeps_the_form_and_sends_nothing(
     owner_client, sim_server, simulator, settings, monkeypatch
 ):
-    from sonarweb.tracker import upstream as tracker_upstream
+    from sonarweb.tracker.keys import upstream as tracker_upstream
 
     slots = tracker_upstream._slots(int(settings.SONARWEB_INTERACTIVE_CALLS))
     taken = 0
@@ -552,7 +552,7 @@ def test_csrf_is_enforced(owner, sim_server, simulator):
 
 
 def test_the_started_message_never_shows_on_a_finished_page(owner_client, sim_server, simulator):
-    from sonarweb.tracker.polling import refresh_if_due
+    from sonarweb.tracker.following.polling import refresh_if_due
 
     simulator.queue_seconds = simulator.run_seconds = 0
     response = owner_client.post("/new/", form_data(preset="fast"))

@@ -261,7 +261,7 @@ def test_incomplete_reasons_in_words_or_as_upstream_spelled_them(owner_client, o
 
 
 def test_partial_answers_can_be_downloaded_and_shared(owner_client, anon_client, owner):
-    from sonarweb.tracker.images import build_and_store, stale_bundles
+    from sonarweb.tracker.archive.images import build_and_store, stale_bundles
     from sonarweb.tracker.models import ShareLink
 
     for document in (example("get_incomplete"), example("get_cancelled")):

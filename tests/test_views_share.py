@@ -11,8 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from sonarweb.answers.render import RENDER_VERSION
+from sonarweb.tracker.following.polling import refresh_if_due
 from sonarweb.tracker.models import ShareLink, TrackedRequest
-from sonarweb.tracker.polling import refresh_if_due
 
 from .conftest import MEMBER_KEY, OWNER_KEY
 
@@ -179,7 +179,7 @@ def test_public_page_never_calls_upstream_nor_renders(anon_client, owner, sim_se
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from sonarweb.tracker.archive import rerender_stale
+    from sonarweb.tracker.archive.store import rerender_stale
     from sonarweb.tracker.models import AnswerArchive
 
     tracked = completed(simulator, owner)

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from sonarweb.tracker.following.refresher import run_once
 from sonarweb.tracker.models import TrackedRequest
-from sonarweb.tracker.refresher import run_once
 
 from .conftest import OWNER_KEY
 

@@ -28,9 +28,9 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from sonarweb.simulator.server import RunningServer, serve
-from sonarweb.tracker import chores
+from sonarweb.tracker.following import chores
+from sonarweb.tracker.following.polling import store
 from sonarweb.tracker.models import AnswerArchive, AppState, TrackedRequest
-from sonarweb.tracker.polling import store
 from sonarweb.webhooks import conf, outbox, sender, signing
 from sonarweb.webhooks import delivery as outbox_delivery
 from sonarweb.webhooks.models import Attempt, Delivery, DeliveryState, Endpoint, Event, Format

@@ -90,9 +90,9 @@ class IdempotencyRecord(models.Model):
     Reserved (its own transaction, the unique pair) before anything else happens, so that of
     starts sent at once with one key exactly one goes on; the others wait for it and answer
     what it made. ``form_key`` is the UUID the start reserves its ``starting-`` row under
-    (sonarweb/tracker/starting.py); ``completed_at`` is set, with ``tracked``, once the start
-    has its row for good. A start that certainly started nothing deletes its record, so the
-    key can be sent again.
+    (sonarweb/tracker/following/starting.py); ``completed_at`` is set, with ``tracked``, once
+    the start has its row for good. A start that certainly started nothing deletes its record,
+    so the key can be sent again.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
+from sonarweb.tracker.following.scheduler import MAX_BACKOFF_SECONDS
 from sonarweb.tracker.models import TrackedRequest
-from sonarweb.tracker.scheduler import MAX_BACKOFF_SECONDS
 
 MIN_POLL_SECONDS = 2
 

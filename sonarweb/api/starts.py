@@ -6,8 +6,8 @@ runs. The key is the member's (two members may use the same one):
 1. The body is validated (as the New research page validates its form) and fingerprinted.
 2. An ``IdempotencyRecord`` for (member, key) is reserved in its own transaction: of starts
    sent at once with one key, exactly one inserts it and goes on.
-3. That one starts the run through ``tracker/starting.py``, under the record's own UUID (the
-   reservation rules there apply: one ``starting-`` row, one start at a time per member),
+3. That one starts the run through ``tracker/following/starting.py``, under the record's own
+   UUID (the reservation rules there apply: one ``starting-`` row, one start at a time per member),
    then completes the record with the request it made. A start that certainly started
    nothing deletes the record, so the key can be sent again.
 4. Every other start with the key finds the record: another body answers 409; the same body
@@ -34,9 +34,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
-from sonarweb.tracker.forms import NewResearchForm
-from sonarweb.tracker.models import ApiKey, TrackedRequest
-from sonarweb.tracker.starting import (
+from sonarweb.tracker.following.starting import (
     OneAtATime,
     StartFailed,
     StartOptions,
@@ -45,7 +43,9 @@ from sonarweb.tracker.starting import (
     start_research,
     started_with,
 )
-from sonarweb.tracker.upstream import Busy, KeyUnreadable, note_failure
+from sonarweb.tracker.forms import NewResearchForm
+from sonarweb.tracker.keys.upstream import Busy, KeyUnreadable, note_failure
+from sonarweb.tracker.models import ApiKey, TrackedRequest
 from sonarweb.tracker.views.messages_upstream import retry_seconds, try_again
 
 from .models import IdempotencyRecord

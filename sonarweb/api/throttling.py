@@ -1,6 +1,6 @@
 """Write calls are limited per token: a fixed window of one minute, kept on the token's row.
 
-Like the per-key call budget (sonarweb/tracker/budget.py), the count changes only through
+Like the per-key call budget (sonarweb/tracker/keys/budget.py), the count changes only through
 conditional UPDATEs, so every process and machine on the same database shares it without a
 cache server. Reads are not limited here.
 """

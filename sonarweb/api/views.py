@@ -32,13 +32,13 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import PayloadError
 from sonarweb.tracker import audit
+from sonarweb.tracker.archive.search import Filters, Search, SearchTooSlow
+from sonarweb.tracker.archive.search.bound import bounded
+from sonarweb.tracker.following.starting import STARTING_PREFIX
 from sonarweb.tracker.forms import STATUS_FILTER_CHOICES
 from sonarweb.tracker.ids import RUN_ID, InvalidRequestId, extract_request_id
 from sonarweb.tracker.listing import decode_cursor, encode_cursor, filtered
 from sonarweb.tracker.models import AnswerArchive, ApiKey, ShareLink, TrackedRequest
-from sonarweb.tracker.search import Filters, Search, SearchTooSlow
-from sonarweb.tracker.search.bound import bounded
-from sonarweb.tracker.starting import STARTING_PREFIX
 from sonarweb.tracker.views.cancel import CancelResult, cancel_as
 from sonarweb.tracker.views.importing import PasteReport, track_ids
 from sonarweb.tracker.views.messages_upstream import retry_seconds

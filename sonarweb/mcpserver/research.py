@@ -30,9 +30,9 @@ from sonarweb.api.serialize import request_out
 from sonarweb.api.throttling import take_write
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import PayloadError
+from sonarweb.tracker.archive.search import Filters, Search, SearchTooSlow
 from sonarweb.tracker.listing import filtered
 from sonarweb.tracker.models import AnswerArchive, TrackedRequest
-from sonarweb.tracker.search import Filters, Search, SearchTooSlow
 from sonarweb.tracker.views.cancel import cancel_as
 
 from .caller import Caller

@@ -5,7 +5,7 @@ stays quick and the page shows placeholders saying they are being archived. Each
 pass then fetches the images of a few answers (``archive_due_images``), after which the
 answer is rendered again with its local copies, and finally the answer's portable .zip is
 built and stored (``store_bundle``, called by the tracker for the answers it finds due:
-``sonarweb/tracker/images.py``). Every step is idempotent and resumable.
+``sonarweb/tracker/archive/images.py``). Every step is idempotent and resumable.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def store_bundle(
     missing: it is built once the image is fetched again.
 
     The answer's text comes from its archive, which is the tracker's: the tracker calls this
-    (``sonarweb/tracker/images.py``) and marks its row changed afterwards."""
+    (``sonarweb/tracker/archive/images.py``) and marks its row changed afterwards."""
     stored = AnswerImage.objects.filter(tracked_id=tracked_id, status=ImageStatus.STORED)
     expected = stored.exclude(image=None).count()
     images = stored_bundle_images(tracked_id)

@@ -4,8 +4,8 @@ Removing a request deletes its image rows and its bundle row (they cascade), but
 files in the media storage, and not the stored images: a picture is stored once however
 many answers show it, so it can go only when no answer shows it any more. The refresher's
 housekeeping calls ``sweep`` (at most once per ``SWEEP_EVERY``), and ``manage.py
-sweep_media`` runs it at once; both are the tracker's (``sonarweb/tracker/images.py``), which
-says which answers still exist (``alive``):
+sweep_media`` runs it at once; both are the tracker's
+(``sonarweb/tracker/archive/images.py``), which says which answers still exist (``alive``):
 
 - a stored image that no answer shows, stored at least ``GRACE`` ago, is deleted with its two
   renditions; a file that another stored image names as well is kept;

@@ -1,7 +1,7 @@
 """Addresses of archived images, for the renderer.
 
 Rendered answers name images by their team address (``/images/<sha>.webp``); a public share
-page moves them under its token (``sonarweb/tracker/sharing.py``).
+page moves them under its token (``sonarweb/tracker/sharing/addresses.py``).
 """
 
 from __future__ import annotations

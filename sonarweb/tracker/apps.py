@@ -7,7 +7,7 @@ from django.db.models.signals import post_migrate
 def _ensure_search_triggers(using: str = "default", **kwargs: Any) -> None:
     from django.db import connections
 
-    from .search.schema import ensure_triggers
+    from .archive.search.schema import ensure_triggers
 
     ensure_triggers(connections[using])
 
@@ -32,6 +32,6 @@ class TrackerConfig(AppConfig):
         # The image archive, a layer below, says when what an answer's page shows changed.
         from sonarweb.media.signals import answers_changed
 
-        from .images import on_answers_changed
+        from .archive.images import on_answers_changed
 
         answers_changed.connect(on_answers_changed, dispatch_uid="tracker-answers-changed")

@@ -19,8 +19,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
+from .archive.search import Filters, Search, SearchTooSlow, Snippet
 from .models import TrackedRequest
-from .search import Filters, Search, SearchTooSlow, Snippet
 
 ROWS_PER_PAGE = 25
 # Search results are ranked, so they are paged by number; this bounds how deep.

@@ -13,8 +13,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 
+from .following.polling import DEACTIVATED_NOTE, resume_for_user
 from .models import ApiKey, AppState, TrackedRequest
-from .polling import DEACTIVATED_NOTE, resume_for_user
 
 
 def stop_polling(user: AbstractBaseUser) -> int:

@@ -9,7 +9,8 @@ class WebhooksConfig(AppConfig):
     def ready(self) -> None:
         # The tracker, a layer below, never imports this app: it announces a request's end
         # with its signals, and runs the chores apps register (docs/architecture.md).
-        from sonarweb.tracker import chores, signals
+        from sonarweb.tracker import signals
+        from sonarweb.tracker.following import chores
 
         from .delivery import deliver_due
         from .outbox import on_finished, on_retired

@@ -22,8 +22,8 @@ from playwright.sync_api import expect
 
 from sonarweb.accounts.models import Invitation, hash_token, new_invite_token
 from sonarweb.media.models import AnswerImage, ImageStatus
+from sonarweb.tracker.following.polling import refresh_if_due
 from sonarweb.tracker.models import ShareLink, TrackedRequest
-from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member, wait_for
 
 from .conftest import assert_accessible, assert_fits, open_menu, sign_in
@@ -376,8 +376,8 @@ def bench_answer(user: User) -> TrackedRequest:
     from bench.fixture import QUESTION as BENCH_QUESTION
     from bench.fixture import REQUEST_ID, job_text
     from sonarweb.perplexity.sonar import loads_job
-    from sonarweb.tracker.archive import archive_job
-    from sonarweb.tracker.polling import job_fields
+    from sonarweb.tracker.archive.store import archive_job
+    from sonarweb.tracker.following.polling import job_fields
 
     text = job_text(40_000, 150, 30)
     job = loads_job(text)

@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from sonarweb.tracker.following.polling import refresh_if_due
 from sonarweb.tracker.models import ShareLink, TrackedRequest
-from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
 from .conftest import assert_accessible, assert_fits, assert_focus_ring_visible, sign_in

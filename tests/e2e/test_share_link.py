@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from sonarweb.tracker.following.polling import refresh_if_due
 from sonarweb.tracker.models import TrackedRequest
-from sonarweb.tracker.polling import refresh_if_due
 from tests.conftest import OWNER_KEY, PASSWORD, make_member
 
 from .conftest import open_menu, sign_in

@@ -1,13 +1,13 @@
 """Full-text search: an FTS5 table on SQLite, tsvectors with a GIN index on PostgreSQL.
 
 Both are kept in step by triggers and filled here from the existing rows. The statements live
-in sonarweb/tracker/search/schema.py, which also re-creates the triggers after later
+in sonarweb/tracker/archive/search/schema.py, which also re-creates the triggers after later
 migrations (SQLite drops a table's triggers when Django rebuilds the table).
 """
 
 from django.db import migrations
 
-from sonarweb.tracker.search.schema import forward_sql, reverse_sql
+from sonarweb.tracker.archive.search.schema import forward_sql, reverse_sql
 
 
 class RunSQLForVendor(migrations.RunSQL):

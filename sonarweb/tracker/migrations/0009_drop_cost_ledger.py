@@ -1,4 +1,4 @@
-"""/costs/ sums the requests themselves (sonarweb/tracker/costs.py): drop the cost ledger made
+"""/costs/ sums the requests themselves (sonarweb/tracker/costs/totals.py): drop the cost ledger made
 by 0006, its triggers and its time zone table, on SQLite and on PostgreSQL, and add the
 partial index those sums read (every column they need, for the rows with a cost).
 

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
-from ..costs import Chart
+from ..costs.totals import Chart
 from ..models import STATUS_LABELS, TrackedRequest
 
 register = template.Library()

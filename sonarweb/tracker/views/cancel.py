@@ -35,9 +35,9 @@ from sonarweb.perplexity.documents import can_cancel
 from sonarweb.perplexity.payload import FINISHED_STATUSES
 
 from .. import audit
+from ..following.polling import request_early_poll
+from ..keys.upstream import Busy, KeyUnreadable, interactive_client, note_failure
 from ..models import ApiKey, AppState, TrackedRequest
-from ..polling import request_early_poll
-from ..upstream import Busy, KeyUnreadable, interactive_client, note_failure
 from .messages_upstream import try_again
 
 log = logging.getLogger("sonarweb.cancel")

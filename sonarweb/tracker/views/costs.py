@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from ..costs import cached_team_costs
+from ..costs.totals import cached_team_costs
 
 
 @require_safe

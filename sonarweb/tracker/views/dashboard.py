@@ -19,12 +19,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from .. import audit, listing
+from ..archive.search import Filters, Search, SearchTooSlow
+from ..following.polling import request_early_poll
+from ..following.scheduler import FAST_SECONDS
 from ..forms import STATUS_FILTER_CHOICES, DashboardFilterForm, TitleForm, TrackForm
 from ..listing import encode_cursor, member_choices, used_models
 from ..models import TrackedRequest
-from ..polling import request_early_poll
-from ..scheduler import FAST_SECONDS
-from ..search import Filters, Search, SearchTooSlow
 from . import handover
 from .access import key_of
 from .requests import watching

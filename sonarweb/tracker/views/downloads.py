@@ -16,7 +16,7 @@ from sonarweb.media.background import current_bundle, image_copies, retry_failed
 from sonarweb.media.bundle import local_markdown_images
 from sonarweb.media.store import media_storage
 
-from ..archive import stored_job
+from ..archive.store import stored_job
 from ..models import AnswerArchive, TrackedRequest
 from .access import get_request_for_user
 from .staff import staff_only

@@ -21,8 +21,8 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import FINISHED_STATUSES
 
 from .. import audit
+from ..keys.upstream import interactive_client, note_failure
 from ..models import ApiKey, AppState, TrackedRequest
-from ..upstream import interactive_client, note_failure
 from .messages_upstream import try_again
 
 log = logging.getLogger("sonarweb.handover")

@@ -29,11 +29,11 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import JobPage
 
 from .. import audit
+from ..following.polling import archive_saved
 from ..ids import InvalidRequestId, validate_request_id
 from ..import_forms import PasteIdsForm, SavedAnswerForm, SavedDocument
+from ..keys.upstream import interactive_client, note_failure
 from ..models import STATUS_LABELS, ApiKey, Origin, TrackedRequest
-from ..polling import archive_saved
-from ..upstream import interactive_client, note_failure
 from .access import key_of
 from .messages_upstream import try_again
 

@@ -11,10 +11,10 @@ from django.views.decorators.http import require_http_methods
 
 from sonarweb.perplexity import client as upstream
 
+from ..following.polling import resume_for_user
 from ..forms import ApiKeyForm
+from ..keys.upstream import interactive_client_for_secret
 from ..models import ApiKey
-from ..polling import resume_for_user
-from ..upstream import interactive_client_for_secret
 from .access import key_of
 
 log = logging.getLogger("sonarweb.keys")

@@ -23,9 +23,9 @@ from sonarweb.media.models import AnswerImage
 from sonarweb.perplexity.documents import can_cancel, loads_document
 from sonarweb.perplexity.payload import ANSWERED_STATUSES, PayloadError
 
-from ..archive import stored_job
+from ..archive.store import stored_job
+from ..following.polling import request_early_poll
 from ..models import AnswerArchive, AppState, TrackedRequest, UpstreamStatus
-from ..polling import request_early_poll
 from .access import get_request_for_user
 
 # What the slug path converter accepts (secrets.token_urlsafe output); anything else,

@@ -2,8 +2,8 @@
 
 Perplexity has no idempotency key for creates, and a second POST is a second paid run, so a
 create is never retried and every submit is deduplicated before anything is sent. The rules
-live in ``tracker/starting.py`` (the JSON API starts runs through it too); this view says what
-happened in the page's words:
+live in ``tracker/following/starting.py`` (the JSON API starts runs through it too); this view
+says what happened in the page's words:
 
 - the form carries a UUID made when it was rendered; a submit first reserves a row named
   ``starting-<uuid>`` in its own transaction, so a second submit of the same form (a double
@@ -29,9 +29,7 @@ from django.views.decorators.http import require_http_methods
 
 from sonarweb.perplexity import client as upstream
 
-from ..forms import MAX_QUESTION_CHARS, NewResearchForm
-from ..models import ApiKey, TrackedRequest
-from ..starting import (
+from ..following.starting import (
     IN_FLIGHT_MARGIN_SECONDS,
     STARTING_NOTE,
     STARTING_PREFIX,
@@ -44,7 +42,9 @@ from ..starting import (
     start_research,
     started_with,
 )
-from ..upstream import Busy, KeyUnreadable, note_failure
+from ..forms import MAX_QUESTION_CHARS, NewResearchForm
+from ..keys.upstream import Busy, KeyUnreadable, note_failure
+from ..models import ApiKey, TrackedRequest
 from .access import key_of
 from .messages_upstream import retry_seconds, try_again
 

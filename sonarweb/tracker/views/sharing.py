@@ -23,7 +23,7 @@ from sonarweb.perplexity.payload import ANSWERED_STATUSES
 
 from .. import audit
 from ..models import AnswerArchive, ShareLink, TrackedRequest
-from ..sharing import for_share
+from ..sharing.addresses import for_share
 from .access import get_request_for_user
 from .requests import answer_html
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_safe
 
 from sonarweb.media.lookup import disk_usage
 
-from ..liveness import INTERVALS
+from ..following.liveness import INTERVALS
 from ..models import AnswerArchive, RefresherBeat, UpstreamCall
 
 RECENT_CALLS = 50

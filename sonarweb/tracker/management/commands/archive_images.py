@@ -17,7 +17,7 @@ from sonarweb.media.fetch import FetchPolicy, ImageFetcher
 from sonarweb.media.models import AnswerImage
 from sonarweb.media.refs import image_refs
 
-from ...archive import rerender_many, stored_job
+from ...archive.store import rerender_many, stored_job
 from ...models import AnswerArchive, TrackedRequest
 
 

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from sonarweb.media.integrity import check_files
 
-from ...archive import rerender_many
+from ...archive.store import rerender_many
 
 
 class Command(BaseCommand):

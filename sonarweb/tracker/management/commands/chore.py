@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from ...chores import BY_NAME, CHORES
+from ...following.chores import BY_NAME, CHORES
 
 
 class Command(BaseCommand):

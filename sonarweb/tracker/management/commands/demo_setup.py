@@ -14,8 +14,8 @@ from django.db import transaction
 
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.simulator.demo import DEMO_AGENT_TRACKED, DEMO_KEY, sonar_archive_samples
+from sonarweb.tracker.following.polling import archive_saved
 from sonarweb.tracker.models import ApiKey, Origin, TrackedRequest
-from sonarweb.tracker.polling import archive_saved
 
 
 def images_from() -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from sonarweb.tracker.refresher import Refresher, run_once
+from sonarweb.tracker.following.refresher import Refresher, run_once
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.template.defaultfilters import filesizeformat
 
-from ...images import sweep_media
+from ...archive.images import sweep_media
 
 
 class Command(BaseCommand):

@@ -21,8 +21,10 @@ from sonarweb.accounts import signin
 from sonarweb.media import background as media
 from sonarweb.media import cleanup as media_cleanup
 
-from . import archive, audit, images
-from .models import RefresherBeat, UpstreamCall
+from .. import audit
+from ..archive import images
+from ..archive import store as archive
+from ..models import RefresherBeat, UpstreamCall
 
 log = logging.getLogger("sonarweb.chores")
 

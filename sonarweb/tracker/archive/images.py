@@ -22,7 +22,7 @@ from sonarweb.media import cleanup
 from sonarweb.media.models import AnswerBundle
 from sonarweb.perplexity.payload import ANSWERED_STATUSES
 
-from .models import AnswerArchive, TrackedRequest
+from ..models import AnswerArchive, TrackedRequest
 
 log = logging.getLogger("sonarweb.media")
 

@@ -35,14 +35,14 @@ from sonarweb.perplexity import agent
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import Job
 
-from .fitting import fit
-from .models import ApiKey, AppState, Origin, TrackedRequest, TrackedRequestQuerySet
-from .upstream import SLOT_WAIT_SECONDS, Busy, interactive_client
+from ..fitting import fit
+from ..keys.upstream import SLOT_WAIT_SECONDS, Busy, interactive_client
+from ..models import ApiKey, AppState, Origin, TrackedRequest, TrackedRequestQuerySet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-    from .forms import NewResearchForm
+    from ..forms import NewResearchForm
 
 log = logging.getLogger("sonarweb.research")
 

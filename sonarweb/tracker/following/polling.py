@@ -24,12 +24,13 @@ from django.utils import timezone
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import FINISHED_STATUSES, Job, JobSummary
 
-from . import budget, signals
-from .archive import archive_job
-from .fitting import fit
-from .models import ApiKey, AppState, TrackedRequest, UpstreamStatus
+from .. import signals
+from ..archive.store import archive_job
+from ..fitting import fit
+from ..keys import budget
+from ..keys.upstream import client_for, note_failure
+from ..models import ApiKey, AppState, TrackedRequest, UpstreamStatus
 from .scheduler import FAST_SECONDS, NOT_FOUND_CONFIRM_SECONDS, backoff, poll_interval
-from .upstream import client_for, note_failure
 
 log = logging.getLogger("sonarweb.polling")
 

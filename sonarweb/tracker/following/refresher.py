@@ -38,8 +38,9 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.documents import listed_by_key
 from sonarweb.perplexity.payload import JobSummary
 
+from ..keys.upstream import client_for
+from ..models import ApiKey, RefresherBeat, TrackedRequest
 from . import chores
-from .models import ApiKey, RefresherBeat, TrackedRequest
 from .polling import (
     claim_seconds,
     extend_claim,
@@ -50,7 +51,6 @@ from .polling import (
     store,
 )
 from .scheduler import FAST_SECONDS
-from .upstream import client_for
 
 log = logging.getLogger("sonarweb.refresher")
 

@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from sonarweb.perplexity.client import UpstreamError
 
-from .models import ApiKey
-from .scheduler import MAX_BACKOFF_SECONDS
+from ..models import ApiKey
 
 WINDOW = timedelta(minutes=1)
 DEFAULT_PAUSE_SECONDS = 30.0
+# The longest any wait grows: a key's pause, and a request's backoff (scheduler.py).
+MAX_BACKOFF_SECONDS = 300.0
 
 
 class CallDeferred(UpstreamError):

@@ -129,7 +129,7 @@ class Search:
 
     def snippets(self, ids: list[int]) -> dict[int, list[Snippet]]:
         """For each request, the fields where the words matched, with them marked."""
-        from ..models import TrackedRequest
+        from ...models import TrackedRequest
 
         matcher = Matcher(self.query.words())
         if not ids or matcher.pattern is None:

@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from sonarweb.perplexity import client as upstream
 
+from ..crypto import DecryptionError
+from ..models import ApiKey, UpstreamCall
 from . import budget
-from .crypto import DecryptionError
-from .models import ApiKey, UpstreamCall
 
 log = logging.getLogger("sonarweb.upstream")
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from .models import RefresherBeat
+from ..models import RefresherBeat
 
 # A refresher is alive while it finished a pass within this many refresh intervals.
 INTERVALS = 10

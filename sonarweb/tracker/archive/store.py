@@ -27,9 +27,9 @@ from sonarweb.media import background as media
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import ANSWERED_STATUSES, Completion, Job, PayloadError
 
-from . import signals
-from .fitting import fit
-from .models import AnswerArchive, TrackedRequest
+from .. import signals
+from ..fitting import fit
+from ..models import AnswerArchive, TrackedRequest
 
 log = logging.getLogger("sonarweb.archive")
 

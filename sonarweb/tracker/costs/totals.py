@@ -37,7 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Round, TruncMonth
 from django.db.models.lookups import GreaterThanOrEqual, LessThan
 
-from .models import TrackedRequest
+from ..models import TrackedRequest
 
 MICROS = 1_000_000
 UNKNOWN_MODEL = "(unknown model)"

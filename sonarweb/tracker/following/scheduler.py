@@ -11,12 +11,13 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
+from ..keys.budget import MAX_BACKOFF_SECONDS
+
 FAST_SECONDS = 3.0
 MAX_SECONDS = 30.0
 FAST_PHASE_SECONDS = 180.0
 # Past the fast phase, the interval grows by one second for every GROWTH seconds of age.
 GROWTH = 20.0
-MAX_BACKOFF_SECONDS = 300.0
 NOT_FOUND_CONFIRM_SECONDS = 3.0
 
 

@@ -1,0 +1,1 @@
+"""The team's costs, per month, member and model."""

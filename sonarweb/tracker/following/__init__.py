@@ -1,0 +1,1 @@
+"""Following research runs: starting them, polling them, the refresher loop and its chores."""

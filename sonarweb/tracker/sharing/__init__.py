@@ -1,0 +1,1 @@
+"""Public share links: the addresses under them."""
