@@ -226,3 +226,11 @@ def open_menu(page, name: str):
         menu.locator(":scope > summary").click()
     expect(menu).to_have_attribute("open", "")
     return menu
+
+
+def shot(page, name: str) -> None:
+    """A screenshot for a person to look at, when SONARWEB_SHOTS names a folder."""
+    folder = os.environ.get("SONARWEB_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))

@@ -10,10 +10,8 @@ With SONARWEB_SHOTS=<dir> each state is also saved there as a screenshot, to be 
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -26,7 +24,7 @@ from sonarweb.tracker.following.polling import refresh_if_due
 from sonarweb.tracker.models import ShareLink, TrackedRequest
 from tests.conftest import MEMBER_KEY, OWNER_KEY, PASSWORD, make_member, wait_for
 
-from .conftest import assert_accessible, assert_fits, open_menu, sign_in
+from .conftest import assert_accessible, assert_fits, open_menu, shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,14 +33,6 @@ QUESTION = "How do heat pumps cope with very cold winters?"
 EVERY_VIEW = [("phone", "dark"), ("phone", "light"), ("desktop", "light"), ("desktop", "dark")]
 TWO_VIEWS = [("phone", "dark"), ("desktop", "light")]
 PHONE_HEIGHT = 844
-
-
-def shot(page, name: str) -> None:
-    """A screenshot for a person to look at, when SONARWEB_SHOTS names a folder."""
-    folder = os.environ.get("SONARWEB_SHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def check(page, state: str) -> None:
