@@ -92,7 +92,7 @@ def test_copy_share_and_confirm(open_context, sim_server, simulator, device, sch
     ShareLink.objects.create(tracked=tracked, created_by=tracked.added_by)
     link = ShareLink.objects.active().get()
     page.goto("/links/")
-    page.get_by_role("button", name=re.compile("^Copy the public link to")).click()
+    page.get_by_role("button", name=re.compile("^Copy link to")).click()
     expect(announcer).to_have_text("Public link copied")
     assert clipboard(page) == f"{url.split('/s/')[0]}/s/{link.token}/"
     page.get_by_role("button", name=re.compile("^Revoke the link to")).click()
