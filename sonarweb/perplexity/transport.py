@@ -3,14 +3,23 @@
 Every connection goes through ``sonarweb.deadlines``, so a call ends by its deadline however
 slowly its bytes trickle in.
 
+httpx's own ``HTTPTransport`` builds its httpcore pool with no way to pass a network backend,
+so ``DeadlineTransport`` is a small ``httpx.BaseTransport`` of its own over httpcore's public
+``ConnectionPool``: it maps requests, responses and exceptions between the two libraries the
+way httpx does, and nothing in it reaches into either library's private names.
+
 The body is read raw and decoded here, not by httpx, so that a decompression bomb is caught
 after at most ``limit + 1`` decoded bytes: zlib is asked for no more than that per step.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import typing
 import zlib
+from collections.abc import Iterable, Iterator
+from types import TracebackType
 
 import httpcore
 import httpx
@@ -20,6 +29,29 @@ from sonarweb.deadlines import DeadlineStream
 
 # What we accept on the wire: both decode with zlib, step by step.
 ACCEPT_ENCODING = "gzip, deflate"
+
+# A client certificate as httpx takes it: a file, (cert, key) or (cert, key, password).
+CertTypes = str | tuple[str, str] | tuple[str, str, str]
+# The pool size httpx.HTTPTransport uses when it is given no limits (httpx 0.28).
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+# httpcore's exceptions and the httpx ones httpx itself turns them into.
+ERROR_MAP: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+)
 
 
 class BodyTooLarge(Exception):
@@ -35,11 +67,37 @@ class BadEncoding(Exception):
     """The body's Content-Encoding is one we did not ask for, or its data is corrupt."""
 
 
+def httpx_error_for(exc: Exception) -> type[httpx.HTTPError] | None:
+    """The most specific httpx exception class for an httpcore one; None for anything else."""
+    found: type[httpx.HTTPError] | None = None
+    for core_class, httpx_class in ERROR_MAP:
+        if isinstance(exc, core_class) and (found is None or issubclass(httpx_class, found)):
+            found = httpx_class
+    return found
+
+
+@contextlib.contextmanager
+def httpx_errors() -> Iterator[None]:
+    """Re-raise httpcore's exceptions as httpx's, chained, as httpx's own transport does.
+
+    The chain matters: the client tells a cancelled call (``deadlines.CallCancelled``) from a
+    broken one by the ``__cause__`` of the httpx error. Anything else (a guard's refusal from a
+    network backend, say) passes through unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:
+        mapped = httpx_error_for(exc)
+        if mapped is None:
+            raise
+        raise mapped(str(exc)) from exc
+
+
 class DeadlineBackend(httpcore.NetworkBackend):
     """httpcore's socket backend, with every operation bounded by the call's deadline."""
 
     def __init__(self, backend: httpcore.NetworkBackend | None = None) -> None:
-        self._backend = backend or httpcore.SyncBackend()
+        self.backend = backend or httpcore.SyncBackend()
 
     def connect_tcp(
         self,
@@ -49,7 +107,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(
+        stream = self.backend.connect_tcp(
             host, port, deadlines.time_left(timeout), local_address, socket_options
         )
         return DeadlineStream(stream)
@@ -60,41 +118,115 @@ class DeadlineBackend(httpcore.NetworkBackend):
         timeout: float | None = None,
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_unix_socket(
+        stream = self.backend.connect_unix_socket(
             path, deadlines.time_left(timeout), socket_options
         )
         return DeadlineStream(stream)
 
     def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
+        self.backend.sleep(seconds)
+
+
+class CoreResponseStream(httpx.SyncByteStream):
+    """An httpcore response body as an httpx stream, its errors mapped as they arrive."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with httpx_errors():
+            yield from self.stream
+
+    def close(self) -> None:
+        # httpcore's stream gives its connection back to the pool (or closes it) here.
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport whose connections honour ``deadline()``.
+
+    The arguments are those of ``httpx.HTTPTransport`` (same defaults), less ``proxy``:
+    upstream is reached directly, as the client's ``trust_env=False`` also ensures. A
+    ``network_backend`` (a guard that vets addresses, say) is wrapped in the deadline backend.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: CertTypes | None = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        uds: str | None = None,
+        local_address: str | None = None,
+        retries: int = 0,
+        socket_options: Iterable[typing.Any] | None = None,
+        network_backend: httpcore.NetworkBackend | None = None,
+    ) -> None:
+        self.pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=http1,
+            http2=http2,
+            retries=retries,
+            local_address=local_address,
+            uds=uds,
+            socket_options=socket_options,
+            network_backend=DeadlineBackend(network_backend),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.SyncByteStream):
+            raise TypeError("DeadlineTransport sends synchronous requests only.")
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with httpx_errors():
+            core_response = self.pool.handle_request(core_request)
+        return httpx.Response(
+            status_code=core_response.status,
+            headers=core_response.headers,
+            stream=CoreResponseStream(typing.cast(Iterable[bytes], core_response.stream)),
+            extensions=core_response.extensions,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> DeadlineTransport:
+        self.pool.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        with httpx_errors():
+            self.pool.__exit__(exc_type, exc_value, traceback)
 
 
 def deadline_transport(
     network_backend: httpcore.NetworkBackend | None = None, **kwargs: typing.Any
-) -> httpx.HTTPTransport:
-    """An httpx transport whose connections honour ``deadline()``.
-
-    httpx builds its connection pool without a way to pass a network backend, so the pool is
-    rebuilt with the same TLS context and the backend above.
-    """
-    transport = httpx.HTTPTransport(**kwargs)
-    pool = transport._pool
-    if not isinstance(pool, httpcore.ConnectionPool):  # a proxy was configured
-        return transport
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=pool._ssl_context,
-        max_connections=pool._max_connections,
-        max_keepalive_connections=pool._max_keepalive_connections,
-        keepalive_expiry=pool._keepalive_expiry,
-        http1=pool._http1,
-        http2=pool._http2,
-        retries=pool._retries,
-        local_address=pool._local_address,
-        uds=pool._uds,
-        socket_options=pool._socket_options,
-        network_backend=DeadlineBackend(network_backend),
-    )
-    return transport
+) -> DeadlineTransport:
+    """An httpx transport whose connections honour ``deadline()`` (see DeadlineTransport)."""
+    return DeadlineTransport(network_backend=network_backend, **kwargs)
 
 
 def _decoder(encoding: str) -> typing.Any:
