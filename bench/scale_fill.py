@@ -328,8 +328,9 @@ def running_jobs(sim_base: str, members: list[Any], keys: list[str], jobs: int) 
         api_key.save()
     for n in range(jobs):
         i = n % len(keys)
+        # Agent runs, as research runs today: each is polled with its own GET.
         job_id = httpx.post(
-            f"{sim_base}/_sim/jobs",
+            f"{sim_base}/_sim/runs",
             json={"key": keys[i], "question": f"Polling scenario question {n}"},
             timeout=10,
         ).json()["id"]
