@@ -1,6 +1,7 @@
 """Peak memory per worker on allowed but large inputs, each beside a small baseline.
 
     .venv/bin/python bench/memory_bench.py [--sources 1000000] [--megapixels 39.7]
+        [--only archive|image|interactive]
 
 Every case runs in its own process, so peaks do not mix: the process sets Django up, reads
 its input, notes its resident memory, resets the kernel's peak-RSS mark (``VmHWM``, through
@@ -20,11 +21,13 @@ had before the step. The cases:
 Targets, over the baseline of the same step:
 
 - refresher archive below 450 MB. A million small sources are about the most the 32 MiB
-  response cap lets in, and parsing them with ``json`` has a floor: about 260 bytes a source
-  for the parsed tree (a dict and its URL: 260 MB), beside the text, which is archived as
-  received (30 MB, or 60 when one character is outside Latin-1), and the parsed sources
-  (about 100 MB once they are slotted). What is above that is copies: the bytes kept while
-  parsing, a source object per uncited source for a page that lists 200 of them.
+  response cap lets in. Parsed whole with ``json`` they would be a tree of dicts first
+  (about 260 bytes a source: 260 MB) before one source is read; they are read one at a time
+  instead (``payload.loads_streamed``), so what is held is the text, archived as received
+  (30 MB, or 60 when one character is outside Latin-1), and the parsed sources (a slotted
+  object and its URL, about 150 MB). Around them: the numbering of the sources for the page
+  (a few arrays), which lists 200 uncited ones and builds only those, and the database's
+  copies of the text once the parsed answer is gone.
 - one image decode below 120 MB: 16 MP decoded are 64 MB; that one copy, a band being
   resampled and the renditions.
 - an interactive call below 20 MB: it is refused after PERPLEXITY_INTERACTIVE_MAX_BYTES
@@ -301,39 +304,53 @@ def parent(args: argparse.Namespace) -> None:
             sonar_size = served_size(sim, f"/v1/async/sonar/{ids['sonar']}")
             print(f"  answers of {args.sources:,} sources: Agent {size / MB:.1f} MB, "
                   f"Sonar {sonar_size / MB:.1f} MB", flush=True)  # fmt: skip
-            for name, big, small in (("Agent", "agent", "agent_small"),
-                                     ("Sonar", "sonar", "sonar_small")):  # fmt: skip
+            if args.only in ("", "archive"):
+                archive_cases(env_file, ids, args.sources)
+            if args.only in ("", "image"):
+                limit = int(settings.SONARWEB_IMAGE_MAX_DECODED_PIXELS)
+                image_cases(env_file, tmp, args.megapixels, limit)
+            if args.only in ("", "interactive"):
                 report(
-                    f"refresher archive, {name} answer of {args.sources:,} sources",
-                    "archive",
-                    run_child(env_file, "archive", ids[big]),
-                    run_child(env_file, "archive", ids[small]),
+                    f"interactive call, {INTERACTIVE_BODY // 1_000_000} MB answer",
+                    "interactive",
+                    run_child(env_file, "interactive", "big"),
+                    run_child(env_file, "interactive", "small"),
                 )
-            limit = int(settings.SONARWEB_IMAGE_MAX_DECODED_PIXELS)
-            images = write_images(tmp, args.megapixels, limit)
-            small = run_child(env_file, "image", str(images["1mp.png"]))
-            for name, big in (
-                (f"image decode, {args.megapixels:g} MP PNG", "big.png"),
-                (f"image decode, {args.megapixels:g} MP JPEG", "big.jpg"),
-                (f"image decode, {limit * 0.99 / 1e6:.1f} MP PNG with alpha", "limit.png"),
-            ):
-                report(name, "image", run_child(env_file, "image", str(images[big])), small)
-            report(
-                f"interactive call, {INTERACTIVE_BODY // 1_000_000} MB answer",
-                "interactive",
-                run_child(env_file, "interactive", "big"),
-                run_child(env_file, "interactive", "small"),
-            )
         finally:
             server.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def archive_cases(env_file: Path, ids: dict[str, str], sources: int) -> None:
+    for name, big, small in (("Agent", "agent", "agent_small"),
+                             ("Sonar", "sonar", "sonar_small")):  # fmt: skip
+        report(
+            f"refresher archive, {name} answer of {sources:,} sources",
+            "archive",
+            run_child(env_file, "archive", ids[big]),
+            run_child(env_file, "archive", ids[small]),
+        )
+
+
+def image_cases(env_file: Path, folder: Path, megapixels: float, limit: int) -> None:
+    images = write_images(folder, megapixels, limit)
+    small = run_child(env_file, "image", str(images["1mp.png"]))
+    for name, big in (
+        (f"image decode, {megapixels:g} MP PNG", "big.png"),
+        (f"image decode, {megapixels:g} MP JPEG", "big.jpg"),
+        (f"image decode, {limit * 0.99 / 1e6:.1f} MP PNG with alpha", "limit.png"),
+    ):
+        report(name, "image", run_child(env_file, "image", str(images[big])), small)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", type=int, default=1_000_000)
     parser.add_argument("--megapixels", type=float, default=39.7)
+    parser.add_argument(
+        "--only", choices=("archive", "image", "interactive"), default="", help="one kind of case"
+    )
     parser.add_argument("--child", choices=("archive", "image", "interactive"))
     parser.add_argument("--arg", default="")
     parser.add_argument("--env", default="")

@@ -217,6 +217,54 @@ def test_source_cards_show_title_domain_date_snippet_and_cited_mark() -> None:
     assert cite_targets(render("Delta [4].", **fields)) == []
 
 
+def test_a_strip_of_hosts_sits_above_a_long_answer() -> None:
+    urls = [
+        "https://www.alpha.com/1",
+        "https://beta.org/2",
+        "https://www.alpha.com/3",
+        "https://gamma.net/4",
+        "https://delta.io/5",
+        "https://epsilon.dev/6",
+    ]
+    results = [{"url": u, "title": f"Title {n}"} for n, u in enumerate(urls, 1)]
+    dom = render("Gamma first [4], then beta [2].", citations=urls, search_results=results)
+    strip = dom.one("nav", "source-strip")
+    assert strip.attrs["aria-label"] == "Sources at a glance"
+    links = [e for e in elements_within(dom, strip) if e.tag == "a"]
+    # Cited hosts first, then the others in order; a host once, with how many it gave.
+    assert [a.text for a in links] == [
+        "gamma.net",
+        "beta.org",
+        "alpha.com \u00d72",
+        "delta.io",
+        "epsilon.dev",
+        "All 6 sources",
+    ]
+    assert [a.attrs["href"] for a in links] == [
+        "#source-4",
+        "#source-2",
+        "#source-1",
+        "#source-5",
+        "#source-6",
+        "#answer-sources",
+    ]
+    # Every link lands on a card of the page, and the strip comes before the text.
+    ids = {e.attrs.get("id") for e in dom.elements}
+    assert all(a.attrs["href"][1:] in ids for a in links)
+    body = dom.one("div", "answer-body")
+    assert dom.elements.index(strip) < dom.elements.index(body)
+
+
+def test_no_strip_for_a_few_sources_or_no_text() -> None:
+    assert not render("Batteries got cheaper [1].", **SOURCES).find("nav", "source-strip")
+    many = {
+        "citations": [f"https://site{n}.example/" for n in range(8)],
+        "search_results": [],
+    }
+    assert render("Text [1].", **many).find("nav", "source-strip")
+    assert not render("", **many).find("nav", "source-strip")
+
+
 def test_citation_without_search_result_gets_card_from_url() -> None:
     dom = render("See [1].", citations=["https://www.lonely.example.com/page?x=1"])
     card = dom.one("li", "source-card", id="source-1")

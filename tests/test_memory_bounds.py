@@ -20,11 +20,16 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
+from sonarweb.answers.export import render_plain_markdown
+from sonarweb.answers.render import UNCITED_LISTED, render_completion
 from sonarweb.media import conf
 from sonarweb.media.decode import _fit_size, _resampled, _target_mode, reencode
 from sonarweb.media.errors import ImageRefused
+from sonarweb.perplexity import agent
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity import transport as wire
+from sonarweb.perplexity.documents import loads_document
+from sonarweb.perplexity.payload import Completion, Job, SearchResult
 from sonarweb.tracker.keys.upstream import client_for, interactive_client
 from sonarweb.tracker.models import ApiKey
 
@@ -231,3 +236,64 @@ def test_the_refresher_still_reads_answers_over_the_interactive_cap(
     with interactive_client(ApiKey.objects.get(user=owner)) as api:
         with pytest.raises(upstream.TooLarge, match="over the 1 MB limit"):
             api.get_run(run_id)
+
+
+# A million small sources are about the most the response cap lets in; a fifth of that keeps
+# these quick and the figures per source the same.
+MANY = 200_000
+
+
+def run_with_many_sources(count: int) -> str:
+    results = [{"id": 1, "url": "https://cited.example/1", "title": "Cited"}]
+    results += [{"url": f"https://a.io/{n:x}"} for n in range(count)]
+    document = {
+        "id": "resp_many",
+        "object": "response",
+        "status": "completed",
+        "output": [
+            {"type": "search_results", "results": results},
+            {"type": "message", "content": [{"type": "output_text", "text": "An answer [1]."}]},
+        ],
+    }
+    return json.dumps(document)
+
+
+def test_reading_an_answer_with_many_sources_never_holds_them_all_as_json():
+    text = run_with_many_sources(MANY)
+    peak, job = traced_peak(lambda: agent.loads_response(text))
+    assert isinstance(job, Job) and job.response is not None
+    assert len(job.response.search_results) == MANY + 1
+    assert job.response.citations == ("https://cited.example/1",)
+    # What is kept is a SearchResult and its URL a source (~150 bytes). Parsed whole first,
+    # each source was a dict as well, all at once: about 380 bytes a source at the peak.
+    assert peak < 250 * MANY, peak / MANY
+
+
+def test_reading_a_sonar_job_with_many_sources_never_holds_them_all_as_json():
+    sources = [{"url": f"https://a.io/{n:x}"} for n in range(MANY)]
+    response = {"choices": [{"message": {"content": "An answer."}}], "search_results": sources}
+    text = json.dumps({"id": "job-many", "status": "COMPLETED", "response": response})
+    del sources, response
+    peak, job = traced_peak(lambda: loads_document(text))
+    assert isinstance(job, Job) and job.response is not None
+    assert len(job.response.search_results) == MANY
+    assert peak < 250 * MANY, peak / MANY
+
+
+def test_rendering_an_answer_with_many_sources_builds_only_those_it_lists():
+    completion = Completion(
+        content="An answer [1].",
+        citations=("https://cited.example/1",),
+        search_results=tuple(SearchResult(url=f"https://a.io/{n:x}") for n in range(MANY)),
+    )
+    peak, outcome = traced_peak(
+        lambda: (render_completion(completion), render_plain_markdown(completion))
+    )
+    html, markdown = outcome  # type: ignore[misc]
+    listed = 1 + UNCITED_LISTED
+    assert html.count('<li class="source-card') == listed
+    assert f"{MANY - UNCITED_LISTED:,} more sources that the answer does not cite" in html
+    assert f"{MANY - UNCITED_LISTED:,} more sources that the answer does not cite" in markdown
+    # The numbering of a million sources is a few arrays (~30 bytes a source); a Source
+    # object for each, and a set of their keys, were about 300.
+    assert peak < 60 * MANY, peak / MANY

@@ -25,7 +25,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
-from sonarweb.answers.sources import Source
+from sonarweb.answers.sources import Source, citable_count
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def citations_plugin(md: MarkdownIt) -> None:
 
 def citation_env(sources: Sequence[Source]) -> dict[str, Any]:
     """The markdown-it env that lets markers reach ``sources`` (citable ones come first)."""
-    return {ENV_SOURCES: sources, ENV_COUNT: sum(1 for s in sources if s.citable)}
+    return {ENV_SOURCES: sources, ENV_COUNT: citable_count(sources)}
 
 
 def cited_numbers(env: dict[str, Any]) -> set[int]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from sonarweb.answers.content import json_answer, split_reasoning
 from sonarweb.answers.render import listed_sources
-from sonarweb.answers.sources import build_sources, http_url
+from sonarweb.answers.sources import Source, build_sources, citable_count, http_url
 from sonarweb.perplexity.payload import Completion
 
 _MARKER = re.compile(r"\[ ?(\d{1,7}(?: ?, ?\d{1,7})*) ?\](?!\()")
@@ -84,11 +85,12 @@ def safe_markdown(answer: str, count: int) -> tuple[str, set[int]]:
     return "".join(out), cited
 
 
-def render_plain_markdown(completion: Completion) -> str:
+def render_plain_markdown(completion: Completion, sources: Sequence[Source] | None = None) -> str:
+    """answer.md's body; ``sources`` are ``build_sources(completion)`` if the caller has them."""
     answer = split_reasoning(completion.content or "").answer
-    sources = build_sources(completion)
+    sources = build_sources(completion) if sources is None else sources
     pretty = json_answer(answer)
-    citable = sum(1 for s in sources if s.citable)
+    citable = citable_count(sources)
     if pretty is not None:
         answer, cited = f"```json\n{pretty}\n```", set()
     else:

@@ -20,6 +20,7 @@ Fragment layout (classes and ids templates, answer.js and browser tests rely on)
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from html import escape
 
@@ -43,7 +44,8 @@ from sonarweb.perplexity.payload import Completion
 #    a disclosure; usage shows reasoning within the completion, "Tokens in total", "Total cost"
 #    and every amount to four decimals.
 # 9: answer.md cites with footnotes and escapes raw HTML outside code.
-RENDER_VERSION = 9
+# 10: a strip of the sources' hosts above a long answer.
+RENDER_VERSION = 10
 # Sources listed on the page: every source the text cites, and at most this many others. An
 # answer with 100,000 search results would otherwise be a page of 90 MB.
 UNCITED_LISTED = 200
@@ -62,16 +64,20 @@ def _body(answer: str, sources: Sequence[Source], images: ImageMap | None) -> Re
 
 
 def listed_sources(sources: Sequence[Source], cited: set[int]) -> tuple[list[Source], int]:
-    """The sources worth a card, and how many others are left out (they stay in the JSON)."""
-    listed: list[Source] = []
-    uncited = 0
-    for source in sources:
-        if source.number in cited:
-            listed.append(source)
-        elif uncited < UNCITED_LISTED:
-            listed.append(source)
-            uncited += 1
-    return listed, len(sources) - len(listed)
+    """The sources worth a card, and how many others are left out (they stay in the JSON).
+
+    Source ``n`` is ``sources[n - 1]``: only the listed ones are looked at, so a lazy
+    ``SourceList`` of a million builds a few hundred."""
+    count = len(sources)
+    numbers = sorted(n for n in cited if 0 < n <= count)
+    uncited: list[int] = []
+    number = 1
+    while len(uncited) < UNCITED_LISTED and number <= count:
+        if number not in cited:
+            uncited.append(number)
+        number += 1
+    listed = [sources[n - 1] for n in heapq.merge(numbers, uncited)]
+    return listed, count - len(listed)
 
 
 def _more_sources(count: int) -> str:
@@ -105,11 +111,13 @@ def render_completion(
     *,
     followup_url: str | None = "/new/",
     images: ImageMap | None = None,
+    sources: Sequence[Source] | None = None,
 ) -> str:
     """The answer as one sanitized fragment. ``images`` are the archive's copies of the
-    images it names; any image without a copy becomes a placeholder, never a hot link."""
+    images it names; any image without a copy becomes a placeholder, never a hot link.
+    ``sources`` are ``build_sources(completion)``, when the caller has them already."""
     split = split_reasoning(completion.content or "")
-    sources = build_sources(completion)
+    sources = build_sources(completion) if sources is None else sources
     body = _body(split.answer, sources, images)
     listed, hidden = listed_sources(sources, body.cited)
     attachments = sections.attachments(completion.chunks)
@@ -131,6 +139,7 @@ def render_completion(
     extra = [(slug, name) for slug, name, html in named if html]
     parts = (
         sections.toc(body.headings, extra),
+        sections.source_strip(listed, body.backrefs, len(sources)) if body.html else "",
         main,
         note,
         attachments,

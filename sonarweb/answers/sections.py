@@ -132,6 +132,43 @@ def sources(
     return _render("_sources.html", {"cards": cards, "count": _digits(len(items))})
 
 
+# The source strip above a long answer: how many hosts it names, and from how many sources on
+# an answer is long enough to want one (below that, the cards are a short scroll away).
+STRIP_HOSTS = 8
+STRIP_MIN_SOURCES = 5
+
+
+def source_strip(items: Sequence[Source], refs: Mapping[int, Sequence[Backref]], total: int) -> str:
+    """The sources at a glance: the hosts of the listed sources, those the text cites first in
+    reading order, then the others; each host once (with how many of the listed sources it
+    gave) and a link to its first card."""
+    if total < STRIP_MIN_SOURCES:
+        return ""
+    first = {n: min(r.group for r in places) for n, places in refs.items() if places}
+    cited = sorted((s for s in items if s.number in first), key=lambda s: first[s.number])
+    ordered = cited + [s for s in items if s.number not in first]
+    hosts: dict[str, dict[str, Any]] = {}
+    for source in ordered:
+        if not source.domain:
+            continue
+        host = hosts.get(source.domain)
+        if host is None:
+            hosts[source.domain] = {
+                "name": source.domain,
+                "number": _digits(source.number),
+                "title": source.title,
+                "sources": 1,
+            }
+        else:
+            host["sources"] += 1
+    shown = list(hosts.values())[:STRIP_HOSTS]
+    if not shown:
+        return ""
+    for host in shown:
+        host["count"] = _digits(host["sources"]) if host["sources"] > 1 else ""
+    return _render("_source_strip.html", {"hosts": shown, "total": _digits(total)})
+
+
 _STEP_NAMES = {
     "web_search": "Web search",
     "fetch_url_content": "Read pages",

@@ -8,10 +8,13 @@ but markers can only reach the citable ones, as the numbering upstream uses does
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import urlsplit
 
-from sonarweb.perplexity.payload import Completion, SearchResult
+from sonarweb.perplexity.payload import Completion, SearchResult, distinct
 
 SNIPPET_LIMIT = 500
 
@@ -99,23 +102,77 @@ def _make(number: int, url: str, result: SearchResult | None, *, citable: bool) 
     )
 
 
-def build_sources(completion: Completion) -> list[Source]:
-    results = completion.search_results
-    if not completion.citations:
-        return [_make(i, r.url, r, citable=True) for i, r in enumerate(results, 1)]
-    by_key: dict[str, SearchResult] = {}
-    for result in results:
-        by_key.setdefault(_match_key(result.url), result)
-    sources: list[Source] = []
-    used: set[str] = set()
-    for i, url in enumerate(completion.citations, 1):
-        key = _match_key(url)
-        used.add(key)
-        sources.append(_make(i, url, by_key.get(key), citable=True))
-    for result in results:
-        key = _match_key(result.url)
-        if key in used:
-            continue
-        used.add(key)
-        sources.append(_make(len(sources) + 1, result.url, result, citable=False))
-    return sources
+class SourceList(Sequence[Source]):
+    """An answer's numbered sources, each ``Source`` built when it is asked for.
+
+    The page lists the cited sources and 200 others, the references export 1,000, and an
+    answer may carry a million search results: a ``Source`` for each was 160 MB at the
+    moment archiving peaks. The numbering and the count are settled up front (one pass over
+    the results, for duplicates); the ``Source`` objects only on demand, and not kept.
+    """
+
+    __slots__ = ("_citations", "_matched", "_others", "_results", "citable")
+
+    def __init__(self, completion: Completion) -> None:
+        results = completion.search_results
+        citations = completion.citations
+        self._results = results
+        self._citations = citations
+        # The sources markers can reach, numbered 1 to ``citable``.
+        self.citable = len(citations) if citations else len(results)
+        # Per citation, the first search result with the same URL (for its title, date...).
+        self._matched: list[SearchResult | None] = []
+        # Indexes of the search results listed after the citations, each URL once.
+        self._others: Sequence[int] = range(len(results))
+        if citations:
+            self._match(results, citations)
+
+    def _match(self, results: Sequence[SearchResult], citations: Sequence[str]) -> None:
+        keys = [_match_key(url) for url in citations]
+        cited = set(keys)
+        first: dict[str, SearchResult] = {}
+        others = array("q")
+        hashes = array("q")
+        for index, result in enumerate(results):
+            key = _match_key(result.url)
+            if key in cited:
+                first.setdefault(key, result)
+            else:
+                others.append(index)
+                hashes.append(hash(key))
+        self._matched = [first.get(key) for key in keys]
+        self._others = distinct(others, hashes, lambda index: _match_key(results[index].url))
+
+    def __len__(self) -> int:
+        return len(self._citations) + len(self._others)
+
+    @overload
+    def __getitem__(self, index: int) -> Source: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Source]: ...
+
+    def __getitem__(self, index: int | slice) -> Source | list[Source]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        count = len(self)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("source number out of range")
+        number = index + 1
+        if index < len(self._citations):
+            return _make(number, self._citations[index], self._matched[index], citable=True)
+        result = self._results[self._others[index - len(self._citations)]]
+        return _make(number, result.url, result, citable=not self._citations)
+
+
+def build_sources(completion: Completion) -> SourceList:
+    return SourceList(completion)
+
+
+def citable_count(sources: Sequence[Source]) -> int:
+    """How many of the sources markers can reach (they come first)."""
+    if isinstance(sources, SourceList):
+        return sources.citable
+    return sum(1 for source in sources if source.citable)

@@ -22,13 +22,14 @@ The contract (``shared/reference/perplexity-agent-api.md``) in what this module 
 
 from __future__ import annotations
 
-import json
 import re
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
 from .payload import (
     FINISHED_STATUSES,
+    Collectors,
     Completion,
     Job,
     PayloadError,
@@ -40,6 +41,8 @@ from .payload import (
     as_list,
     as_str,
     clean_text,
+    distinct,
+    loads_streamed,
     timestamp,
 )
 
@@ -157,37 +160,75 @@ def _status(data: dict[str, Any]) -> str:
     return status
 
 
+class _Entries:
+    """One ``results`` or ``contents`` array of an output item, read as sources (its entries'
+    URLs, stripped, and search result ids). ``load_json`` fills one per array as the text is
+    parsed, so each entry's dict is gone before the next one is read."""
+
+    __slots__ = ("numbers", "results")
+
+    def __init__(self) -> None:
+        self.results: list[SearchResult] = []
+        # The entry's ``id``: what the answer's markers point at (search results only).
+        self.numbers: list[int | None] = []
+
+    def append(self, entry: Any) -> None:
+        raw = as_dict(entry)
+        url = as_str(raw.get("url")).strip()
+        if not url:
+            return
+        self.numbers.append(as_int(raw.get("id")))
+        self.results.append(
+            SearchResult(
+                url=url,
+                title=as_str(raw.get("title")),
+                date=as_str(raw.get("date")),
+                last_updated=as_str(raw.get("last_updated")),
+                snippet=as_str(raw.get("snippet")),
+                source=as_str(raw.get("source"), "web"),
+            )
+        )
+
+    @classmethod
+    def of(cls, value: Any) -> _Entries:
+        """The array as read while parsing, or a parsed JSON array read now."""
+        if isinstance(value, _Entries):
+            return value
+        entries = cls()
+        for entry in as_list(value):
+            entries.append(entry)
+        return entries
+
+
+# Where the sources are in a Response, for ``payload.loads_streamed``.
+SOURCE_ARRAYS: Collectors = {
+    ("output", "*", "results"): _Entries,
+    ("output", "*", "contents"): _Entries,
+}
+
+
 def _results(output: list[Any]) -> tuple[list[SearchResult], dict[int, str]]:
     """Sources in order (search results, then fetched pages), de-duplicated by URL, and each
     search result id's URL."""
-    sources: dict[str, SearchResult] = {}
+    results: list[SearchResult] = []
+    hashes = array("q")
     ids: dict[int, str] = {}
     for item in output:
         data = as_dict(item)
         kind = data.get("type")
-        entries = as_list(data.get("results" if kind == "search_results" else "contents"))
         if kind not in ("search_results", "fetch_url_results"):
             continue
-        for entry in entries:
-            raw = as_dict(entry)
-            url = as_str(raw.get("url")).strip()
-            if not url:
-                continue
-            number = as_int(raw.get("id")) if kind == "search_results" else None
-            if number is not None and number not in ids:
-                ids[number] = url
-            sources.setdefault(
-                url,
-                SearchResult(
-                    url=url,
-                    title=as_str(raw.get("title")),
-                    date=as_str(raw.get("date")),
-                    last_updated=as_str(raw.get("last_updated")),
-                    snippet=as_str(raw.get("snippet")),
-                    source=as_str(raw.get("source"), "web"),
-                ),
-            )
-    return list(sources.values()), ids
+        searched = kind == "search_results"
+        entries = _Entries.of(data.get("results" if searched else "contents"))
+        for result, number in zip(entries.results, entries.numbers, strict=True):
+            if searched and number is not None and number not in ids:
+                ids[number] = result.url
+            results.append(result)
+            hashes.append(hash(result.url))
+    firsts = distinct(range(len(results)), hashes, lambda index: results[index].url)
+    if len(firsts) < len(results):
+        results = [results[index] for index in firsts]
+    return results, ids
 
 
 def _parts(output: list[Any]) -> Iterator[tuple[str, list[Any]]]:
@@ -365,8 +406,14 @@ def parse_cancel(raw: Any) -> str:
     return status
 
 
+def load_json(text: str) -> Any:
+    """A Response's JSON, its sources read as they are parsed (``payload.loads_streamed``)."""
+    return loads_streamed(text, SOURCE_ARRAYS)
+
+
 def loads_response(text: str) -> Job:
     try:
-        return parse_response(json.loads(text))
-    except (json.JSONDecodeError, RecursionError) as exc:
+        raw = load_json(text)
+    except (ValueError, RecursionError) as exc:
         raise PayloadError("The stored answer is not JSON.") from exc
+    return parse_response(raw)

@@ -331,7 +331,7 @@ class PerplexityClient:
         if not agent.valid_run_id(run_id):
             raise Rejected("This is not an Agent run id.", status=400)
         path = f"{agent.RUNS_PATH}/{quote(run_id, safe='')}"
-        raw, text = self._call("GET", path, endpoint="run", request_id=run_id)
+        raw, text = self._call("GET", path, endpoint="run", request_id=run_id, load=agent.load_json)
         try:
             job = agent.parse_response(raw)
         except PayloadError as exc:
@@ -343,7 +343,9 @@ class PerplexityClient:
     def create_run(self, body: dict[str, Any]) -> tuple[Job, str]:
         """Start a run (``POST /v1/agent``). Never retried: upstream has no idempotency key,
         so a second POST would be a second paid run."""
-        raw, text = self._call("POST", agent.RUNS_PATH, endpoint="start", json_body=body)
+        raw, text = self._call(
+            "POST", agent.RUNS_PATH, endpoint="start", json_body=body, load=agent.load_json
+        )
         try:
             return agent.parse_response(raw), text
         except PayloadError as exc:
@@ -380,7 +382,9 @@ class PerplexityClient:
         job: both have been seen), BadPayload when the answer is not a job at all.
         """
         path = f"{sonar.JOBS_PATH}/{quote(request_id, safe='')}"
-        raw, text = self._call("GET", path, endpoint="get", request_id=request_id)
+        raw, text = self._call(
+            "GET", path, endpoint="get", request_id=request_id, load=sonar.load_json
+        )
         if isinstance(raw, dict) and "requests" in raw and "id" not in raw:
             raise WrongJob("Perplexity answered with the list of jobs instead of this job.")
         try:
@@ -422,8 +426,10 @@ class PerplexityClient:
         request_id: str = "",
         params: dict[str, str] | None = None,
         json_body: Any = None,
+        load: Callable[[str], Any] = json.loads,
     ) -> tuple[Any, str]:
-        """The decoded JSON body and its text."""
+        """The decoded JSON body and its text. A successful body is read by ``load``: the
+        protocol's reader of large documents, where the answer may be one."""
         if self._before_call is not None:
             self._before_call(endpoint)
         started = time.monotonic()
@@ -437,7 +443,7 @@ class PerplexityClient:
             # The bytes go before the JSON is parsed: a large answer's peak is its text and
             # the parsed objects, never its bytes as well.
             del body
-            return self._decode(status, headers, text)
+            return self._decode(status, headers, text, load)
         except UpstreamError as exc:
             error = type(exc).__name__
             raise
@@ -497,11 +503,13 @@ class PerplexityClient:
         return response.status_code, response.headers, body
 
     @staticmethod
-    def _decode(status: int, headers: httpx.Headers, text: str) -> tuple[Any, str]:
+    def _decode(
+        status: int, headers: httpx.Headers, text: str, load: Callable[[str], Any] = json.loads
+    ) -> tuple[Any, str]:
         """The JSON body and its text (``_body_text``), or the typed error its status means."""
         try:
-            body: Any = json.loads(text)
-        except (json.JSONDecodeError, RecursionError, ValueError):
+            body: Any = (load if 200 <= status < 300 else json.loads)(text)
+        except (RecursionError, ValueError):
             body = None
         envelope = _error_envelope(body)
         if status == 403 and envelope.get("type") == "chat_completions_not_available":

@@ -6,12 +6,11 @@ an Agent Response from a Sonar job by its shape and reads it into the shared ``J
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 from . import agent, sonar
-from .payload import Job, PayloadError
+from .payload import Collectors, Job, PayloadError, loads_streamed
 
 
 def parse_document(raw: Any) -> Job:
@@ -20,11 +19,16 @@ def parse_document(raw: Any) -> Job:
     return sonar.parse_job(raw)
 
 
+# The sources of either protocol, read as the text is parsed: each path belongs to one
+# protocol, and each parser reads only its own.
+SOURCE_ARRAYS: Collectors = {**agent.SOURCE_ARRAYS, **sonar.SOURCE_ARRAYS}
+
+
 def loads_document(text: str) -> Job:
     """Parse stored raw JSON text of a job or run; PayloadError if it is neither."""
     try:
-        raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        raw = loads_streamed(text, SOURCE_ARRAYS)
+    except (ValueError, RecursionError) as exc:
         raise PayloadError("The stored answer is not JSON.") from exc
     return parse_document(raw)
 

@@ -7,10 +7,10 @@ saved Sonar JSON in, so this reader stays: every archived Sonar answer is render
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .payload import (
+    Collectors,
     Completion,
     ContentChunk,
     Image,
@@ -27,6 +27,7 @@ from .payload import (
     as_list,
     as_str,
     clean_text,
+    loads_streamed,
     timestamp,
 )
 
@@ -142,6 +143,35 @@ def parse_search_result(raw: Any) -> SearchResult | None:
     )
 
 
+class _Results:
+    """A completion's ``search_results``, read as they are parsed (``loads_job``): each
+    entry's dict is gone before the next one is read."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[SearchResult] = []
+
+    def append(self, entry: Any) -> None:
+        result = parse_search_result(entry)
+        if result is not None:
+            self.items.append(result)
+
+    @classmethod
+    def of(cls, value: Any) -> _Results:
+        """The array as read while parsing, or a parsed JSON array read now."""
+        if isinstance(value, _Results):
+            return value
+        results = cls()
+        for entry in as_list(value):
+            results.append(entry)
+        return results
+
+
+# Where the sources are in a job, for ``payload.loads_streamed``.
+SOURCE_ARRAYS: Collectors = {("response", "search_results"): _Results}
+
+
 def parse_image(raw: Any) -> Image | None:
     data = as_dict(raw)
     image_url = as_str(data.get("image_url"))
@@ -176,9 +206,7 @@ def parse_completion(raw: Any) -> Completion | None:
         chunks=chunks,
         reasoning_steps=steps,
         citations=_strings(data.get("citations")),
-        search_results=tuple(
-            r for r in (parse_search_result(x) for x in as_list(data.get("search_results"))) if r
-        ),
+        search_results=tuple(_Results.of(data.get("search_results")).items),
         images=tuple(i for i in (parse_image(x) for x in as_list(data.get("images"))) if i),
         related_questions=_strings(data.get("related_questions")),
         usage=parse_usage(data.get("usage")),
@@ -231,9 +259,15 @@ def parse_page(raw: Any) -> JobPage:
     return JobPage(jobs=tuple(jobs), next_token=token)
 
 
+def load_json(text: str) -> Any:
+    """A job's JSON, its sources read as they are parsed (``payload.loads_streamed``)."""
+    return loads_streamed(text, SOURCE_ARRAYS)
+
+
 def loads_job(text: str) -> Job:
     """Parse stored raw JSON text of a job."""
     try:
-        return parse_job(json.loads(text))
-    except json.JSONDecodeError as exc:
+        raw = load_json(text)
+    except (ValueError, RecursionError) as exc:
         raise PayloadError("The stored answer is not JSON.") from exc
+    return parse_job(raw)

@@ -131,10 +131,24 @@ def test_the_answer_comes_first(open_context, sim_server, simulator, device, sch
         assert box(toc)["y"] < first["y"]
     else:
         side = box(toc)
+        left = box(page.locator(".answer > :not(.answer-toc)").first)
         assert side["x"] >= body["right"], "the contents are not beside the text"
-        assert abs(side["y"] - body["y"]) <= 40, f"contents at y={side['y']:.0f}"
+        assert abs(side["y"] - left["y"]) <= 40, f"contents at y={side['y']:.0f}"
         # Nothing else sits in the side column.
         assert page.locator(".answer-section .share-panel, .answer-section .downloads").count() == 0
+
+    # Item 15: the sources at a glance, above the text: hosts, each a link to its card.
+    strip = page.get_by_role("navigation", name="Sources at a glance")
+    expect(strip).to_be_visible()
+    assert box(strip)["bottom"] <= body["y"], "the source strip is not above the answer"
+    hosts = strip.get_by_role("link")
+    assert hosts.count() >= 2
+    expect(hosts.last).to_have_text(re.compile(r"^All \d+ sources$"))
+    target = hosts.first.get_attribute("href")
+    assert target and re.fullmatch(r"#source-\d+", target), target
+    hosts.first.click()
+    expect(page.locator(f"li.source-card{target}")).to_be_in_viewport()
+    page.evaluate("window.scrollTo(0, 0)")
 
     # One Export menu: the answer's files, its sources for reference managers, copy, print.
     assert page.locator("details.menu.export-menu").count() == 1

@@ -23,6 +23,7 @@ from sonarweb.answers.content import first_heading
 from sonarweb.answers.export import render_plain_markdown
 from sonarweb.answers.images import ImageMap
 from sonarweb.answers.render import RENDER_VERSION, render_completion
+from sonarweb.answers.sources import build_sources
 from sonarweb.media import background as media
 from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import ANSWERED_STATUSES, Completion, Job, PayloadError
@@ -51,17 +52,54 @@ def render(
     page says the answer could not be shown."""
     try:
         completion = completion or Completion()
-        html = render_completion(completion, followup_url=reverse("new_research"), images=images)
-        markdown = render_plain_markdown(completion)
+        # Numbered once for both: with many sources, numbering them is a pass over them all.
+        sources = build_sources(completion)
+        html = render_completion(
+            completion, followup_url=reverse("new_research"), images=images, sources=sources
+        )
+        markdown = render_plain_markdown(completion, sources)
     except Exception as exc:
         log.exception("rendering the answer of request_id=%s failed", request_id)
         return Rendering("", "", f"{type(exc).__name__}: the answer could not be rendered.")
     return Rendering(html, markdown)
 
 
+# Text hashed and measured a slice at a time: encoding a 30 MB answer whole is 30 MB more.
+DIGEST_CHARS = 1 << 20
+
+
 def digest(raw_text: str) -> tuple[str, int]:
-    data = raw_text.encode("utf-8")
-    return hashlib.sha256(data).hexdigest(), len(data)
+    """SHA-256 and size in bytes of the text's UTF-8."""
+    sha = hashlib.sha256()
+    size = 0
+    for start in range(0, len(raw_text), DIGEST_CHARS):
+        data = raw_text[start : start + DIGEST_CHARS].encode("utf-8")
+        sha.update(data)
+        size += len(data)
+    return sha.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What archiving keeps of a finished job once it is rendered: the parsed answer (for an
+    answer with a million sources, hundreds of MB) can go before the database write, which
+    holds copies of the text."""
+
+    status: str
+    rendering: Rendering
+    heading: str
+
+
+def prepare(tracked: TrackedRequest, job: Job) -> Prepared:
+    """Render a finished job and note its images, ahead of ``store_prepared``."""
+    if job.status in ANSWERED_STATUSES:
+        # Its images are fetched in the background; until then the page says so.
+        media.record(tracked.pk, job.response)
+        rendering = render(job.response, tracked.request_id, media.image_copies(tracked.pk))
+    else:
+        rendering = Rendering("", "")
+    heading = first_heading(job.response.content) if job.response else ""
+    return Prepared(status=job.status, rendering=rendering, heading=heading)
 
 
 def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[str, Any]) -> bool:
@@ -70,13 +108,15 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
     Returns False when the row already holds a completed archive: that is never replaced,
     whatever a later call answers.
     """
+    return store_prepared(tracked, prepare(tracked, job), raw_text, fields)
+
+
+def store_prepared(
+    tracked: TrackedRequest, prepared: Prepared, raw_text: str, fields: dict[str, Any]
+) -> bool:
+    """``archive_job``'s write, once the job is rendered (``prepare``)."""
     now = timezone.now()
-    if job.status in ANSWERED_STATUSES:
-        # Its images are fetched in the background; until then the page says so.
-        media.record(tracked.pk, job.response)
-        rendering = render(job.response, tracked.request_id, media.image_copies(tracked.pk))
-    else:
-        rendering = Rendering("", "")
+    rendering = prepared.rendering
     sha256, size = digest(raw_text)
     with transaction.atomic():
         if AnswerArchive.objects.filter(tracked_id=tracked.pk).exists():
@@ -93,11 +133,10 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
             rendered_at=now,
             render_error=rendering.error[:RENDER_ERROR_CHARS],
         )
-        heading = first_heading(job.response.content) if job.response else ""
         TrackedRequest.objects.filter(pk=tracked.pk).update(
             **fit(
                 TrackedRequest,
-                {**fields, "archived_at": now, "claimed_by": "", "heading": heading},
+                {**fields, "archived_at": now, "claimed_by": "", "heading": prepared.heading},
             ),
             updated=now,
         )
@@ -106,7 +145,7 @@ def archive_job(tracked: TrackedRequest, job: Job, raw_text: str, fields: dict[s
         signals.request_finished.send(
             sender=TrackedRequest,
             tracked_id=tracked.pk,
-            status=str(fields.get("status") or job.status),
+            status=str(fields.get("status") or prepared.status),
             at=now,
         )
     tracked.refresh_from_db()

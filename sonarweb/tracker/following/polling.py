@@ -25,7 +25,7 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import FINISHED_STATUSES, Job, JobSummary
 
 from .. import signals
-from ..archive.store import archive_job
+from ..archive.store import archive_job, prepare, store_prepared
 from ..fitting import fit
 from ..keys import budget
 from ..keys.upstream import client_for, note_failure
@@ -266,11 +266,16 @@ def fetch_job(
         record_failure(tracked, key, exc, now)
         return
     fields = job_fields(job, now, tracked.created, tracked.upstream_created_at)
+    if not job.finished:
+        store(tracked, **fields)
+        return
     # A finished job's document, its rendering and the final status land together, in one
     # transaction; a row that already holds a completed archive only gets its notes updated.
-    if job.finished and archive_job(tracked, job, raw_text, fields):
-        return
-    store(tracked, **fields)
+    prepared = prepare(tracked, job)
+    # Rendered: the parsed answer goes before the write, which copies the text.
+    del job
+    if not store_prepared(tracked, prepared, raw_text, fields):
+        store(tracked, **fields)
 
 
 def _answer_missing(job: Job) -> bool:
