@@ -418,6 +418,44 @@ def test_a_poll_sends_only_changes_and_links_counts_to_the_dashboard(owner_clien
     assert f'id="badge-{rows[1].slug}"' not in changed and "status-counts" in changed
 
 
+def test_polls_without_a_change_reuse_a_recent_count(owner_client, owner):
+    """A hundred open dashboards poll about 33 times a second; the counts are one aggregate
+    over every row, so a poll that brings no change shows a figure counted at most a few
+    seconds before. The poll that brings a changed row counts afresh."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sonarweb.tracker.listing import encode_cursor
+
+    other = TrackedRequest.objects.create(
+        request_id="job-other", added_by=owner, status="IN_PROGRESS"
+    )
+    rows = [
+        TrackedRequest.objects.create(request_id=f"job-{i}", added_by=owner, status="IN_PROGRESS")
+        for i in range(3)
+    ]
+    shown = "&".join(f"s={r.slug}.IN_PROGRESS" for r in rows)
+    query = f"/badges/?{shown}&top={encode_cursor(rows[-1])}"
+
+    def counted(url: str) -> tuple[bool, dict[str, str]]:
+        with CaptureQueriesContext(connection) as queries:
+            html = owner_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+        return any("GROUP BY" in q["sql"] for q in queries.captured_queries), _counts(html)
+
+    # The dashboard counts and keeps the figure; its polls reuse it.
+    owner_client.get("/")
+    assert counted(query)[0] is False
+    assert counted(query)[0] is False
+    # A row this dashboard does not watch changes: its poll keeps the recent figure.
+    TrackedRequest.objects.filter(pk=other.pk).update(status="FAILED", next_poll_at=None)
+    assert counted(query)[0] is False
+    # A watched row finishes: that poll counts afresh, and says so.
+    TrackedRequest.objects.filter(pk=rows[0].pk).update(status="COMPLETED", next_poll_at=None)
+    again, counts = counted(query)
+    assert again is True
+    assert counts["COMPLETED"] == "1" and counts["FAILED"] == "1" and counts["IN_PROGRESS"] == "2"
+
+
 # Agent run statuses ------------------------------------------------------------------------
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "agent_api_examples.json"

@@ -167,14 +167,15 @@ def counts_digest(counts: dict[str, int]) -> str:
     return hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:12]
 
 
-def fresh_counts(view: View) -> dict[str, int] | None:
-    """The status counts for a poll, counted afresh: one aggregate over the indexed ``badge``
-    column (or the search's own count). None when a search count ran past its time bound:
-    the poll then leaves the counts shown as they are."""
+def fresh_counts(view: View, *, changed: bool = True) -> dict[str, int] | None:
+    """The status counts for a poll: one aggregate over the indexed ``badge`` column (or the
+    search's own count), counted afresh when the poll brings a ``changed`` or new row, else
+    a figure a few seconds old will do (listing.COUNTS_SECONDS). None when a search count ran
+    past its time bound: the poll then leaves the counts shown as they are."""
     try:
         if view.text:
             return Search(view.text).counts(view.filters)
-        return listing.status_counts(view.filters)
+        return listing.status_counts(view.filters, fresh=changed)
     except SearchTooSlow:
         return None
 
@@ -224,7 +225,7 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     with_counts = any(n in request.GET for n in ("c", "top")) or any(
         request.GET.get(n) for n in FILTER_PARAMS
     )
-    counts = fresh_counts(view) if with_counts else None
+    counts = fresh_counts(view, changed=bool(changed or new_rows)) if with_counts else None
     next_top = encode_cursor(new_rows[0]) if new_rows else top
     context = {
         **status_counts_context(view, counts or {}),
