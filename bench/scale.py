@@ -315,6 +315,11 @@ def polling_scenario(
             )
 
             httpx.post(f"{sim_base}/_sim/reset_calls", json={}, timeout=10)
+            # Each viewer's poller names the badges its page shows, as a dashboard's does.
+            from sonarweb.tracker.views.dashboard import shown_status
+
+            shown = {t.slug: shown_status(t) for t in TrackedRequest.objects.filter(slug__in=slugs)}
+            connections.close_all()
             badge_ms: list[float] = []
             health_ms: list[float] = []
             errors: list[str] = []
@@ -325,7 +330,7 @@ def polling_scenario(
                 watched = rng.sample(slugs, min(25, len(slugs)))
                 # As an open dashboard's poller asks: its running rows, and the newest row it
                 # shows (so it also gets new rows and the status counts).
-                query = "&".join(f"s={s}" for s in watched) + f"&top={top}"
+                query = "&".join(f"s={s}.{shown.get(s, '')}" for s in watched) + f"&top={top}"
                 with httpx.Client(base_url=base, cookies=cookies, timeout=30) as http:
                     stop.wait(rng.uniform(0, 3))
                     while not stop.is_set():
