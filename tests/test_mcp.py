@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -102,6 +103,14 @@ def live(transactional_db, settings) -> Iterator[Live]:
     assert not thread.is_alive(), "uvicorn did not stop"
 
 
+def run_async(main: Callable[[], Awaitable[_T]]) -> _T:
+    """``anyio.run(main)`` on a thread of its own. A browser test run earlier by the same
+    pytest worker leaves Playwright's event loop running on the main thread, where another
+    loop cannot start ("Already running asyncio in this thread")."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, main).result()
+
+
 def with_session(
     url: str,
     token: str | None,
@@ -121,7 +130,7 @@ def with_session(
                     await session.initialize()
                     return await body(session)
 
-    return anyio.run(main)
+    return run_async(main)
 
 
 def call(url: str, token: str | None, tool: str, **arguments: Any) -> CallToolResult:
@@ -344,7 +353,7 @@ def test_the_current_protocol_revision_works_too(live, sim_server, simulator, ow
                 )
                 return client.session.protocol_version, out(started), out(waited)
 
-    version, started, waited = anyio.run(main)
+    version, started, waited = run_async(main)
     assert version == "2026-07-28"
     assert started["poll_after_seconds"] and waited["id"] == started["id"]
     assert waited["changed"] is False and progress and progress[0] == 0
@@ -596,7 +605,7 @@ def test_answers_stream_through_the_proxy_examples(kind, proxied_host, live, own
     try:
         wait_until(answering, kind)
         assert proxy.poll() is None, proxy.stderr.read().decode()
-        began, ended, waited = anyio.run(main)
+        began, ended, waited = run_async(main)
     finally:
         proxy.terminate()
         proxy.communicate(timeout=30)
