@@ -150,7 +150,7 @@ def server() -> Iterator[Server]:
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(transport=wire.deadline_transport(), trust_env=False) as client:
+    with httpx.Client(transport=wire.DeadlineTransport(), trust_env=False) as client:
         yield client
 
 
@@ -211,7 +211,7 @@ def test_the_pool_is_public_and_closes_with_the_transport(server):
 
 
 def test_the_connection_limit_holds(server):
-    transport = wire.deadline_transport(limits=httpx.Limits(max_connections=1))
+    transport = wire.DeadlineTransport(limits=httpx.Limits(max_connections=1))
     with httpx.Client(transport=transport, trust_env=False) as client:
         held = client.send(client.build_request("GET", server.url("/hello")), stream=True)
         waits = httpx.Timeout(5.0, pool=0.3)
@@ -291,7 +291,7 @@ def test_an_unsupported_scheme_is_refused_before_connecting(http):
 def test_an_address_guard_refuses_loopback_before_connecting(server):
     # A made-up name resolving to loopback: the guard vets the address it would connect to.
     guard = VettedBackend(allow=(), resolver=lambda host, port: ["127.0.0.1"])
-    with httpx.Client(transport=wire.deadline_transport(guard), trust_env=False) as client:
+    with httpx.Client(transport=wire.DeadlineTransport(guard), trust_env=False) as client:
         with deadlines.deadline(10), pytest.raises(AddressRefused) as info:
             client.get(server.url("/hello", host="upstream.example.test"))
     assert info.value.address == "127.0.0.1"
@@ -300,7 +300,7 @@ def test_an_address_guard_refuses_loopback_before_connecting(server):
 
 def test_an_address_guard_lets_allowed_addresses_through(server):
     guard = VettedBackend(allow={"loopback"}, resolver=lambda host, port: ["127.0.0.1"])
-    with httpx.Client(transport=wire.deadline_transport(guard), trust_env=False) as client:
+    with httpx.Client(transport=wire.DeadlineTransport(guard), trust_env=False) as client:
         with deadlines.deadline(10):
             response, body = get(client, server.url("/hello", host="upstream.example.test"))
             peer = response.extensions["network_stream"].get_extra_info("server_addr")
@@ -341,7 +341,7 @@ def test_a_body_at_the_cap_is_read_whole(server, http):
 
 def test_a_gzip_bomb_stops_one_byte_past_the_cap(server):
     headers = {"Accept-Encoding": wire.ACCEPT_ENCODING}
-    with httpx.Client(transport=wire.deadline_transport(), headers=headers) as client:
+    with httpx.Client(transport=wire.DeadlineTransport(), headers=headers) as client:
         response = client.send(client.build_request("GET", server.url("/bomb")), stream=True)
         try:
             with deadlines.deadline(30), pytest.raises(wire.BodyTooLarge) as info:

@@ -261,7 +261,7 @@ def _new_http(
             "User-Agent": USER_AGENT,
         },
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        transport=transport or wire.deadline_transport(),
+        transport=transport or wire.DeadlineTransport(),
         follow_redirects=False,
         # Proxies from the environment would see the key; upstream is reached directly.
         trust_env=False,

@@ -15,11 +15,9 @@ after at most ``limit + 1`` decoded bytes: zlib is asked for no more than that p
 from __future__ import annotations
 
 import contextlib
-import ssl
 import typing
 import zlib
 from collections.abc import Iterable, Iterator
-from types import TracebackType
 
 import httpcore
 import httpx
@@ -30,8 +28,6 @@ from sonarweb.deadlines import DeadlineStream
 # What we accept on the wire: both decode with zlib, step by step.
 ACCEPT_ENCODING = "gzip, deflate"
 
-# A client certificate as httpx takes it: a file, (cert, key) or (cert, key, password).
-CertTypes = str | tuple[str, str] | tuple[str, str, str]
 # The pool size httpx.HTTPTransport uses when it is given no limits (httpx 0.28).
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
@@ -112,17 +108,6 @@ class DeadlineBackend(httpcore.NetworkBackend):
         )
         return DeadlineStream(stream)
 
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self.backend.connect_unix_socket(
-            path, deadlines.time_left(timeout), socket_options
-        )
-        return DeadlineStream(stream)
-
     def sleep(self, seconds: float) -> None:
         self.backend.sleep(seconds)
 
@@ -147,37 +132,22 @@ class CoreResponseStream(httpx.SyncByteStream):
 class DeadlineTransport(httpx.BaseTransport):
     """An httpx transport whose connections honour ``deadline()``.
 
-    The arguments are those of ``httpx.HTTPTransport`` (same defaults), less ``proxy``:
-    upstream is reached directly, as the client's ``trust_env=False`` also ensures. A
+    Built as ``httpx.HTTPTransport`` builds its pool (same TLS and pool defaults), with no
+    proxy: upstream is reached directly, as the client's ``trust_env=False`` also ensures. A
     ``network_backend`` (a guard that vets addresses, say) is wrapped in the deadline backend.
     """
 
     def __init__(
         self,
-        *,
-        verify: ssl.SSLContext | str | bool = True,
-        cert: CertTypes | None = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        uds: str | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: Iterable[typing.Any] | None = None,
         network_backend: httpcore.NetworkBackend | None = None,
+        *,
+        limits: httpx.Limits = DEFAULT_LIMITS,
     ) -> None:
         self.pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
+            ssl_context=httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            socket_options=socket_options,
             network_backend=DeadlineBackend(network_backend),
         )
 
@@ -207,26 +177,6 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.pool.close()
-
-    def __enter__(self) -> DeadlineTransport:
-        self.pool.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        with httpx_errors():
-            self.pool.__exit__(exc_type, exc_value, traceback)
-
-
-def deadline_transport(
-    network_backend: httpcore.NetworkBackend | None = None, **kwargs: typing.Any
-) -> DeadlineTransport:
-    """An httpx transport whose connections honour ``deadline()`` (see DeadlineTransport)."""
-    return DeadlineTransport(network_backend=network_backend, **kwargs)
 
 
 def _decoder(encoding: str) -> typing.Any:
