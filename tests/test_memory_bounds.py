@@ -25,7 +25,6 @@ from sonarweb.answers.render import UNCITED_LISTED, render_completion
 from sonarweb.media import conf
 from sonarweb.media.decode import _fit_size, _resampled, _target_mode, reencode
 from sonarweb.media.errors import ImageRefused
-from sonarweb.perplexity import agent
 from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity import transport as wire
 from sonarweb.perplexity.documents import loads_document
@@ -260,7 +259,7 @@ def run_with_many_sources(count: int) -> str:
 
 def test_reading_an_answer_with_many_sources_never_holds_them_all_as_json():
     text = run_with_many_sources(MANY)
-    peak, job = traced_peak(lambda: agent.loads_response(text))
+    peak, job = traced_peak(lambda: loads_document(text))
     assert isinstance(job, Job) and job.response is not None
     assert len(job.response.search_results) == MANY + 1
     assert job.response.citations == ("https://cited.example/1",)

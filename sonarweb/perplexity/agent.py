@@ -42,7 +42,6 @@ from .payload import (
     as_str,
     clean_text,
     distinct,
-    loads_streamed,
     timestamp,
 )
 
@@ -404,16 +403,3 @@ def parse_cancel(raw: Any) -> str:
     if not status:
         raise PayloadError("The answer is not a cancel acknowledgement.")
     return status
-
-
-def load_json(text: str) -> Any:
-    """A Response's JSON, its sources read as they are parsed (``payload.loads_streamed``)."""
-    return loads_streamed(text, SOURCE_ARRAYS)
-
-
-def loads_response(text: str) -> Job:
-    try:
-        raw = load_json(text)
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError("The stored answer is not JSON.") from exc
-    return parse_response(raw)

@@ -10,7 +10,6 @@ message or a log line.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import threading
@@ -18,18 +17,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from sonarweb import deadlines
 
-from . import agent, sonar
+from . import agent, documents, sonar
 from . import transport as wire
 from .payload import Job, JobPage, JobSummary, PayloadError
 
 log = logging.getLogger("sonarweb.upstream")
+T = TypeVar("T")
 
 USER_AGENT = "sonarweb/0.1 (+https://github.com/sonarweb)"
 # Defaults for a client built without settings (settings.py has the same values).
@@ -328,14 +328,8 @@ class PerplexityClient:
 
     def get_run(self, run_id: str) -> tuple[Job, str]:
         """One Agent run and its JSON text as received (``GET /v1/agent/{id}``)."""
-        if not agent.valid_run_id(run_id):
-            raise Rejected("This is not an Agent run id.", status=400)
-        path = f"{agent.RUNS_PATH}/{quote(run_id, safe='')}"
-        raw, text = self._call("GET", path, endpoint="run", request_id=run_id, load=agent.load_json)
-        try:
-            job = agent.parse_response(raw)
-        except PayloadError as exc:
-            raise BadPayload(str(exc)) from exc
+        raw, text = self._call("GET", _run_path(run_id), endpoint="run", request_id=run_id)
+        job = _parsed(agent.parse_response, raw)
         if job.id != run_id:
             raise WrongJob("Perplexity answered with a different run than the one asked for.")
         return job, text
@@ -343,25 +337,15 @@ class PerplexityClient:
     def create_run(self, body: dict[str, Any]) -> tuple[Job, str]:
         """Start a run (``POST /v1/agent``). Never retried: upstream has no idempotency key,
         so a second POST would be a second paid run."""
-        raw, text = self._call(
-            "POST", agent.RUNS_PATH, endpoint="start", json_body=body, load=agent.load_json
-        )
-        try:
-            return agent.parse_response(raw), text
-        except PayloadError as exc:
-            raise BadPayload(str(exc)) from exc
+        raw, text = self._call("POST", agent.RUNS_PATH, endpoint="start", json_body=body)
+        return _parsed(agent.parse_response, raw), text
 
     def cancel_run(self, run_id: str) -> str:
         """Ask upstream to cancel a run; the acknowledgement's status (``cancelling``).
         A 400 (Rejected) means the run is already finished, or unknown."""
-        if not agent.valid_run_id(run_id):
-            raise Rejected("This is not an Agent run id.", status=400)
-        path = f"{agent.RUNS_PATH}/{quote(run_id, safe='')}/cancel"
+        path = f"{_run_path(run_id)}/cancel"
         raw, _ = self._call("POST", path, endpoint="cancel", request_id=run_id, json_body={})
-        try:
-            return agent.parse_cancel(raw)
-        except PayloadError as exc:
-            raise BadPayload(str(exc)) from exc
+        return _parsed(agent.parse_cancel, raw)
 
     def check_key(self) -> None:
         """``GET /v1/models``, which needs a valid key: Unauthorized if the key is not one."""
@@ -382,15 +366,10 @@ class PerplexityClient:
         job: both have been seen), BadPayload when the answer is not a job at all.
         """
         path = f"{sonar.JOBS_PATH}/{quote(request_id, safe='')}"
-        raw, text = self._call(
-            "GET", path, endpoint="get", request_id=request_id, load=sonar.load_json
-        )
+        raw, text = self._call("GET", path, endpoint="get", request_id=request_id)
         if isinstance(raw, dict) and "requests" in raw and "id" not in raw:
             raise WrongJob("Perplexity answered with the list of jobs instead of this job.")
-        try:
-            job = sonar.parse_job(raw)
-        except PayloadError as exc:
-            raise BadPayload(str(exc)) from exc
+        job = _parsed(sonar.parse_job, raw)
         if job.id != request_id:
             raise WrongJob()
         return job, text
@@ -398,10 +377,7 @@ class PerplexityClient:
     def list_jobs(self, next_token: str | None = None) -> JobPage:
         params = {"next_token": next_token} if next_token else None
         raw, _ = self._call("GET", sonar.JOBS_PATH, endpoint="list", params=params)
-        try:
-            return sonar.parse_page(raw)
-        except PayloadError as exc:
-            raise BadPayload(str(exc)) from exc
+        return _parsed(sonar.parse_page, raw)
 
     def create_job(
         self, request: dict[str, Any], *, idempotency_key: str | None = None
@@ -410,10 +386,7 @@ class PerplexityClient:
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
         raw, _ = self._call("POST", sonar.JOBS_PATH, endpoint="create", json_body=body)
-        try:
-            return sonar.parse_summary(raw), raw
-        except PayloadError as exc:
-            raise BadPayload(str(exc)) from exc
+        return _parsed(sonar.parse_summary, raw), raw
 
     # Plumbing --------------------------------------------------------------
 
@@ -426,10 +399,8 @@ class PerplexityClient:
         request_id: str = "",
         params: dict[str, str] | None = None,
         json_body: Any = None,
-        load: Callable[[str], Any] = json.loads,
     ) -> tuple[Any, str]:
-        """The decoded JSON body and its text. A successful body is read by ``load``: the
-        protocol's reader of large documents, where the answer may be one."""
+        """The decoded JSON body and its text."""
         if self._before_call is not None:
             self._before_call(endpoint)
         started = time.monotonic()
@@ -443,7 +414,7 @@ class PerplexityClient:
             # The bytes go before the JSON is parsed: a large answer's peak is its text and
             # the parsed objects, never its bytes as well.
             del body
-            return self._decode(status, headers, text, load)
+            return self._decode(status, headers, text)
         except UpstreamError as exc:
             error = type(exc).__name__
             raise
@@ -503,12 +474,12 @@ class PerplexityClient:
         return response.status_code, response.headers, body
 
     @staticmethod
-    def _decode(
-        status: int, headers: httpx.Headers, text: str, load: Callable[[str], Any] = json.loads
-    ) -> tuple[Any, str]:
-        """The JSON body and its text (``_body_text``), or the typed error its status means."""
+    def _decode(status: int, headers: httpx.Headers, text: str) -> tuple[Any, str]:
+        """The JSON body and its text (``_body_text``), or the typed error its status means.
+        Read as a run's or a job's document, whose sources are read one at a time (an answer
+        may be a huge one); any other body has none of those, and reads as ``json.loads``."""
         try:
-            body: Any = (load if 200 <= status < 300 else json.loads)(text)
+            body: Any = documents.load_json(text)
         except (RecursionError, ValueError):
             body = None
         envelope = _error_envelope(body)
@@ -539,6 +510,21 @@ class PerplexityClient:
         if body is None:
             raise BadPayload("Perplexity sent an answer that is not JSON.", status=status)
         return body, text
+
+
+def _run_path(run_id: str) -> str:
+    """The run's path; Rejected for what is not an Agent run id (which needs no quoting)."""
+    if not agent.valid_run_id(run_id):
+        raise Rejected("This is not an Agent run id.", status=400)
+    return f"{agent.RUNS_PATH}/{run_id}"
+
+
+def _parsed(parse: Callable[[Any], T], raw: Any) -> T:
+    """``parse(raw)``; a document that is not what was asked for is BadPayload."""
+    try:
+        return parse(raw)
+    except PayloadError as exc:
+        raise BadPayload(str(exc)) from exc
 
 
 def _body_text(body: bytearray | bytes) -> str:

@@ -24,10 +24,15 @@ def parse_document(raw: Any) -> Job:
 SOURCE_ARRAYS: Collectors = {**agent.SOURCE_ARRAYS, **sonar.SOURCE_ARRAYS}
 
 
+def load_json(text: str) -> Any:
+    """A job's or run's JSON, its sources read as they are parsed (``payload.loads_streamed``)."""
+    return loads_streamed(text, SOURCE_ARRAYS)
+
+
 def loads_document(text: str) -> Job:
     """Parse stored raw JSON text of a job or run; PayloadError if it is neither."""
     try:
-        raw = loads_streamed(text, SOURCE_ARRAYS)
+        raw = load_json(text)
     except (ValueError, RecursionError) as exc:
         raise PayloadError("The stored answer is not JSON.") from exc
     return parse_document(raw)

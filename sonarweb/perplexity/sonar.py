@@ -259,15 +259,10 @@ def parse_page(raw: Any) -> JobPage:
     return JobPage(jobs=tuple(jobs), next_token=token)
 
 
-def load_json(text: str) -> Any:
-    """A job's JSON, its sources read as they are parsed (``payload.loads_streamed``)."""
-    return loads_streamed(text, SOURCE_ARRAYS)
-
-
 def loads_job(text: str) -> Job:
-    """Parse stored raw JSON text of a job."""
+    """Parse stored raw JSON text of a job, its sources read as they are parsed."""
     try:
-        raw = load_json(text)
+        raw = loads_streamed(text, SOURCE_ARRAYS)
     except (ValueError, RecursionError) as exc:
         raise PayloadError("The stored answer is not JSON.") from exc
     return parse_job(raw)
