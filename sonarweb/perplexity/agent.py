@@ -59,11 +59,9 @@ STATUS_MAP = {
     "cancelled": "CANCELLED",
 }
 
-# The request fields sonarweb sends: the API answers 400 to any unknown field, so nothing
-# else may ever be put in a create body (``build_request`` only uses these).
+# The API answers 400 to any unknown field, so nothing but the fields ``build_request`` maps
+# may ever be put in a create body.
 PRESETS = ("fast", "low", "medium", "high", "xhigh")
-RECENCIES = ("hour", "day", "week", "month", "year")
-EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 # One marker, or a comma list of them: [3], [web:3], [web:3, web:4], [3, 4].
 _MARKER = re.compile(r"\[\s*((?:web:)?\d{1,6}(?:\s*,\s*(?:web:)?\d{1,6})*)\s*\]")
@@ -120,19 +118,18 @@ def build_request(
         body["model"] = model
     else:
         body["preset"] = preset
-    filters: dict[str, Any] = {}
-    if domains:
-        filters["search_domain_filter"] = list(domains)
-    if recency:
-        filters["search_recency_filter"] = recency
-    for name, value in (
-        ("search_after_date_filter", after_date),
-        ("search_before_date_filter", before_date),
-        ("last_updated_after_filter", updated_after),
-        ("last_updated_before_filter", updated_before),
-    ):
-        if value:
-            filters[name] = value
+    filters: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("search_domain_filter", list(domains or ())),
+            ("search_recency_filter", recency),
+            ("search_after_date_filter", after_date),
+            ("search_before_date_filter", before_date),
+            ("last_updated_after_filter", updated_after),
+            ("last_updated_before_filter", updated_before),
+        )
+        if value
+    }
     if model or filters:
         tool: dict[str, Any] = {"type": "web_search"}
         if filters:

@@ -180,8 +180,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when is None:
-        return None
     try:
         return clamp_wait(when.timestamp() - (now if now is not None else time.time()))
     except (OverflowError, OSError, ValueError):
@@ -209,9 +207,7 @@ def _error_envelope(body: Any) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _rate_headers(
-    headers: httpx.Headers, now: float | None = None
-) -> tuple[int | None, float | None]:
+def _rate_headers(headers: httpx.Headers) -> tuple[int | None, float | None]:
     """(remaining calls, seconds until the window resets) from x-ratelimit-* headers."""
     remaining_text = headers.get("x-ratelimit-remaining", "").strip()
     remaining = int(remaining_text) if remaining_text.isdigit() else None
@@ -223,7 +219,7 @@ def _rate_headers(
         return remaining, None
     # Epoch seconds as seen live; a small number is read as a delay.
     if reset > 1e9:
-        reset -= now if now is not None else time.time()
+        reset -= time.time()
     return remaining, clamp_wait(reset)
 
 
@@ -247,33 +243,24 @@ def _validation_details(body: Any) -> list[str]:
     return out
 
 
-def _new_http(
-    base_url: str,
-    connect_timeout: float,
-    read_timeout: float,
-    transport: httpx.BaseTransport | None = None,
-) -> httpx.Client:
+@functools.cache
+def shared_http(base_url: str, connect_timeout: float, read_timeout: float) -> httpx.Client:
+    """One connection pool per process and upstream: building a client costs ~15 ms
+    (its TLS context), and kept-alive connections skip the handshakes. The key is sent
+    per request, so clients for different keys share the pool safely."""
     return httpx.Client(
-        base_url=base_url.rstrip("/"),
+        base_url=base_url,
         headers={
             "Accept": "application/json",
             "Accept-Encoding": wire.ACCEPT_ENCODING,
             "User-Agent": USER_AGENT,
         },
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        transport=transport or wire.DeadlineTransport(),
+        transport=wire.DeadlineTransport(),
         follow_redirects=False,
         # Proxies from the environment would see the key; upstream is reached directly.
         trust_env=False,
     )
-
-
-@functools.cache
-def shared_http(base_url: str, connect_timeout: float, read_timeout: float) -> httpx.Client:
-    """One connection pool per process and upstream: building a client costs ~15 ms
-    (its TLS context), and kept-alive connections skip the handshakes. The key is sent
-    per request, so clients for different keys share the pool safely."""
-    return _new_http(base_url, connect_timeout, read_timeout)
 
 
 class PerplexityClient:
@@ -288,7 +275,6 @@ class PerplexityClient:
         read_timeout: float = 20.0,
         total_timeout: float = TOTAL_TIMEOUT,
         max_bytes: int = MAX_RESPONSE_BYTES,
-        transport: httpx.BaseTransport | None = None,
         on_call: Callable[[CallRecord], None] | None = None,
         before_call: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
@@ -303,12 +289,7 @@ class PerplexityClient:
         self._auth = {"Authorization": f"Bearer {api_key}"}
         # Decoded body bytes this client has read, for callers that bound a pass by size.
         self.bytes_read = 0
-        self._owns_http = transport is not None
-        self._http = (
-            _new_http(base_url, connect_timeout, read_timeout, transport)
-            if transport is not None
-            else shared_http(base_url.rstrip("/"), connect_timeout, read_timeout)
-        )
+        self._http = shared_http(base_url.rstrip("/"), connect_timeout, read_timeout)
 
     def __repr__(self) -> str:
         return f"<PerplexityClient {self._http.base_url}>"
@@ -317,12 +298,7 @@ class PerplexityClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        # The shared pool outlives this client; only a private one is closed.
-        if self._owns_http:
-            self._http.close()
+        """Nothing to close: the connection pool outlives the client (``shared_http``)."""
 
     # The Agent API --------------------------------------------------------
 
@@ -445,9 +421,8 @@ class PerplexityClient:
         self, method: str, path: str, params: dict[str, str] | None, json_body: Any
     ) -> tuple[int, httpx.Headers, bytearray]:
         """Status, headers and decoded body bytes, all within the total deadline and cap."""
-        deadline_at = time.monotonic() + self._total_timeout
         try:
-            with deadlines.deadline(self._total_timeout, self._cancel):
+            with deadlines.deadline(self._total_timeout, self._cancel) as deadline_at:
                 request = self._http.build_request(
                     method, path, params=params, json=json_body, headers=self._auth
                 )
@@ -497,7 +472,7 @@ class PerplexityClient:
             raise RateLimited(retry_after=wait)
         if status >= 500:
             raise ServerError(f"Perplexity had a server error (HTTP {status}).", status=status)
-        if status == 422 or 400 <= status < 500:
+        if 400 <= status < 500:
             details = _validation_details(body)
             text = "Perplexity rejected the request"
             raise Rejected(

@@ -313,20 +313,6 @@ class Usage:
     def total_cost(self) -> float | None:
         return self.cost.get("total_cost")
 
-    def token_rows(self) -> list[tuple[str, int]]:
-        names = (
-            ("Prompt", self.prompt_tokens),
-            ("Completion", self.completion_tokens),
-            ("Citation", self.citation_tokens),
-            ("Reasoning", self.reasoning_tokens),
-            ("Cache reads", self.cache_read_tokens),
-            ("Cache writes", self.cache_creation_tokens),
-            ("Search queries", self.num_search_queries),
-            ("Page fetches", self.num_page_fetches),
-            ("Total", self.total_tokens),
-        )
-        return [(label, value) for label, value in names if value is not None]
-
 
 @dataclass(frozen=True)
 class Completion:
