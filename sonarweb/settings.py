@@ -218,16 +218,9 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# The image archive (sonarweb/media): fetch limits, and where the images are kept.
-# Defaults and meanings are in sonarweb/media/conf.py.
-_images = settings_from_env()
-SONARWEB_IMAGES_ALLOW_PRIVATE = _images["SONARWEB_IMAGES_ALLOW_PRIVATE"]
-SONARWEB_IMAGE_MAX_BYTES = _images["SONARWEB_IMAGE_MAX_BYTES"]
-SONARWEB_IMAGE_MAX_PIXELS = _images["SONARWEB_IMAGE_MAX_PIXELS"]
-SONARWEB_IMAGE_MAX_DECODED_PIXELS = _images["SONARWEB_IMAGE_MAX_DECODED_PIXELS"]
-SONARWEB_IMAGE_CONNECT_TIMEOUT = _images["SONARWEB_IMAGE_CONNECT_TIMEOUT"]
-SONARWEB_IMAGE_TIMEOUT = _images["SONARWEB_IMAGE_TIMEOUT"]
-SONARWEB_IMAGES_ANSWER_SECONDS = _images["SONARWEB_IMAGES_ANSWER_SECONDS"]
+# The image archive (sonarweb/media): fetch limits, and where the images are kept. Each
+# SONARWEB_IMAGE* setting, its default and its meaning are in sonarweb/media/conf.py.
+globals().update(settings_from_env())
 STORAGES["media"] = media_storage(DATA_DIR)
 
 # Perplexity
