@@ -9,6 +9,7 @@ message or a log line.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import logging
 import math
@@ -35,7 +36,6 @@ USER_AGENT = "sonarweb/0.1 (+https://github.com/sonarweb)"
 # Defaults for a client built without settings (settings.py has the same values).
 TOTAL_TIMEOUT = 30.0
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-UTF8_BOM = b"\xef\xbb\xbf"
 # However Retry-After is spelled, a wait is clamped to this range (seconds).
 MAX_RETRY_AFTER = 300.0
 
@@ -510,7 +510,7 @@ def _body_text(body: bytearray | bytes) -> str:
     become U+FFFD rather than costing the whole answer. A byte order mark is skipped before
     decoding (stripping it from the text would copy the text).
     """
-    start = len(UTF8_BOM) if body.startswith(UTF8_BOM) else 0
+    start = len(codecs.BOM_UTF8) if body.startswith(codecs.BOM_UTF8) else 0
     with memoryview(body) as view:
         return str(view[start:], "utf-8", "replace")
 

@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from json.decoder import WHITESPACE, scanstring
 from typing import Any, Protocol
 
@@ -62,19 +63,10 @@ def as_str(value: Any, default: str = "") -> str:
 
 
 def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    number = value if isinstance(value, float) else None
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    if number is None or not math.isfinite(number):
-        return None
-    return int(number)
+    number = as_float(value)
+    return None if number is None else int(number)
 
 
 def as_float(value: Any) -> float | None:
@@ -170,10 +162,7 @@ class _StreamReader:
         return _DECODER.scan_once(self.text, index)
 
     def collected(self, index: int, collector: Collector) -> tuple[Collector, int]:
-        def element(at: int) -> tuple[Any, int]:
-            return _DECODER.scan_once(self.text, at)
-
-        return collector, self.elements(index, element, collector)
+        return collector, self.elements(index, partial(_DECODER.scan_once, self.text), collector)
 
     def elements(
         self, index: int, element: Callable[[int], tuple[Any, int]], into: Collector

@@ -86,12 +86,9 @@ def parse_reasoning_step(raw: Any) -> ReasoningStep | None:
     if not data:
         return None
     kind = as_str(data.get("type"))
-    detail = as_dict(data.get(kind)) if kind else {}
-    web_search = as_dict(data.get("web_search")) or (detail if kind == "web_search" else {})
-    fetch = as_dict(data.get("fetch_url_content")) or (
-        detail if kind == "fetch_url_content" else {}
-    )
-    code = as_dict(data.get("execute_python")) or (detail if kind == "execute_python" else {})
+    web_search = as_dict(data.get("web_search"))
+    fetch = as_dict(data.get("fetch_url_content"))
+    code = as_dict(data.get("execute_python"))
     fetched = _strings(fetch.get("urls")) or tuple(
         as_str(as_dict(c).get("url"))
         for c in as_list(fetch.get("contents"))
