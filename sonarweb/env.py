@@ -31,10 +31,8 @@ def env_str(name: str, default: str = "") -> str:
 def env_bool(name: str, default: bool = False) -> bool:
     """True for 1/true/yes/on (any case), False for anything else; ``default`` when unset
     or blank."""
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in TRUE_WORDS
+    value = env_str(name)
+    return value.lower() in TRUE_WORDS if value else default
 
 
 def env_list(name: str, default: str = "") -> list[str]:

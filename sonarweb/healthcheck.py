@@ -183,15 +183,11 @@ def check_web(address: str | None = None) -> int:
 # --- refresher ---------------------------------------------------------------------------
 
 
-def setup_django() -> None:
+def check_refresher() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sonarweb.settings")
     import django
 
     django.setup()
-
-
-def check_refresher() -> int:
-    setup_django()
     from django.conf import settings
     from django.utils import timezone
 
