@@ -34,6 +34,7 @@ from .payload import (
     Job,
     PayloadError,
     SearchResult,
+    Sources,
     Usage,
     as_dict,
     as_float,
@@ -42,6 +43,7 @@ from .payload import (
     as_str,
     clean_text,
     distinct,
+    search_result,
     timestamp,
 )
 
@@ -156,10 +158,9 @@ def _status(data: dict[str, Any]) -> str:
     return status
 
 
-class _Entries:
+class _Entries(Sources):
     """One ``results`` or ``contents`` array of an output item, read as sources (its entries'
-    URLs, stripped, and search result ids). ``load_json`` fills one per array as the text is
-    parsed, so each entry's dict is gone before the next one is read."""
+    URLs, stripped, and search result ids)."""
 
     __slots__ = ("numbers", "results")
 
@@ -171,29 +172,9 @@ class _Entries:
     def append(self, entry: Any) -> None:
         raw = as_dict(entry)
         url = as_str(raw.get("url")).strip()
-        if not url:
-            return
-        self.numbers.append(as_int(raw.get("id")))
-        self.results.append(
-            SearchResult(
-                url=url,
-                title=as_str(raw.get("title")),
-                date=as_str(raw.get("date")),
-                last_updated=as_str(raw.get("last_updated")),
-                snippet=as_str(raw.get("snippet")),
-                source=as_str(raw.get("source"), "web"),
-            )
-        )
-
-    @classmethod
-    def of(cls, value: Any) -> _Entries:
-        """The array as read while parsing, or a parsed JSON array read now."""
-        if isinstance(value, _Entries):
-            return value
-        entries = cls()
-        for entry in as_list(value):
-            entries.append(entry)
-        return entries
+        if url:
+            self.numbers.append(as_int(raw.get("id")))
+            self.results.append(search_result(raw, url))
 
 
 # Where the sources are in a Response, for ``payload.loads_streamed``.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from json.decoder import WHITESPACE, scanstring
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 # sonarweb's own status vocabulary (the ``data-status`` values pages carry). Both protocols
 # map onto it; an upstream status outside it is kept verbatim and treated as still running.
@@ -205,6 +205,38 @@ class _StreamReader:
             if not text.startswith(",", index):
                 raise ValueError("expected , or }")
             index = _SKIP_SPACE(text, index + 1).end()
+
+
+class Sources:
+    """An array of sources (search results), each entry read as ``loads_streamed`` parses it,
+    so that its dict is gone before the next one is read; ``of`` reads an array parsed whole."""
+
+    __slots__ = ()
+
+    def append(self, entry: Any, /) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, value: Any) -> Self:
+        """The array as read while parsing, or a parsed JSON array read now."""
+        if isinstance(value, cls):
+            return value
+        sources = cls()
+        for entry in as_list(value):
+            sources.append(entry)
+        return sources
+
+
+def search_result(data: dict[str, Any], url: str) -> SearchResult:
+    """A source entry (both protocols name its fields alike), with its URL as read."""
+    return SearchResult(
+        url=url,
+        title=as_str(data.get("title")),
+        date=as_str(data.get("date")),
+        last_updated=as_str(data.get("last_updated")),
+        snippet=as_str(data.get("snippet")),
+        source=as_str(data.get("source"), "web"),
+    )
 
 
 def distinct(

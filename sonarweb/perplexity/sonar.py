@@ -20,6 +20,7 @@ from .payload import (
     PayloadError,
     ReasoningStep,
     SearchResult,
+    Sources,
     Usage,
     as_dict,
     as_float,
@@ -28,6 +29,7 @@ from .payload import (
     as_str,
     clean_text,
     loads_streamed,
+    search_result,
     timestamp,
 )
 
@@ -125,24 +127,8 @@ def parse_usage(raw: Any) -> Usage | None:
     )
 
 
-def parse_search_result(raw: Any) -> SearchResult | None:
-    data = as_dict(raw)
-    url = as_str(data.get("url"))
-    if not url:
-        return None
-    return SearchResult(
-        url=url,
-        title=as_str(data.get("title")),
-        date=as_str(data.get("date")),
-        last_updated=as_str(data.get("last_updated")),
-        snippet=as_str(data.get("snippet")),
-        source=as_str(data.get("source"), "web"),
-    )
-
-
-class _Results:
-    """A completion's ``search_results``, read as they are parsed (``loads_job``): each
-    entry's dict is gone before the next one is read."""
+class _Results(Sources):
+    """A completion's ``search_results``."""
 
     __slots__ = ("items",)
 
@@ -150,19 +136,10 @@ class _Results:
         self.items: list[SearchResult] = []
 
     def append(self, entry: Any) -> None:
-        result = parse_search_result(entry)
-        if result is not None:
-            self.items.append(result)
-
-    @classmethod
-    def of(cls, value: Any) -> _Results:
-        """The array as read while parsing, or a parsed JSON array read now."""
-        if isinstance(value, _Results):
-            return value
-        results = cls()
-        for entry in as_list(value):
-            results.append(entry)
-        return results
+        data = as_dict(entry)
+        url = as_str(data.get("url"))
+        if url:
+            self.items.append(search_result(data, url))
 
 
 # Where the sources are in a job, for ``payload.loads_streamed``.
