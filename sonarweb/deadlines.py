@@ -21,11 +21,9 @@ from collections.abc import Iterator
 
 import httpcore
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "sonarweb_call_deadline", default=None
-)
-_cancel: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
-    "sonarweb_call_cancel", default=None
+# The call in progress: when it must end, and the event that cancels it (if any).
+_call: contextvars.ContextVar[tuple[float, threading.Event | None] | None] = contextvars.ContextVar(
+    "sonarweb_call", default=None
 )
 # A blocking socket operation wakes at least this often to see whether the call was cancelled.
 CANCEL_CHECK_SECONDS = 0.5
@@ -44,23 +42,21 @@ def deadline(seconds: float, cancel: threading.Event | None = None) -> Iterator[
     """Every socket operation inside this block ends by ``seconds`` from now, or soon after
     ``cancel`` is set."""
     at = time.monotonic() + seconds
-    token = _deadline.set(at)
-    cancel_token = _cancel.set(cancel)
+    token = _call.set((at, cancel))
     try:
         yield at
     finally:
-        _cancel.reset(cancel_token)
-        _deadline.reset(token)
+        _call.reset(token)
 
 
 def time_left(timeout: float | None) -> float | None:
     """The socket timeout to use now: the operation's own, clamped to the deadline."""
-    cancel = _cancel.get()
+    call = _call.get()
+    if call is None:
+        return timeout
+    at, cancel = call
     if cancel is not None and cancel.is_set():
         raise CallCancelled("the call was cancelled")
-    at = _deadline.get()
-    if at is None:
-        return timeout
     left = at - time.monotonic()
     if left <= 0:
         raise DeadlineExceeded("the call's total deadline passed")
@@ -74,7 +70,8 @@ class DeadlineStream(httpcore.NetworkStream):
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if _cancel.get() is None:
+        call = _call.get()
+        if call is None or call[1] is None:
             return self._stream.read(max_bytes, time_left(timeout))
         # Wait in short slices, so that a cancelled call lets go of a silent socket quickly.
         # A read that timed out consumed nothing, so it can be tried again.
