@@ -90,11 +90,8 @@ def human_size(n: int) -> str:
     for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= size:
             value = n / size
-            return (
-                f"{value:.0f} {unit}"
-                if value >= 10 or value == int(value)
-                else f"{value:.1f} {unit}"
-            )
+            decimals = 0 if value >= 10 or value == int(value) else 1
+            return f"{value:.{decimals}f} {unit}"
     return f"{n} bytes"
 
 

@@ -45,9 +45,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
-    """The string with NUL removed and lone surrogates replaced by U+FFFD."""
-    if not _UNSTORABLE.search(value):
-        return value
+    """The string with NUL removed and lone surrogates replaced by U+FFFD (the same string
+    object when it has neither)."""
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
 
 

@@ -37,13 +37,6 @@ from .payload import (
 JOBS_PATH = "/v1/async/sonar"
 
 
-def _url_of(value: Any) -> str:
-    """Chunk URLs are either a string or ``{"url": ...}``."""
-    if isinstance(value, dict):
-        return as_str(value.get("url"))
-    return as_str(value)
-
-
 def parse_chunk(raw: Any) -> ContentChunk | None:
     if isinstance(raw, str):
         return ContentChunk(type="text", text=as_str(raw))
@@ -53,9 +46,10 @@ def parse_chunk(raw: Any) -> ContentChunk | None:
     if kind == "text":
         return ContentChunk(type="text", text=as_str(raw.get("text")))
     if kind in ("image_url", "file_url", "pdf_url", "video_url"):
-        return ContentChunk(
-            type=kind, url=_url_of(raw.get(kind)), name=as_str(raw.get("file_name"))
-        )
+        # The URL is either a string or ``{"url": ...}``.
+        url = raw.get(kind)
+        url = url.get("url") if isinstance(url, dict) else url
+        return ContentChunk(type=kind, url=as_str(url), name=as_str(raw.get("file_name")))
     text = as_str(raw.get("text"))
     return ContentChunk(type=kind, text=text) if text else None
 
