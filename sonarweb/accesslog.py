@@ -53,10 +53,6 @@ def redact(text: str) -> str:
     return API_TOKEN.sub(REDACTED, SECRET_PATH.sub(_replace, text))
 
 
-def is_secret(path: str) -> bool:
-    return SECRET_PATH.search(path) is not None
-
-
 class RedactSecrets(logging.Filter):
     """A logging filter that redacts secret paths in a record's message (never drops it)."""
 
@@ -84,7 +80,7 @@ class RedactingLogger(Logger):
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
         path = environ.get("PATH_INFO") or ""
-        if is_secret(path):
+        if SECRET_PATH.search(path):
             # Rebuilt from the decoded path, so that a percent-encoded spelling of the same
             # URL cannot carry the token past the pattern.
             query = f"?{REDACTED}" if environ.get("QUERY_STRING") else ""

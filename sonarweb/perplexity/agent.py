@@ -302,12 +302,6 @@ def _completion(data: dict[str, Any], status: str) -> Completion:
     )
 
 
-def _cost_key(tool: str) -> str:
-    # Billing keys are search_web, fetch_url, search_people, ...; the usage table labels a
-    # few of them by the same keys Sonar's costs use.
-    return {"search_web": "search_queries_cost"}.get(tool, f"{clean_text(tool)}_cost")
-
-
 def parse_usage(raw: Any) -> Usage | None:
     data = as_dict(raw)
     if not data:
@@ -327,11 +321,14 @@ def parse_usage(raw: Any) -> Usage | None:
         value = as_float(cost_data.get(theirs))
         if value is not None:
             cost[ours] = value
+    # Billing keys are search_web, fetch_url, search_people, ...; the usage table labels a
+    # few of them by the same keys Sonar's costs use.
     details = as_dict(cost_data.get("tool_calls_cost_details"))
     for tool, value in details.items():
         number = as_float(value)
         if number is not None:
-            cost[_cost_key(str(tool))] = number
+            key = "search_queries_cost" if tool == "search_web" else f"{clean_text(str(tool))}_cost"
+            cost[key] = number
     if not details and (tools_cost := as_float(cost_data.get("tool_calls_cost"))) is not None:
         cost["tool_calls_cost"] = tools_cost
     return Usage(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import typing
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import httpcore
 import httpx
@@ -115,7 +115,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
 class CoreResponseStream(httpx.SyncByteStream):
     """An httpcore response body as an httpx stream, its errors mapped as they arrive."""
 
-    def __init__(self, stream: Iterable[bytes]) -> None:
+    def __init__(self, stream: typing.Any) -> None:
         self.stream = stream
 
     def __iter__(self) -> Iterator[bytes]:
@@ -124,9 +124,7 @@ class CoreResponseStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         # httpcore's stream gives its connection back to the pool (or closes it) here.
-        close = getattr(self.stream, "close", None)
-        if close is not None:
-            close()
+        self.stream.close()
 
 
 class DeadlineTransport(httpx.BaseTransport):
@@ -171,7 +169,7 @@ class DeadlineTransport(httpx.BaseTransport):
         return httpx.Response(
             status_code=core_response.status,
             headers=core_response.headers,
-            stream=CoreResponseStream(typing.cast(Iterable[bytes], core_response.stream)),
+            stream=CoreResponseStream(core_response.stream),
             extensions=core_response.extensions,
         )
 
