@@ -9,7 +9,6 @@ signs in nobody here, so a page elsewhere cannot make a member's browser call th
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.http import HttpRequest
 from ninja.security import HttpBearer
@@ -21,6 +20,25 @@ from .throttling import take_write
 
 # Something shaped like a token anywhere in the query string.
 _TOKEN_IN_QUERY = re.compile(r"sw_[A-Za-z0-9]{20,}")
+NOT_WORKING = "This token is unknown, revoked or expired, or its member is deactivated."
+
+
+def refuse_unusable(request: HttpRequest, kept_by: str) -> None:
+    """Before any token is looked at: a token sent in the URL (where ``kept_by`` keep it) is
+    refused and not used, and so is every token while tokens are turned off."""
+    if _TOKEN_IN_QUERY.search(request.META.get("QUERY_STRING", "")):
+        raise Problem(
+            400,
+            "token-in-url",
+            f"A token was sent in the URL, where {kept_by} keep it: it was not used. Revoke it "
+            "in Settings, make a new one, and send that in the Authorization header.",
+        )
+    if not tokens.enabled():
+        raise Problem(
+            503,
+            "tokens-off",
+            "This server has no SONARWEB_TOKEN_SECRET set, so API tokens are turned off.",
+        )
 
 
 class TokenAuth(HttpBearer):
@@ -28,26 +46,11 @@ class TokenAuth(HttpBearer):
 
     def __init__(self, scope: str) -> None:
         super().__init__()
-        if scope not in Scope.values:
-            raise ValueError(f"unknown scope {scope!r}")
         self.scope = scope
 
     def __call__(self, request: HttpRequest) -> ApiToken | None:
         # Not HttpBearer's own: that one logs an unexpected header whole in debug mode.
-        if _TOKEN_IN_QUERY.search(request.META.get("QUERY_STRING", "")):
-            raise Problem(
-                400,
-                "token-in-url",
-                "A token was sent in the URL, where logs and browser histories keep it: it "
-                "was not used. Revoke it in Settings, make a new one, and send that in the "
-                "Authorization header.",
-            )
-        if not tokens.enabled():
-            raise Problem(
-                503,
-                "tokens-off",
-                "This server has no SONARWEB_TOKEN_SECRET set, so API tokens are turned off.",
-            )
+        refuse_unusable(request, kept_by="logs and browser histories")
         scheme, _, credentials = request.headers.get(self.header, "").partition(" ")
         if scheme.lower() != self.openapi_scheme or not credentials.strip():
             return None
@@ -56,9 +59,7 @@ class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         found = tokens.authenticate(token)
         if found is None:
-            raise unauthorized(
-                "This token is unknown, revoked or expired, or its member is deactivated."
-            )
+            raise unauthorized(NOT_WORKING)
         if self.scope == Scope.WRITE:
             if not found.may_write:
                 raise Problem(
@@ -72,14 +73,6 @@ class TokenAuth(HttpBearer):
         # whoever a session cookie sent along may name.
         request.user = found.user
         return found
-
-
-def token_of(request: HttpRequest) -> ApiToken:
-    """The token the request was authenticated with (set by ninja as ``request.auth``)."""
-    token: Any = getattr(request, "auth", None)
-    if not isinstance(token, ApiToken):  # pragma: no cover - every operation has auth
-        raise unauthorized()
-    return token
 
 
 READ = TokenAuth(Scope.READ)

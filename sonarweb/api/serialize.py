@@ -12,8 +12,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
+from sonarweb.answers.sources import build_sources
+from sonarweb.perplexity.documents import loads_document
+from sonarweb.perplexity.payload import PayloadError
 from sonarweb.tracker.following.scheduler import MAX_BACKOFF_SECONDS
-from sonarweb.tracker.models import TrackedRequest
+from sonarweb.tracker.models import AnswerArchive, TrackedRequest
+
+from .sections import Section
 
 MIN_POLL_SECONDS = 2
 
@@ -62,3 +67,24 @@ def request_out(request: HttpRequest, tracked: TrackedRequest) -> dict[str, Any]
         "answer_url": answer_url,
         "poll_after_seconds": poll_after_seconds(tracked),
     }
+
+
+def section_list(sections: list[Section]) -> list[dict[str, Any]]:
+    return [
+        {"index": s.index, "heading": s.heading, "level": s.level, "length": s.length}
+        for s in sections
+    ]
+
+
+def sources_of(archive: AnswerArchive) -> list[dict[str, Any]]:
+    """The answer's numbered sources; none when its stored document cannot be read."""
+    try:
+        job = loads_document(archive.raw_json)
+    except (PayloadError, ValueError):
+        return []
+    if job.response is None:
+        return []
+    return [
+        {"number": s.number, "title": s.title, "url": s.href, "domain": s.domain}
+        for s in build_sources(job.response)
+    ]

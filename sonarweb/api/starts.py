@@ -59,6 +59,10 @@ WAIT_STEP_SECONDS = 0.1
 # Records older than this are forgotten: the key may then start a new run.
 KEEP_RECORDS = timedelta(days=7)
 MAX_KEY_CHARS = 255
+KEY_REQUIRED = (
+    "Send an Idempotency-Key header (a UUID you make for this start, kept for its retries): "
+    "without it a retried start could pay for two runs."
+)
 # The form's fields by the API's names, for error messages.
 API_NAMES = {
     "question": "question",
@@ -134,12 +138,7 @@ def fingerprint(form: NewResearchForm) -> str:
 def checked_key(value: str | None) -> str:
     value = (value or "").strip()
     if not value:
-        raise Problem(
-            400,
-            "idempotency-key-required",
-            "Send an Idempotency-Key header (a UUID you make for this start, kept for its "
-            "retries): without it a retried start could pay for two runs.",
-        )
+        raise Problem(400, "idempotency-key-required", KEY_REQUIRED)
     if len(value) > MAX_KEY_CHARS or not value.isascii() or not value.isprintable():
         raise Problem(
             400,

@@ -27,10 +27,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from sonarweb.accounts.models import AuditAction
 from sonarweb.accounts.views.access import may_manage
-from sonarweb.answers.sources import build_sources
 from sonarweb.perplexity import client as upstream
-from sonarweb.perplexity.documents import loads_document
-from sonarweb.perplexity.payload import PayloadError
 from sonarweb.tracker import audit
 from sonarweb.tracker.archive.search import Filters, Search, SearchTooSlow
 from sonarweb.tracker.archive.search.bound import bounded
@@ -44,7 +41,7 @@ from sonarweb.tracker.views.importing import PasteReport, track_ids
 from sonarweb.tracker.views.messages_upstream import retry_seconds
 
 from . import problems, starts
-from .auth import READ, WRITE, token_of
+from .auth import READ, WRITE, TokenAuth
 from .docs import PlainDocs
 from .problems import Problem, retry_after
 from .schemas import (
@@ -59,7 +56,7 @@ from .schemas import (
     TrackIn,
 )
 from .sections import split_sections
-from .serialize import poll_after_seconds, request_out
+from .serialize import poll_after_seconds, request_out, section_list, sources_of, title_of
 
 log = logging.getLogger("sonarweb.api")
 
@@ -70,9 +67,6 @@ WHOLE_ANSWER_CHARS = 60_000
 DEFAULT_PAGE_SECTIONS = 5
 MAX_PAGE_SECTIONS = 50
 MAX_QUERY_CHARS = 200
-# The scope an operation needs, in the OpenAPI document (the docs page shows it).
-SCOPE_READ = {"x-scope": "read"}
-SCOPE_WRITE = {"x-scope": "write"}
 STATUSES = [value for value, _ in STATUS_FILTER_CHOICES if value]
 ERRORS: dict[int | str, Any] = {
     code: ProblemOut for code in (400, 401, 403, 404, 409, 410, 422, 429, 502, 503)
@@ -114,6 +108,22 @@ api = SonarwebAPI(
 )
 
 
+def _operation(
+    method: str, path: str, auth: TokenAuth, ok: dict[int | str, Any], summary: str, tag: str
+) -> Any:
+    """An operation for a token of ``auth``'s scope, which the OpenAPI document shows as
+    ``x-scope`` (and the docs page with it); any of them may answer a problem document."""
+    return api.api_operation(
+        [method],
+        path,
+        auth=auth,
+        openapi_extra={"x-scope": auth.scope},
+        response={**ok, **ERRORS},
+        summary=summary,
+        tags=[tag],
+    )
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 
@@ -151,7 +161,8 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     for error in exc.errors:
         loc = error.get("loc", ())
         if loc and loc[0] == "header" and error.get("type") == "missing":
-            return problems.response(request, _key_missing())
+            missing = Problem(400, "idempotency-key-required", starts.KEY_REQUIRED)
+            return problems.response(request, missing)
         field = _where(loc)
         if error.get("type") == "extra_forbidden" and _names_a_secret(field):
             return problems.response(
@@ -176,14 +187,6 @@ def _names_a_secret(field: str) -> bool:
     return bool(_SECRET_FIELD.search(field.rsplit(".", 1)[-1].lower()))
 
 
-def _key_missing() -> Problem:
-    try:
-        starts.checked_key(None)
-    except Problem as problem:
-        return problem
-    raise AssertionError  # pragma: no cover
-
-
 @api.exception_handler(Exception)
 def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     log.exception("API request %s %s failed", request.method, request.path)
@@ -200,10 +203,6 @@ def _tracked(slug: str) -> TrackedRequest:
     return get_object_or_404(TrackedRequest.objects.select_related("added_by"), slug=slug)
 
 
-def _fresh(tracked: TrackedRequest) -> TrackedRequest:
-    return _tracked(tracked.slug)
-
-
 def _detail_url(tracked: TrackedRequest) -> str:
     return reverse("api:get_request", args=[tracked.slug])
 
@@ -211,13 +210,8 @@ def _detail_url(tracked: TrackedRequest) -> str:
 # -- start and track --------------------------------------------------------------------------
 
 
-@api.post(
-    "/research",
-    auth=WRITE,
-    openapi_extra=SCOPE_WRITE,
-    response={200: RequestOut, 201: RequestOut, **ERRORS},
-    summary="Start research",
-    tags=["research"],
+@_operation(
+    "POST", "/research", WRITE, {200: RequestOut, 201: RequestOut}, "Start research", "research"
 )
 def start_research(
     request: HttpRequest,
@@ -236,7 +230,7 @@ def start_research(
     the new request, or 200 with the request an earlier start with the same Idempotency-Key
     made (waiting for it while it is still starting); 409 when that key came with another
     body."""
-    user = token_of(request).user
+    user = request.auth.user
     key = starts.checked_key(idempotency_key)
     form = starts.validated_form(body)
     started = starts.start(user, key, form)
@@ -247,20 +241,20 @@ def start_research(
     return Status(201, request_out(request, started.tracked))
 
 
-@api.post(
+@_operation(
+    "POST",
     "/requests",
-    auth=WRITE,
-    openapi_extra=SCOPE_WRITE,
-    response={200: RequestOut, 201: RequestOut, **ERRORS},
-    summary="Track an existing request",
-    tags=["requests"],
+    WRITE,
+    {200: RequestOut, 201: RequestOut},
+    "Track an existing request",
+    "requests",
 )
 def track_request(
     request: HttpRequest, body: TrackIn, response: HttpResponse
 ) -> Status[dict[str, Any]]:
     """Follow a run or job started elsewhere, by its id (or a URL or JSON that holds it):
     201 when sonarweb now tracks it, 200 when it already did."""
-    user = token_of(request).user
+    user = request.auth.user
     try:
         request_id = extract_request_id(body.request_id)
     except InvalidRequestId as exc:
@@ -287,14 +281,7 @@ def track_request(
 # -- read -------------------------------------------------------------------------------------
 
 
-@api.get(
-    "/requests",
-    auth=READ,
-    openapi_extra=SCOPE_READ,
-    response={200: RequestList, **ERRORS},
-    summary="List and search requests",
-    tags=["requests"],
-)
+@_operation("GET", "/requests", READ, {200: RequestList}, "List and search requests", "requests")
 def list_requests(
     request: HttpRequest,
     status: str = Query("", description="A status, such as IN_PROGRESS or COMPLETED."),
@@ -351,31 +338,11 @@ def list_requests(
     }
 
 
-@api.get(
-    "/requests/{id}",
-    auth=READ,
-    openapi_extra=SCOPE_READ,
-    response={200: RequestOut, **ERRORS},
-    summary="Get a request",
-    tags=["requests"],
-)
+@_operation("GET", "/requests/{id}", READ, {200: RequestOut}, "Get a request", "requests")
 def get_request(request: HttpRequest, id: str) -> dict[str, Any]:
     """One request: its status, times, model, cost, title and permalink; while it runs,
     ``poll_after_seconds`` says when to ask again."""
     return request_out(request, _tracked(id))
-
-
-def _sources(archive: AnswerArchive) -> list[dict[str, Any]]:
-    try:
-        job = loads_document(archive.raw_json)
-    except (PayloadError, ValueError):
-        return []
-    if job.response is None:
-        return []
-    return [
-        {"number": s.number, "title": s.title, "url": s.href, "domain": s.domain}
-        for s in build_sources(job.response)
-    ]
 
 
 def _not_answered(tracked: TrackedRequest) -> Problem:
@@ -397,14 +364,7 @@ def _not_answered(tracked: TrackedRequest) -> Problem:
     )
 
 
-@api.get(
-    "/requests/{id}/answer",
-    auth=READ,
-    openapi_extra=SCOPE_READ,
-    response={200: AnswerOut, **ERRORS},
-    summary="Read the answer",
-    tags=["requests"],
-)
+@_operation("GET", "/requests/{id}/answer", READ, {200: AnswerOut}, "Read the answer", "requests")
 def get_answer(
     request: HttpRequest,
     id: str,
@@ -440,7 +400,7 @@ def get_answer(
     return {
         "id": tracked.slug,
         "status": tracked.badge_status,
-        "title": request_out(request, tracked)["title"],
+        "title": title_of(tracked),
         "markdown": "".join(s.text for s in chosen),
         "section": section,
         "page": page,
@@ -448,11 +408,8 @@ def get_answer(
         "pages": pages,
         "next_page": page + 1 if section is None and page < pages else None,
         "total_length": len(markdown),
-        "sections": [
-            {"index": s.index, "heading": s.heading, "level": s.level, "length": s.length}
-            for s in sections
-        ],
-        "sources": _sources(archive),
+        "sections": section_list(sections),
+        "sources": sources_of(archive),
     }
 
 
@@ -479,18 +436,18 @@ def _cancel_problem(result: CancelResult) -> Problem:
     return retry_after(503, "upstream-unavailable", result.sentence, 5)
 
 
-@api.post(
+@_operation(
+    "POST",
     "/requests/{id}/cancel",
-    auth=WRITE,
-    openapi_extra=SCOPE_WRITE,
-    response={202: RequestOut, **ERRORS},
-    summary="Cancel a running request",
-    tags=["requests"],
+    WRITE,
+    {202: RequestOut},
+    "Cancel a running request",
+    "requests",
 )
 def cancel_request(request: HttpRequest, id: str) -> Status[dict[str, Any]]:
     """Ask for the run to stop (the member who added it, or staff). Answers 202 at once: the
     request shows ``cancelling`` until it ends CANCELLED, keeping what it had written."""
-    user = token_of(request).user
+    user = request.auth.user
     tracked = _tracked(id)
     if not may_manage(user, tracked):
         raise Problem(
@@ -499,21 +456,10 @@ def cancel_request(request: HttpRequest, id: str) -> Status[dict[str, Any]]:
     result = cancel_as(user, tracked)
     if result.outcome != "sent" and result.refusal != "already":
         raise _cancel_problem(result)
-    return Status(202, request_out(request, _fresh(tracked)))
+    return Status(202, request_out(request, _tracked(tracked.slug)))
 
 
-def _share_url(request: HttpRequest, link: ShareLink) -> str:
-    return request.build_absolute_uri(reverse("shared_answer", kwargs={"token": link.token}))
-
-
-@api.post(
-    "/requests/{id}/share",
-    auth=WRITE,
-    openapi_extra=SCOPE_WRITE,
-    response={201: ShareOut, **ERRORS},
-    summary="Make a public link",
-    tags=["sharing"],
-)
+@_operation("POST", "/requests/{id}/share", WRITE, {201: ShareOut}, "Make a public link", "sharing")
 def share_request(
     request: HttpRequest,
     id: str,
@@ -521,7 +467,7 @@ def share_request(
 ) -> Status[dict[str, Any]]:
     """A new public, read-only link to the archived answer, which anyone can open without
     signing in until it expires or is revoked."""
-    user = token_of(request).user
+    user = request.auth.user
     tracked = _tracked(id)
     if not tracked.has_answer:
         raise Problem(409, "no-answer", "Only an archived answer can be shared.")
@@ -530,27 +476,16 @@ def share_request(
     link = ShareLink.objects.create(tracked=tracked, created_by=user, expires_at=expires_at)
     audit.record(user, AuditAction.LINK_CREATED, link=link)
     log.info("user_id=%s created share link id=%s through the API", user.pk, link.pk)
-    return Status(
-        201,
-        {
-            "url": _share_url(request, link),
-            "created_at": link.created,
-            "expires_at": link.expires_at,
-        },
-    )
+    url = request.build_absolute_uri(reverse("shared_answer", kwargs={"token": link.token}))
+    return Status(201, {"url": url, "created_at": link.created, "expires_at": link.expires_at})
 
 
-@api.delete(
-    "/requests/{id}/share",
-    auth=WRITE,
-    openapi_extra=SCOPE_WRITE,
-    response={200: RevokedOut, **ERRORS},
-    summary="Revoke its public links",
-    tags=["sharing"],
+@_operation(
+    "DELETE", "/requests/{id}/share", WRITE, {200: RevokedOut}, "Revoke its public links", "sharing"
 )
 def unshare_request(request: HttpRequest, id: str) -> dict[str, int]:
     """Revoke every public link to the answer: they answer “Not found” from now on."""
-    user = token_of(request).user
+    user = request.auth.user
     tracked = _tracked(id)
     revoked = 0
     for link in ShareLink.objects.active().filter(tracked=tracked).select_related("tracked"):

@@ -25,10 +25,6 @@ class Caller:
     def user(self) -> Any:
         return self.token.user
 
-    @property
-    def may_write(self) -> bool:
-        return self.token.may_write
-
 
 CALLER: ContextVar[Caller | None] = ContextVar("sonarweb_mcp_caller", default=None)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
@@ -36,6 +35,7 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sonarweb.api import problems, tokens
+from sonarweb.api.auth import NOT_WORKING, refuse_unusable
 from sonarweb.api.models import ApiToken
 from sonarweb.api.models import Scope as TokenScope
 from sonarweb.api.problems import Problem
@@ -44,8 +44,6 @@ from .caller import CALLER, Caller
 from .research import in_thread
 
 log = logging.getLogger("sonarweb.mcp")
-
-_TOKEN_IN_QUERY = re.compile(rb"sw_[A-Za-z0-9]{20,}")
 
 
 def allowed_hosts() -> list[str]:
@@ -88,11 +86,6 @@ def _origin_allowed(origin: str) -> bool:
         return False
     domain, _ = split_domain_port(host)
     return bool(domain) and validate_host(domain, allowed_hosts())
-
-
-@in_thread
-def _authenticate(plaintext: str) -> ApiToken | None:
-    return tokens.authenticate(plaintext)
 
 
 def _access_token(token: ApiToken) -> AccessToken:
@@ -172,39 +165,17 @@ class Guard:
 
     async def _caller(self, request: ASGIRequest, send: Send) -> Caller | None:
         """The request's token, or None once the refusal is sent."""
-        if _TOKEN_IN_QUERY.search(request.META.get("QUERY_STRING", "").encode()):
-            await _refuse(
-                send,
-                request,
-                Problem(
-                    400,
-                    "token-in-url",
-                    "A token was sent in the URL, where logs keep it: it was not used. Revoke "
-                    "it in Settings, make a new one, and send that in the Authorization header.",
-                ),
-            )
-            return None
-        if not tokens.enabled():
-            await _refuse(
-                send,
-                request,
-                Problem(
-                    503,
-                    "tokens-off",
-                    "This server has no SONARWEB_TOKEN_SECRET set, so API tokens are turned off.",
-                ),
-            )
-            return None
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        credentials = credentials.strip()
         token = None
-        if scheme.lower() == "bearer" and credentials.strip():
-            token = await sync_to_async(_authenticate, thread_sensitive=False)(credentials.strip())
-        if token is None:
-            detail = (
-                "This token is unknown, revoked or expired, or its member is deactivated."
-                if credentials.strip()
-                else ""
-            )
-            await _refuse(send, request, problems.unauthorized(detail))
+        try:
+            refuse_unusable(request, kept_by="logs")
+            if scheme.lower() == "bearer" and credentials:
+                authenticate = sync_to_async(in_thread(tokens.authenticate), thread_sensitive=False)
+                token = await authenticate(credentials)
+            if token is None:
+                raise problems.unauthorized(NOT_WORKING if credentials else "")
+        except Problem as problem:
+            await _refuse(send, request, problem)
             return None
         return Caller(token=token, request=request)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import wraps
 from typing import Any
 
 from django.db import close_old_connections
@@ -21,15 +22,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from sonarweb.accounts.views.access import may_manage
-from sonarweb.answers.sources import build_sources
 from sonarweb.api import starts
 from sonarweb.api.problems import Problem
 from sonarweb.api.schemas import FiltersIn, ResearchIn
 from sonarweb.api.sections import Section, split_sections
-from sonarweb.api.serialize import request_out
+from sonarweb.api.serialize import request_out, section_list, sources_of
 from sonarweb.api.throttling import take_write
-from sonarweb.perplexity.documents import loads_document
-from sonarweb.perplexity.payload import PayloadError
 from sonarweb.tracker.archive.search import Filters, Search, SearchTooSlow
 from sonarweb.tracker.listing import filtered
 from sonarweb.tracker.models import AnswerArchive, TrackedRequest
@@ -70,6 +68,7 @@ def in_thread(fn: Any) -> Any:
     """``fn`` as one unit of database work in a worker thread: connections past their age are
     closed before and after, as Django does around each request."""
 
+    @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         close_old_connections()
         try:
@@ -77,8 +76,6 @@ def in_thread(fn: Any) -> Any:
         finally:
             close_old_connections()
 
-    run.__name__ = getattr(fn, "__name__", "run")
-    run.__doc__ = fn.__doc__
     return run
 
 
@@ -94,7 +91,7 @@ def problems_as_tool_errors() -> Iterator[None]:
 
 
 def _require_write(caller: Caller) -> None:
-    if not caller.may_write:
+    if not caller.token.may_write:
         raise ToolError(READ_ONLY)
     with problems_as_tool_errors():
         take_write(caller.token)
@@ -196,19 +193,6 @@ def _archive(tracked: TrackedRequest) -> AnswerArchive:
     return archive
 
 
-def _sources(archive: AnswerArchive) -> list[dict[str, Any]]:
-    try:
-        job = loads_document(archive.raw_json)
-    except (PayloadError, ValueError):
-        return []
-    if job.response is None:
-        return []
-    return [
-        {"number": s.number, "title": s.title, "url": s.href, "domain": s.domain}
-        for s in build_sources(job.response)
-    ]
-
-
 def _summary(markdown: str) -> str:
     text = markdown.strip()
     if len(text) <= SUMMARY_CHARS:
@@ -216,13 +200,6 @@ def _summary(markdown: str) -> str:
     cut = text[:SUMMARY_CHARS]
     space = cut.rfind(" ")
     return (cut[:space] if space > SUMMARY_CHARS // 2 else cut).rstrip() + "…"
-
-
-def _section_list(sections: list[Section]) -> list[dict[str, Any]]:
-    return [
-        {"index": s.index, "heading": s.heading, "level": s.level, "length": s.length}
-        for s in sections
-    ]
 
 
 def get(caller: Caller, value: str) -> dict[str, Any]:
@@ -236,8 +213,8 @@ def get(caller: Caller, value: str) -> dict[str, Any]:
         out["summary"] = _summary(markdown)
         out["total_length"] = len(markdown)
         out["section_count"] = len(sections)
-        out["sections"] = _section_list(sections)
-        out["sources"] = _sources(archive)
+        out["sections"] = section_list(sections)
+        out["sources"] = sources_of(archive)
     out["next"] = _next_step(tracked, out["poll_after_seconds"])
     return out
 
@@ -293,7 +270,7 @@ def read(
         "status": out["status"],
         "section": chosen[0].index if chosen and page is None else None,
         "page": page,
-        "sections_shown": _section_list(chosen),
+        "sections_shown": section_list(chosen),
         "section_count": count,
         "page_count": len(pages),
         "next_section": last + 1 if last < count else None,
@@ -321,7 +298,6 @@ def search(caller: Caller, query: str, limit: int) -> dict[str, Any]:
     text = (query or "").strip()
     if not text:
         raise ToolError("Give some words to search for.")
-    limit = max(1, min(limit, MAX_LIST))
     found = Search(text)
     try:
         ids = found.page(Filters(), offset=0, limit=limit)
@@ -346,7 +322,6 @@ def search(caller: Caller, query: str, limit: int) -> dict[str, Any]:
 
 def recent(caller: Caller, limit: int) -> dict[str, Any]:
     """The team's newest requests."""
-    limit = max(1, min(limit, MAX_LIST))
     rows = filtered(Filters()).select_related("added_by").order_by("-created", "-id")[:limit]
     items = [_brief(caller, row) for row in rows]
     return {"count": len(items), "items": items}
