@@ -39,18 +39,20 @@ def _type(schema: dict[str, Any]) -> str:
     return kind
 
 
-def _limits(schema: dict[str, Any]) -> str:
-    words = []
-    for key, text in (
-        ("minimum", "at least"),
-        ("maximum", "at most"),
-        ("maxLength", "at most {} characters"),
-    ):
-        if key in schema:
-            words.append(text.format(schema[key]) if "{}" in text else f"{text} {schema[key]}")
+def _notes(description: str, schema: dict[str, Any]) -> str:
+    """The description, then the limits and the default."""
+    words = [
+        text.format(schema[key])
+        for key, text in (
+            ("minimum", "at least {}"),
+            ("maximum", "at most {}"),
+            ("maxLength", "at most {} characters"),
+        )
+        if key in schema
+    ]
     if "default" in schema and schema["default"] not in (None, "", [], {}):
         words.append(f"default {schema['default']}")
-    return ", ".join(words)
+    return " ".join(part for part in (description, ", ".join(words)) if part)
 
 
 def _fields(name: str, components: dict[str, Any]) -> list[dict[str, str]]:
@@ -61,9 +63,7 @@ def _fields(name: str, components: dict[str, Any]) -> list[dict[str, str]]:
             "name": field,
             "type": _type(prop),
             "required": "yes" if field in required else "no",
-            "notes": " ".join(
-                part for part in (prop.get("description", ""), _limits(prop)) if part
-            ),
+            "notes": _notes(prop.get("description", ""), prop),
         }
         for field, prop in schema.get("properties", {}).items()
     ]
@@ -76,9 +76,7 @@ def _parameters(operation: dict[str, Any]) -> list[dict[str, str]]:
             "where": p.get("in", ""),
             "type": _type(p.get("schema", {})),
             "required": "yes" if p.get("required") else "no",
-            "notes": " ".join(
-                part for part in (p.get("description", ""), _limits(p.get("schema", {}))) if part
-            ),
+            "notes": _notes(p.get("description", ""), p.get("schema", {})),
         }
         for p in operation.get("parameters", [])
     ]

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 log = logging.getLogger("sonarweb.api")
 
@@ -71,17 +71,10 @@ class Problem(Exception):
         self.extra = extra
 
 
-def type_uri(request: HttpRequest, kind: str) -> str:
-    try:
-        docs = reverse("api:openapi-view")
-    except NoReverseMatch:  # pragma: no cover - the API is always mounted
-        return "about:blank"
-    return request.build_absolute_uri(f"{docs}#problem-{kind}")
-
-
 def document(request: HttpRequest, problem: Problem) -> dict[str, Any]:
+    docs = reverse("api:openapi-view")
     body: dict[str, Any] = {
-        "type": type_uri(request, problem.kind),
+        "type": request.build_absolute_uri(f"{docs}#problem-{problem.kind}"),
         "title": TITLES[problem.kind],
         "status": problem.status,
         "detail": problem.detail,
@@ -111,6 +104,12 @@ def unauthorized(detail: str = "") -> Problem:
         "tokens; a revoked or expired token, or one of a deactivated member, no longer works.",
         headers={"WWW-Authenticate": 'Bearer realm="sonarweb"'},
     )
+
+
+def invalid(errors: list[dict[str, str]]) -> Problem:
+    """422 for the fields in ``errors`` (``field``, ``message``), each said in the detail."""
+    detail = " ".join(f"{e['field']}: {e['message']}" for e in errors) or "Invalid request."
+    return Problem(422, "invalid-request", detail, errors=errors)
 
 
 def retry_after(problem_status: int, kind: str, detail: str, seconds: int) -> Problem:

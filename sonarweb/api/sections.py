@@ -79,21 +79,16 @@ def _pieces(lines: list[str], limit: int) -> list[str]:
             cut = len(current) - 1  # before the line that went over
         else:
             cut = 1  # one line alone is over: it is cut inside below
-        head, current = current[:cut], current[cut:]
-        text = "".join(head)
-        while len(text) > limit:
-            pieces.append(text[:limit])
-            text = text[limit:]
-        pieces.append(text)
+        pieces += _cut("".join(current[:cut]), limit)
+        current = current[cut:]
         size = sum(len(x) for x in current)
         last_break = 0
-    rest = "".join(current)
-    while len(rest) > limit:
-        pieces.append(rest[:limit])
-        rest = rest[limit:]
-    if rest:
-        pieces.append(rest)
+    pieces += _cut("".join(current), limit)
     return [p for p in pieces if p.strip()]
+
+
+def _cut(text: str, limit: int) -> list[str]:
+    return [text[start : start + limit] for start in range(0, len(text), limit)]
 
 
 def split_sections(markdown: str, limit: int = SECTION_CHARS) -> list[Section]:

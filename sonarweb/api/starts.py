@@ -49,7 +49,7 @@ from sonarweb.tracker.models import ApiKey, TrackedRequest
 from sonarweb.tracker.views.messages_upstream import retry_seconds, try_again
 
 from .models import IdempotencyRecord
-from .problems import Problem, retry_after
+from .problems import Problem, invalid, retry_after
 from .schemas import ResearchIn
 
 log = logging.getLogger("sonarweb.api.starts")
@@ -63,11 +63,8 @@ KEY_REQUIRED = (
     "Send an Idempotency-Key header (a UUID you make for this start, kept for its retries): "
     "without it a retried start could pay for two runs."
 )
-# The form's fields by the API's names, for error messages.
+# The form's fields by the API's names, for error messages, where they differ.
 API_NAMES = {
-    "question": "question",
-    "preset": "preset",
-    "model": "model",
     "domains": "filters.domains",
     "recency": "filters.recency",
     "after_date": "filters.published_after",
@@ -75,8 +72,6 @@ API_NAMES = {
     "updated_after": "filters.updated_after",
     "updated_before": "filters.updated_before",
     "effort": "reasoning_effort",
-    "max_output_tokens": "max_output_tokens",
-    "instructions": "instructions",
     "__all__": "body",
 }
 
@@ -115,16 +110,12 @@ def validated_form(body: ResearchIn) -> NewResearchForm:
     form = NewResearchForm(data)
     if form.is_valid():
         return form
-    errors = [
-        {"field": API_NAMES.get(field, field), "message": str(message)}
-        for field, messages in form.errors.items()
-        for message in messages
-    ]
-    raise Problem(
-        422,
-        "invalid-request",
-        " ".join(f"{e['field']}: {e['message']}" for e in errors),
-        errors=errors,
+    raise invalid(
+        [
+            {"field": API_NAMES.get(field, field), "message": str(message)}
+            for field, messages in form.errors.items()
+            for message in messages
+        ]
     )
 
 
@@ -199,13 +190,15 @@ def _abandoned(record: IdempotencyRecord) -> bool:
     return age > in_flight_seconds() + 5
 
 
-def _take_over(user: AbstractBaseUser, record: IdempotencyRecord) -> None:
+def _settle(user: AbstractBaseUser, record: IdempotencyRecord) -> bool:
+    """Complete the record with its start's ``starting-`` row if there is one (True), else
+    release it."""
     row = started_with(user.pk, record.form_key)
-    if row is not None:
-        log.warning("idempotency record %s completed after its start died", record.pk)
-        _complete(record, row)
-    else:
+    if row is None:
         _release(record)
+        return False
+    _complete(record, row)
+    return True
 
 
 # -- the start --------------------------------------------------------------------------------
@@ -240,7 +233,8 @@ def start(user: AbstractBaseUser, key: str, form: NewResearchForm) -> Started:
         if existing.completed_at is not None:
             return _replay(existing)
         if _abandoned(existing):
-            _take_over(user, existing)
+            if _settle(user, existing):
+                log.warning("idempotency record %s completed after its start died", existing.pk)
             continue
         time.sleep(WAIT_STEP_SECONDS)
 
@@ -277,11 +271,7 @@ def _run(user: AbstractBaseUser, record: IdempotencyRecord, form: NewResearchFor
         raise _refused(refusal, key) from refusal
     except Exception:
         # Whatever broke, a row may stand for a run that started: the key keeps it.
-        row = started_with(user.pk, record.form_key)
-        if row is not None:
-            _complete(record, row)
-        else:
-            _release(record)
+        _settle(user, record)
         raise
     _complete(record, made.tracked)
     tracked = TrackedRequest.objects.select_related("added_by").get(pk=made.tracked.pk)

@@ -150,6 +150,9 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problems.response(request, Problem(exc.status_code, kind, str(exc)))
 
 
+_SECRET_FIELD = re.compile(r"(^|_)(api_?key|key|token|secret|authorization|bearer)$|^pplx")
+
+
 def _where(loc: Any) -> str:
     parts = [str(p) for p in loc if p not in ("body", "payload", "query", "header", "path")]
     return ".".join(parts) or "body"
@@ -164,7 +167,8 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
             missing = Problem(400, "idempotency-key-required", starts.KEY_REQUIRED)
             return problems.response(request, missing)
         field = _where(loc)
-        if error.get("type") == "extra_forbidden" and _names_a_secret(field):
+        secret = _SECRET_FIELD.search(field.rsplit(".", 1)[-1].lower())
+        if error.get("type") == "extra_forbidden" and secret:
             return problems.response(
                 request,
                 Problem(
@@ -176,15 +180,7 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
             )
         # Never the value sent: only where the error is and what is wrong.
         errors.append({"field": field, "message": str(error.get("msg", "invalid"))})
-    detail = " ".join(f"{e['field']}: {e['message']}" for e in errors) or "Invalid request."
-    return problems.response(request, Problem(422, "invalid-request", detail, errors=errors))
-
-
-_SECRET_FIELD = re.compile(r"(^|_)(api_?key|key|token|secret|authorization|bearer)$|^pplx")
-
-
-def _names_a_secret(field: str) -> bool:
-    return bool(_SECRET_FIELD.search(field.rsplit(".", 1)[-1].lower()))
+    return problems.response(request, problems.invalid(errors))
 
 
 @api.exception_handler(Exception)
