@@ -37,8 +37,8 @@ def base_url() -> str:
 class SiteAddress:
     """Stands in for the request the API's serializer asks for absolute URLs."""
 
-    def __init__(self, base: str | None = None) -> None:
-        self.base = (base or base_url()).rstrip("/")
+    def __init__(self) -> None:
+        self.base = base_url().rstrip("/")
 
     def build_absolute_uri(self, location: str | None = None) -> str:
         return self.base + (location or "/")

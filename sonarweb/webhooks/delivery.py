@@ -227,10 +227,10 @@ def tell_staff(endpoint_id: int) -> int:
     )
 
 
-def redeliver(delivery: Delivery, now: datetime | None = None) -> Delivery:
+def redeliver(delivery: Delivery) -> Delivery:
     """The same message (same ``webhook-id``, same body) queued once more, as a new delivery
     with attempts of its own."""
-    now = now or timezone.now()
+    now = timezone.now()
     return Delivery.objects.create(
         endpoint_id=delivery.endpoint_id,
         tracked_id=delivery.tracked_id,
@@ -253,7 +253,5 @@ def prune(now: datetime) -> int:
         .exclude(state=DeliveryState.PENDING)
         .values_list("pk", flat=True)[:PRUNE_BATCH]
     )
-    if not old:
-        return 0
     deleted, _ = Delivery.objects.filter(pk__in=old).delete()
     return deleted

@@ -110,17 +110,12 @@ class EndpointForm(forms.Form):
                     self.add_error("url", reason)
         return data
 
-    @property
-    def format_value(self) -> str:
-        if self.endpoint is not None:
-            return self.endpoint.format
-        return str(self.cleaned_data.get("format") or Format.STANDARD)
-
     def apply(self, endpoint: Endpoint) -> None:
         """Copy the cleaned values onto ``endpoint`` (not saved)."""
         data = self.cleaned_data
         endpoint.name = data["name"]
-        endpoint.format = self.format_value
+        if self.endpoint is None:
+            endpoint.format = data["format"]
         endpoint.events = [e for e in Event.values if e in data["events"]]
         if not self.fields["allow_private"].disabled:
             endpoint.allow_private = bool(data.get("allow_private"))

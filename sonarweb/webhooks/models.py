@@ -69,9 +69,6 @@ class Endpoint(models.Model):
         # Never the URL: it may be the credential.
         return f"<Endpoint {self.pk} {self.format} {self.url_shown}>"
 
-    def wants(self, event: str) -> bool:
-        return event in self.events
-
     @property
     def event_labels(self) -> list[str]:
         labels = dict(Event.choices)
@@ -79,7 +76,10 @@ class Endpoint(models.Model):
 
     def set_url(self, url: str) -> None:
         self.url_encrypted = crypto.encrypt(url)
-        self.url_shown = shown_url(url, self.format)[:300]
+        if self.format == Format.SLACK:
+            # A Slack URL is a secret: pages show only its host and its last four characters.
+            url = f"{urlsplit(url).hostname or '?'}/…{url[-4:]}"
+        self.url_shown = url[:300]
 
     def url(self) -> str:
         return crypto.decrypt(self.url_encrypted)
@@ -89,15 +89,6 @@ class Endpoint(models.Model):
 
     def secret(self) -> str:
         return crypto.decrypt(self.secret_encrypted)
-
-
-def shown_url(url: str, format: str) -> str:
-    """What pages show of an endpoint's URL: a Slack URL is a secret, so only its host and
-    its last four characters."""
-    if format != Format.SLACK:
-        return url
-    host = urlsplit(url).hostname or "?"
-    return f"{host}/…{url[-4:]}"
 
 
 class DeliveryState(models.TextChoices):

@@ -31,7 +31,6 @@ STATUS_EVENTS: dict[str, str] = {
     "CANCELLED": Event.CANCELLED,
     "INCOMPLETE": Event.INCOMPLETE,
 }
-RETIRED = Event.RETIRED
 
 
 def new_message_id() -> str:
@@ -52,7 +51,7 @@ def enqueue(tracked_id: int, event: str, now: datetime | None = None) -> int:
     Call it inside the transaction that writes the status change, after the write, so the
     event describes the request as it now is and rolls back with it. Nothing is sent here.
     """
-    endpoints = [e for e in Endpoint.objects.filter(enabled=True) if e.wants(event)]
+    endpoints = [e for e in Endpoint.objects.filter(enabled=True) if event in e.events]
     if not endpoints:
         return 0
     tracked = TrackedRequest.objects.select_related("added_by").filter(pk=tracked_id).first()
@@ -94,4 +93,4 @@ def on_finished(
 
 def on_retired(sender: object, tracked_id: int, at: datetime, **kwargs: object) -> None:
     """``sonarweb.tracker.signals.request_retired``."""
-    enqueue(tracked_id, RETIRED, at)
+    enqueue(tracked_id, Event.RETIRED, at)

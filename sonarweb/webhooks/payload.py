@@ -20,35 +20,29 @@ from sonarweb.tracker.models import TrackedRequest
 
 from .conf import SiteAddress
 
-EVENT_PREFIX = "request."
 # A title longer than this is cut in a Slack message.
 SLACK_TITLE_CHARS = 150
 
 
-def event_type(event: str) -> str:
-    return f"{EVENT_PREFIX}{event}"
-
-
-def describe(tracked: TrackedRequest, site: SiteAddress | None = None) -> dict[str, Any]:
+def describe(tracked: TrackedRequest) -> dict[str, Any]:
     """The request as the API shows it, with links on the site's configured address."""
-    site = site or SiteAddress()
-    return request_out(cast(HttpRequest, site), tracked)
+    return request_out(cast(HttpRequest, SiteAddress()), tracked)
 
 
-def minimal(tracked: TrackedRequest, site: SiteAddress | None = None) -> dict[str, Any]:
+def minimal(tracked: TrackedRequest) -> dict[str, Any]:
     """The few facts that cannot fail, should the full description ever raise."""
-    site = site or SiteAddress()
+    permalink = reverse("request_detail", args=[tracked.slug])
     return {
         "id": tracked.slug,
         "status": tracked.badge_status,
         "title": title_of(tracked),
-        "permalink": site.build_absolute_uri(reverse("request_detail", args=[tracked.slug])),
+        "permalink": SiteAddress().build_absolute_uri(permalink),
     }
 
 
 def event_body(event: str, at: datetime, data: dict[str, Any]) -> str:
     """The JSON every format starts from: {type, timestamp, data}, as the spec suggests."""
-    body = {"type": event_type(event), "timestamp": at, "data": data}
+    body = {"type": f"request.{event}", "timestamp": at, "data": data}
     return json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 

@@ -7,12 +7,7 @@ back: pages show its host and last four characters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -21,24 +16,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from sonarweb.accounts.views.access import staff_required
+
 from . import conf, delivery, signing
 from .forms import EndpointForm
 from .models import Attempt, Delivery, DeliveryState, Endpoint, Format
 
 RECENT_DELIVERIES = 25
-
-
-def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """403 for members who are not staff, as the team pages answer (the login middleware has
-    already sent anonymous visitors to sign in)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can manage webhooks.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _back_to(endpoint: Endpoint) -> HttpResponseRedirect:
@@ -47,7 +31,7 @@ def _back_to(endpoint: Endpoint) -> HttpResponseRedirect:
 
 @never_cache
 @require_safe
-@staff_only
+@staff_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
     endpoints = Endpoint.objects.annotate(
         waiting=Count("deliveries", filter=Q(deliveries__state=DeliveryState.PENDING)),
@@ -63,7 +47,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-@staff_only
+@staff_required
 def webhook_add(request: HttpRequest) -> HttpResponse:
     """The form; POST makes the endpoint and, for Standard Webhooks, shows its secret once."""
     if request.method != "POST":
@@ -105,7 +89,7 @@ def _detail(
 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-@staff_only
+@staff_required
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The endpoint, its recent deliveries, and its settings (POST saves them)."""
     endpoint = get_object_or_404(Endpoint, pk=pk)
@@ -120,41 +104,47 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _back_to(endpoint)
 
 
-@require_POST
-@staff_only
-def webhook_enable(request: HttpRequest, pk: int) -> HttpResponse:
-    """Enable again: failures are forgotten and waiting deliveries go out."""
+def _switch(request: HttpRequest, pk: int, done: str, **fields: object) -> HttpResponse:
+    """Staff's switch: it clears sonarweb's own disabling, whichever way it goes."""
     endpoint = get_object_or_404(Endpoint, pk=pk)
     Endpoint.objects.filter(pk=endpoint.pk).update(
+        disabled_automatically=False, updated=timezone.now(), **fields
+    )
+    messages.success(request, f"The endpoint “{endpoint.name}” is {done}.")
+    return _back_to(endpoint)
+
+
+@require_POST
+@staff_required
+def webhook_enable(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enable again: failures are forgotten and waiting deliveries go out."""
+    return _switch(
+        request,
+        pk,
+        "enabled",
         enabled=True,
         disabled_at=None,
         disabled_reason="",
-        disabled_automatically=False,
         consecutive_failures=0,
-        updated=timezone.now(),
     )
-    messages.success(request, f"The endpoint “{endpoint.name}” is enabled.")
-    return _back_to(endpoint)
 
 
 @require_POST
-@staff_only
+@staff_required
 def webhook_disable(request: HttpRequest, pk: int) -> HttpResponse:
     """Disable: nothing is sent or queued for it until it is enabled again."""
-    endpoint = get_object_or_404(Endpoint, pk=pk)
-    Endpoint.objects.filter(pk=endpoint.pk).update(
+    return _switch(
+        request,
+        pk,
+        "disabled",
         enabled=False,
         disabled_at=timezone.now(),
         disabled_reason=f"Disabled by {request.user.get_username()}.",
-        disabled_automatically=False,
-        updated=timezone.now(),
     )
-    messages.success(request, f"The endpoint “{endpoint.name}” is disabled.")
-    return _back_to(endpoint)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
-@staff_only
+@staff_required
 def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks first; POST deletes the endpoint with its deliveries."""
     endpoint = get_object_or_404(Endpoint, pk=pk)
@@ -180,7 +170,7 @@ def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@staff_only
+@staff_required
 def webhook_redeliver(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a delivery's message again (same webhook-id and body)."""
     original = get_object_or_404(Delivery.objects.select_related("endpoint"), pk=pk)
