@@ -233,8 +233,7 @@ def start_research(
     response["Location"] = request.build_absolute_uri(_detail_url(started.tracked))
     if started.replayed:
         response["Idempotent-Replayed"] = "true"
-        return Status(200, request_out(request, started.tracked))
-    return Status(201, request_out(request, started.tracked))
+    return Status(200 if started.replayed else 201, request_out(request, started.tracked))
 
 
 @_operation(

@@ -97,16 +97,9 @@ def _require_write(caller: Caller) -> None:
         take_write(caller.token)
 
 
-def _slug(value: str) -> str:
-    """The request's id; its permalink (…/r/<id>/) works too."""
-    value = (value or "").strip()
-    if "/" in value:
-        value = value.rstrip("/").rsplit("/", 1)[-1]
-    return value
-
-
 def tracked_request(value: str) -> TrackedRequest:
-    slug = _slug(value)
+    # The request's id; its permalink (…/r/<id>/) works too.
+    slug = value.strip().rstrip("/").rsplit("/", 1)[-1]
     tracked = TrackedRequest.objects.select_related("added_by").filter(slug=slug).first()
     if not slug or tracked is None:
         raise ToolError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+import time
 from typing import Any
 
 ASGI_APP = "sonarweb.asgi:application"
@@ -18,13 +19,10 @@ ASGI_APP = "sonarweb.asgi:application"
 
 def _watch_parent(server: Any, parent: int) -> None:
     """Ask uvicorn to stop once the process that started this one is gone."""
-    stop = threading.Event()
-    while not stop.wait(1.0):
-        if server.should_exit:
-            return
+    while not server.should_exit:
+        time.sleep(1.0)
         if os.getppid() != parent:
             server.should_exit = True
-            return
 
 
 def main(argv: list[str] | None = None) -> None:

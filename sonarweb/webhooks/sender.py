@@ -102,13 +102,6 @@ def refusal_sentence(kind: str, address: str) -> str:
     return f"Refused: the address is {kind} ({address}), which webhooks never reach."
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1").strip()
-    return ""
-
-
 def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
     """Retry-After as seconds (a number, or an HTTP date), within MAX_RETRY_AFTER_SECONDS."""
     value = value.strip()
@@ -217,7 +210,8 @@ def _post(
             ) as response:
                 status = response.status
                 answer = b"" if 300 <= status < 400 else _read_some(response)
-                retry = retry_after_seconds(_header(response.headers, b"retry-after"))
+                retry_after = httpx.Headers(response.headers).get("Retry-After", "")
+                retry = retry_after_seconds(retry_after)
                 return Outcome(status, _describe_status(status, answer), retry_after=retry)
     except AddressRefused as exc:
         return Outcome(error=refusal_sentence(exc.kind, exc.address))
