@@ -18,8 +18,6 @@ import hashlib
 import hmac
 import logging
 import re
-import secrets
-import string
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 from sonarweb.accounts import audit
 from sonarweb.accounts.models import AuditAction
@@ -41,7 +40,6 @@ log = logging.getLogger("sonarweb.api.tokens")
 TOKEN_PREFIX = "sw_"  # noqa: S105 - the public marker, not a secret
 PREFIX_CHARS = 8
 SECRET_CHARS = 40
-_ALPHABET = string.ascii_letters + string.digits
 TOKEN_PATTERN = re.compile(
     rf"{TOKEN_PREFIX}([A-Za-z0-9]{{{PREFIX_CHARS}}})[A-Za-z0-9]{{{SECRET_CHARS}}}"
 )
@@ -91,17 +89,14 @@ def digest(token: str) -> str:
     return hmac.new(_secret(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def _random(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
 def create_token(
     user: Any, *, name: str, scope: str, expires_at: datetime | None
 ) -> tuple[ApiToken, str]:
     """A new token for ``user`` and its plaintext, which is never stored and is shown once."""
     for _ in range(5):
-        prefix = _random(PREFIX_CHARS)
-        plaintext = f"{TOKEN_PREFIX}{prefix}{_random(SECRET_CHARS)}"
+        # Letters and digits, drawn with the secrets module.
+        prefix = get_random_string(PREFIX_CHARS)
+        plaintext = f"{TOKEN_PREFIX}{prefix}{get_random_string(SECRET_CHARS)}"
         try:
             with transaction.atomic():
                 token = ApiToken.objects.create(

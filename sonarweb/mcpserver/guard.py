@@ -22,7 +22,6 @@ import json
 import logging
 from urllib.parse import urlsplit
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
@@ -41,7 +40,7 @@ from sonarweb.api.models import Scope as TokenScope
 from sonarweb.api.problems import Problem
 
 from .caller import CALLER, Caller
-from .research import in_thread
+from .research import db
 
 log = logging.getLogger("sonarweb.mcp")
 
@@ -171,8 +170,7 @@ class Guard:
         try:
             refuse_unusable(request, kept_by="logs")
             if scheme.lower() == "bearer" and credentials:
-                authenticate = sync_to_async(in_thread(tokens.authenticate), thread_sensitive=False)
-                token = await authenticate(credentials)
+                token = await db(tokens.authenticate, credentials)
             if token is None:
                 raise problems.unauthorized(NOT_WORKING if credentials else "")
         except Problem as problem:

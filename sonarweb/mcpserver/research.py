@@ -1,5 +1,5 @@
-"""What the MCP tools do, as plain synchronous Django (``server.py`` runs each call in a
-worker thread through ``sync_to_async``: the ORM is never touched from async code).
+"""What the MCP tools do, as plain synchronous Django (``db`` runs each call in a worker
+thread through ``sync_to_async``: the ORM is never touched from async code).
 
 Everything is the JSON API's own: starts go through ``sonarweb/api/starts.py`` (so the API and
 MCP share one idempotency table), requests are described by ``serialize.request_out`` (sonarweb's
@@ -11,11 +11,11 @@ says what to do next; an agent reads them as the tool's answer.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils.html import strip_tags
 from mcp.server.mcpserver.exceptions import ToolError
@@ -55,6 +55,7 @@ BRIEF_FIELDS = (
     "permalink",
     "poll_after_seconds",
 )
+_T = TypeVar("_T")
 READ_ONLY = (
     "This token has the read scope: it can get, read, search, list and wait, but not start "
     "or cancel research. Make a token with the write scope in sonarweb's Settings."
@@ -64,19 +65,19 @@ READ_ONLY = (
 # -- plumbing -----------------------------------------------------------------------------------
 
 
-def in_thread(fn: Any) -> Any:
-    """``fn`` as one unit of database work in a worker thread: connections past their age are
-    closed before and after, as Django does around each request."""
+async def db(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``fn`` in a worker thread, away from the event loop, as one unit of database work:
+    connections past their age are closed before and after, as Django does around each
+    request. Not thread-sensitive, so one slow start never holds up another's read."""
 
-    @wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run() -> _T:
         close_old_connections()
         try:
             return fn(*args, **kwargs)
         finally:
             close_old_connections()
 
-    return run
+    return await sync_to_async(run, thread_sensitive=False)()
 
 
 @contextmanager

@@ -14,11 +14,9 @@ database only (the refresher is what asks upstream), every ``POLL_SECONDS``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import anyio
-from asgiref.sync import sync_to_async
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -31,12 +29,11 @@ from sonarweb.api.schemas import FiltersIn, Preset
 from . import research
 from .caller import current
 from .guard import Guard, transport_security
+from .research import db
 
 MAX_WAIT_SECONDS = 50.0
 DEFAULT_WAIT_SECONDS = 45.0
 POLL_SECONDS = 1.5
-
-_T = TypeVar("_T")
 
 INSTRUCTIONS = (
     "sonarweb runs Perplexity deep research for a team and keeps every answer. Research takes "
@@ -54,15 +51,6 @@ sonarweb_mcp = MCPServer(
     instructions=INSTRUCTIONS,
     log_level="WARNING",
 )
-
-
-async def db(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Run ``fn`` (a research.py function) in a worker thread, away from the event loop.
-
-    Not thread-sensitive: each call is a whole unit of work with its own connection
-    handling (``research.in_thread``), so one slow start never holds up another's read.
-    """
-    return await sync_to_async(research.in_thread(fn), thread_sensitive=False)(*args, **kwargs)
 
 
 # -- tools --------------------------------------------------------------------------------------
