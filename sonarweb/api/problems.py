@@ -47,6 +47,9 @@ TITLES = {
     "tokens-off": "API tokens are not set up on this server",
     "server-error": "Something went wrong on the server",
 }
+SEARCH_TOO_SLOW = (
+    "The search took too long and was stopped: use fewer common words, or drop a quoted phrase."
+)
 
 
 class Problem(Exception):
@@ -84,15 +87,12 @@ def document(request: HttpRequest, problem: Problem) -> dict[str, Any]:
 
 
 def response(request: HttpRequest, problem: Problem) -> HttpResponse:
-    answer = HttpResponse(
+    return HttpResponse(
         json.dumps(document(request, problem), ensure_ascii=False),
         status=problem.status,
         content_type=CONTENT_TYPE,
+        headers={**problem.headers, "Cache-Control": "no-store"},
     )
-    for name, value in problem.headers.items():
-        answer[name] = value
-    answer["Cache-Control"] = "no-store"
-    return answer
 
 
 def unauthorized(detail: str = "") -> Problem:

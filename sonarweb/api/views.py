@@ -319,12 +319,7 @@ def list_requests(
         with bounded(connection, float(settings.SONARWEB_SEARCH_SECONDS)):
             page = list(query)
     except SearchTooSlow as exc:
-        raise Problem(
-            422,
-            "search-too-slow",
-            "The search took too long and was stopped: use fewer common words, or drop a "
-            "quoted phrase.",
-        ) from exc
+        raise Problem(422, "search-too-slow", problems.SEARCH_TOO_SLOW) from exc
     more = len(page) > limit
     page = page[:limit]
     return {

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from sonarweb.accounts.views.access import may_manage
 from sonarweb.api import starts
-from sonarweb.api.problems import Problem
+from sonarweb.api.problems import SEARCH_TOO_SLOW, Problem
 from sonarweb.api.schemas import FiltersIn, ResearchIn
 from sonarweb.api.sections import Section, split_sections
 from sonarweb.api.serialize import request_out, section_list, sources_of
@@ -297,10 +297,7 @@ def search(caller: Caller, query: str, limit: int) -> dict[str, Any]:
         ids = found.page(Filters(), offset=0, limit=limit)
         snippets = found.snippets(ids)
     except SearchTooSlow as exc:
-        raise ToolError(
-            "The search took too long and was stopped: use fewer common words, or drop a "
-            "quoted phrase."
-        ) from exc
+        raise ToolError(SEARCH_TOO_SLOW) from exc
     rows = TrackedRequest.objects.select_related("added_by").in_bulk(ids)
     items = []
     for pk in ids:

@@ -31,11 +31,6 @@ STABLE_SECONDS = 60.0
 MAX_DELAY_SECONDS = 60.0
 
 
-def configured_port() -> int:
-    """MCP_PORT (default 8001); 0 turns the MCP server off."""
-    return int(os.environ.get("MCP_PORT", str(DEFAULT_PORT)))
-
-
 def host_of(bind: str) -> str:
     """The address gunicorn listens on, for the MCP server to listen on the same one: all
     interfaces in a container, loopback behind a proxy on bare metal."""
@@ -154,7 +149,8 @@ _running: Sidecar | None = None
 def start(server: Any) -> None:
     """gunicorn's when_ready hook."""
     global _running
-    port = configured_port()
+    # MCP_PORT (default 8001); 0 turns the MCP server off.
+    port = int(os.environ.get("MCP_PORT", str(DEFAULT_PORT)))
     if port == 0 or _running is not None:
         return
     binds = list(server.cfg.bind or ["127.0.0.1:8000"])
