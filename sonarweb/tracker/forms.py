@@ -11,6 +11,8 @@ from sonarweb.perplexity.agent import PRESETS, build_request
 from .ids import UUID, InvalidRequestId, extract_request_id
 
 _KEY = re.compile(r"[A-Za-z0-9_\-.]{8,200}")
+# The inputs for ids, keys, models and domains: neither completed nor spell-checked.
+_VERBATIM = {"autocomplete": "off", "spellcheck": "false"}
 
 
 class FocusFirstInvalid(forms.Form):
@@ -35,9 +37,7 @@ class TrackForm(FocusFirstInvalid):
             "Paste the id of an Agent API run (resp_…) or of a Sonar job, or a URL or JSON "
             "that contains it."
         ),
-        widget=forms.TextInput(
-            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "e.g. resp_3f1c…"}
-        ),
+        widget=forms.TextInput(attrs={**_VERBATIM, "placeholder": "e.g. resp_3f1c…"}),
     )
 
     def clean_request_id(self) -> str:
@@ -52,9 +52,7 @@ class ApiKeyForm(FocusFirstInvalid):
         label="API key",
         max_length=200,
         strip=True,
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
-        ),
+        widget=forms.PasswordInput(render_value=False, attrs=_VERBATIM),
         help_text="Your Perplexity API key. It is stored encrypted and never shown again.",
     )
 
@@ -92,8 +90,6 @@ PRESET_NOTES = {
     "xhigh": "The deepest and costliest research (rough: not measured).",
 }
 DEFAULT_PRESET = "medium"
-# What the dashboard's model filter always offers: rows started here name their preset.
-MODEL_CHOICES = PRESET_CHOICES
 RECENCY_CHOICES = [
     ("", "Any time"),
     ("hour", "Past hour"),
@@ -173,13 +169,21 @@ class PresetSelect(forms.RadioSelect):
         return option
 
 
-def _date_field(label: str) -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        required=False,
-        max_length=10,
-        widget=forms.TextInput(attrs={"type": "date", "autocomplete": "off"}),
-    )
+class FilterDateField(forms.CharField):
+    """An optional date filter, as parse_filter_date reads it; None when left empty."""
+
+    def __init__(self, label: str) -> None:
+        widget = forms.TextInput(attrs={"type": "date", "autocomplete": "off"})
+        super().__init__(label=label, required=False, max_length=10, widget=widget)
+
+    def clean(self, value: Any) -> date | None:
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return parse_filter_date(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
 
 
 # (cleaned field, the Agent API's filter it is sent as), in the order they are checked.
@@ -228,9 +232,7 @@ class NewResearchForm(FocusFirstInvalid):
             "Optional: a model in provider/model form, such as perplexity/sonar. It replaces "
             "the depth chosen above, and the run gets a web search tool."
         ),
-        widget=forms.TextInput(
-            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "perplexity/sonar"}
-        ),
+        widget=forms.TextInput(attrs={**_VERBATIM, "placeholder": "perplexity/sonar"}),
     )
     domains = forms.CharField(
         label="Domains",
@@ -241,13 +243,13 @@ class NewResearchForm(FocusFirstInvalid):
             "arxiv.org. Put a - in front to leave a domain out: -pinterest.com. A pasted "
             "https:// is dropped."
         ),
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=forms.TextInput(attrs=_VERBATIM),
     )
     recency = forms.ChoiceField(label="Published within", choices=RECENCY_CHOICES, required=False)
-    after_date = _date_field("Published after")
-    before_date = _date_field("Published before")
-    updated_after = _date_field("Updated after")
-    updated_before = _date_field("Updated before")
+    after_date = FilterDateField("Published after")
+    before_date = FilterDateField("Published before")
+    updated_after = FilterDateField("Updated after")
+    updated_before = FilterDateField("Updated before")
     effort = forms.ChoiceField(label="Reasoning effort", choices=REASONING_CHOICES, required=False)
     max_output_tokens = forms.IntegerField(
         label="Output limit (tokens)",
@@ -316,27 +318,6 @@ class NewResearchForm(FocusFirstInvalid):
                 f"{both[0]} is both searched and left out: keep one of the two.", code="both"
             )
         return domains
-
-    def _clean_date(self, name: str) -> date | None:
-        text = self.cleaned_data[name]
-        if not text:
-            return None
-        try:
-            return parse_filter_date(text)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc), code="invalid") from exc
-
-    def clean_after_date(self) -> date | None:
-        return self._clean_date("after_date")
-
-    def clean_before_date(self) -> date | None:
-        return self._clean_date("before_date")
-
-    def clean_updated_after(self) -> date | None:
-        return self._clean_date("updated_after")
-
-    def clean_updated_before(self) -> date | None:
-        return self._clean_date("updated_before")
 
     def clean_idempotency_key(self) -> str:
         value = self.cleaned_data["idempotency_key"].strip().lower()
