@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from sonarweb.simulator.app import Simulator
+from sonarweb.tracker.following.starting import STARTING_NOTE
 from sonarweb.tracker.models import ApiKey, AppState, Origin, TrackedRequest
-from sonarweb.tracker.views.research import STARTING_NOTE
 
 from .conftest import MEMBER_KEY, OWNER_KEY, wait_for
 

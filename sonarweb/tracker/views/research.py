@@ -24,21 +24,16 @@ import uuid
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from sonarweb.perplexity import client as upstream
 
 from ..following.starting import (
-    IN_FLIGHT_MARGIN_SECONDS,
-    STARTING_NOTE,
-    STARTING_PREFIX,
     OneAtATime,
     Start,
     StartFailed,
     StartOptions,
     SubmittedTwice,
-    in_flight_cutoff,
     start_research,
     started_with,
 )
@@ -50,15 +45,6 @@ from .messages_upstream import retry_seconds, try_again
 
 log = logging.getLogger("sonarweb.research")
 
-# Kept importable from here: they were defined in this module before starting.py existed.
-__all__ = [
-    "IN_FLIGHT_MARGIN_SECONDS",
-    "STARTING_NOTE",
-    "STARTING_PREFIX",
-    "in_flight_cutoff",
-    "new_research",
-]
-
 
 def _render(
     request: HttpRequest, form: NewResearchForm, key: ApiKey | None, status: int = 200
@@ -68,34 +54,12 @@ def _render(
     return render(request, "tracker/new.html", {"form": form, "key": key}, status=status)
 
 
-def _redirect(tracked: TrackedRequest) -> HttpResponseRedirect:
-    url = reverse("request_detail", kwargs={"slug": tracked.slug})
-    return HttpResponseRedirect(url, status=303)
-
-
 def _already_started(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
     messages.info(
         request,
         "This form was already submitted, so it was not sent again: here is that research.",
     )
-    return _redirect(tracked)
-
-
-def _submitted_twice(request: HttpRequest, form: NewResearchForm, key: ApiKey) -> HttpResponse:
-    form.add_error(None, "This form is being submitted twice at once; check it and try again.")
-    return _render(request, form, key, status=409)
-
-
-def _one_at_a_time(request: HttpRequest, form: NewResearchForm, key: ApiKey) -> HttpResponse:
-    form.add_error(
-        None,
-        "Another research you started is still waiting for Perplexity's answer. Starts run "
-        "one at a time, so that a slow answer never turns into two paid runs: try again in a "
-        "few seconds. Your question is kept below.",
-    )
-    response = _render(request, form, key, status=429)
-    response["Retry-After"] = "5"
-    return response
+    return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 
 def _failed(
@@ -159,7 +123,7 @@ def _answer(request: HttpRequest, start: Start) -> HttpResponse:
             extra_tags="live-status",
         )
     # "tracked": the run is followed by the row its pasted id made; no sentence is needed.
-    return _redirect(start.tracked)
+    return HttpResponseRedirect(start.tracked.get_absolute_url(), status=303)
 
 
 def _start(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
@@ -175,9 +139,18 @@ def _start(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
     try:
         start = start_research(request.user, key, StartOptions.from_form(form))
     except SubmittedTwice:
-        return _submitted_twice(request, form, key)
+        form.add_error(None, "This form is being submitted twice at once; check it and try again.")
+        return _render(request, form, key, status=409)
     except OneAtATime:
-        return _one_at_a_time(request, form, key)
+        form.add_error(
+            None,
+            "Another research you started is still waiting for Perplexity's answer. Starts run "
+            "one at a time, so that a slow answer never turns into two paid runs: try again in "
+            "a few seconds. Your question is kept below.",
+        )
+        response = _render(request, form, key, status=429)
+        response["Retry-After"] = "5"
+        return response
     except StartFailed as failure:
         return _failed(request, form, key, failure.error)
     return _answer(request, start)
