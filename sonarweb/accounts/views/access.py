@@ -19,12 +19,12 @@ class Added(Protocol):
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """403 for members who are not staff (the login middleware has already sent
-    anonymous visitors to sign in)."""
+    anonymous visitors to sign in, and a login page would not help a member)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_staff:
-            raise PermissionDenied("Only staff can manage the team.")
+            raise PermissionDenied("Only staff can see or do this.")
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 
+from sonarweb.accounts.views.access import staff_required
 from sonarweb.answers import references
 from sonarweb.answers.export import slugify
 from sonarweb.answers.sources import build_sources
@@ -19,7 +20,6 @@ from sonarweb.media.store import media_storage
 from ..archive.store import stored_job
 from ..models import AnswerArchive, TrackedRequest
 from .access import get_request_for_user
-from .staff import staff_only
 
 
 def _answered_request(request: HttpRequest, slug: str) -> TrackedRequest:
@@ -34,8 +34,9 @@ def _question(tracked: TrackedRequest) -> str:
     return tracked.question or tracked.title
 
 
-def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
-    response["Content-Disposition"] = content_disposition_header(True, filename)
+def _attachment(response: HttpResponse, tracked: TrackedRequest, ending: str) -> HttpResponse:
+    name = slugify(_question(tracked)) or slugify(tracked.request_id) or "answer"
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}{ending}")
     # The body is user-supplied text from the web: never let a browser render it inline.
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -50,9 +51,7 @@ def answer_markdown(request: HttpRequest, slug: str) -> HttpResponse:
     if not archive.markdown:
         # Unparseable JSON stays downloadable as answer.json; there is no markdown to make.
         raise Http404("The archived answer cannot be read as markdown.")
-    question = _question(tracked)
-    name = slugify(question) or slugify(tracked.request_id) or "answer"
-    title = " ".join(question.split())
+    title = " ".join(_question(tracked).split())
     # Images point at this server's copies, never at the hosts the answer names.
     copies = {
         url: request.build_absolute_uri(copy.full_url)
@@ -62,7 +61,7 @@ def answer_markdown(request: HttpRequest, slug: str) -> HttpResponse:
     text = local_markdown_images(archive.markdown, copies)
     body = f"# {title}\n\n{text}" if title else text
     response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
-    return _attachment(response, f"{name}.md")
+    return _attachment(response, tracked, ".md")
 
 
 @require_safe
@@ -70,9 +69,8 @@ def answer_json(request: HttpRequest, slug: str) -> HttpResponse:
     """The job document exactly as Perplexity sent it."""
     tracked = _answered_request(request, slug)
     archive = _archive(tracked, "raw_json")
-    name = slugify(_question(tracked)) or slugify(tracked.request_id) or "answer"
     response = HttpResponse(archive.raw_json.encode("utf-8"), content_type="application/json")
-    return _attachment(response, f"{name}.json")
+    return _attachment(response, tracked, ".json")
 
 
 def _archive(tracked: TrackedRequest, column: str) -> AnswerArchive:
@@ -80,11 +78,11 @@ def _archive(tracked: TrackedRequest, column: str) -> AnswerArchive:
     return get_object_or_404(AnswerArchive.objects.only("tracked_id", column), tracked=tracked)
 
 
-# The formats reference managers import, by file ending: (module function, media type).
+# The media types of the formats reference managers import, by file ending.
 REFERENCE_FORMATS = {
-    "bib": ("application/x-bibtex; charset=utf-8", "BibTeX"),
-    "ris": ("application/x-research-info-systems; charset=utf-8", "RIS"),
-    "json": ("application/vnd.citationstyles.csl+json; charset=utf-8", "CSL-JSON"),
+    "bib": "application/x-bibtex; charset=utf-8",
+    "ris": "application/x-research-info-systems; charset=utf-8",
+    "json": "application/vnd.citationstyles.csl+json; charset=utf-8",
 }
 # Sources exported at the most: an answer with 100,000 search results makes no bibliography.
 MAX_REFERENCES = 1000
@@ -109,9 +107,8 @@ def answer_references(request: HttpRequest, slug: str, ending: str) -> HttpRespo
         body = references.ris(sources, accessed=accessed)
     else:
         body = references.csl_json(sources, key=key, accessed=accessed)
-    name = slugify(_question(tracked)) or slugify(tracked.request_id) or "answer"
-    response = HttpResponse(body, content_type=REFERENCE_FORMATS[ending][0])
-    return _attachment(response, f"{name}-sources.{ending}")
+    response = HttpResponse(body, content_type=REFERENCE_FORMATS[ending])
+    return _attachment(response, tracked, f"-sources.{ending}")
 
 
 @require_safe
@@ -132,13 +129,11 @@ def answer_bundle(request: HttpRequest, slug: str) -> HttpResponse:
         file = media_storage().open(bundle.name)
     except OSError as exc:
         raise Http404("The archive of this answer is missing from storage.") from exc
-    name = slugify(_question(tracked)) or slugify(tracked.request_id) or "answer"
-    response = FileResponse(file, content_type="application/zip")
-    return _attachment(response, f"{name}.zip")
+    return _attachment(FileResponse(file, content_type="application/zip"), tracked, ".zip")
 
 
 @require_POST
-@staff_only
+@staff_required
 def retry_images(request: HttpRequest, slug: str) -> HttpResponse:
     """Staff: try the answer's failed images again on the refresher's next pass."""
     tracked = _answered_request(request, slug)

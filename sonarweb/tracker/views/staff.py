@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import wraps
-from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db.models import Avg, Count, Max, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from sonarweb.accounts.views.access import staff_required
 from sonarweb.media.lookup import disk_usage
 
 from ..following.liveness import INTERVALS
@@ -20,20 +18,8 @@ from ..models import AnswerArchive, RefresherBeat, UpstreamCall
 RECENT_CALLS = 50
 
 
-def staff_only(view: Any) -> Any:
-    """403 for members who are not staff (they are signed in: a login page would not help)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can see the upstream call log.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 @require_safe
-@staff_only
+@staff_required
 def upstream_calls(request: HttpRequest) -> HttpResponse:
     """Calls and errors per key over the last hour."""
     since = timezone.now() - timedelta(hours=1)
