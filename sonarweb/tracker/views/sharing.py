@@ -51,19 +51,6 @@ def content_hash(tracked: TrackedRequest) -> str:
     return (digest or "")[:12]
 
 
-def _shared_answer(tracked: TrackedRequest, token: str) -> str:
-    """The stored answer with its images addressed under the share link, where the public
-    image view checks that each belongs to the shared answer ("" when there is none)."""
-    html = answer_html(tracked)
-    return mark_safe(for_share(html, token)) if html else ""  # noqa: S308 - sanitized HTML
-
-
-def _touch(tracked_pk: int) -> None:
-    """The permalink lists the links: a new ``updated`` retires cached copies of it
-    (ShareLink.save does the same for new links)."""
-    TrackedRequest.objects.filter(pk=tracked_pk).update(updated=timezone.now())
-
-
 def _panel(
     request: HttpRequest,
     tracked: TrackedRequest,
@@ -119,8 +106,8 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     rows = ShareLink.objects.select_related("tracked", "created_by")
     link = get_object_or_404(rows, pk=pk)
     from_panel = request.POST.get("from", request.GET.get("from")) == "panel"
+    back = link.tracked.get_absolute_url() if from_panel else reverse("links")
     if request.method != "POST":
-        back = link.tracked.get_absolute_url() if from_panel else reverse("links")
         return render(
             request,
             "tracker/confirm.html",
@@ -140,14 +127,15 @@ def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
     if ShareLink.objects.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         log.info("user_id=%s revoked share link id=%s", request.user.pk, pk)
         audit.record(request.user, "link_revoked", link=link)
-        _touch(link.tracked_id)
+        # The permalink lists the links: a new ``updated`` retires cached copies of it
+        # (ShareLink.save does the same for new links).
+        TrackedRequest.objects.filter(pk=link.tracked_id).update(updated=timezone.now())
     link.refresh_from_db(fields=["revoked_at"])
     if request.htmx:
         if from_panel:
             return _panel(request, link.tracked, notice="Public link revoked.")
         return render(request, "tracker/links.html#link_row", {"link": link, "swapped": True})
     messages.success(request, "Public link revoked.")
-    back = link.tracked.get_absolute_url() if from_panel else reverse("links")
     return HttpResponseRedirect(back, status=303)
 
 
@@ -181,14 +169,17 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
     if link is None:
         return _public(render(request, "tracker/shared_answer.html", {}, status=404))
     tracked = link.tracked
+    # Sanitized when it was rendered. Its images are addressed under the share link, where
+    # the public image view checks that each belongs to the shared answer.
+    html = answer_html(tracked)
     context = {
         "tracked": tracked,
         "link": link,
         "content_hash": content_hash(tracked),
         # Public pages never show the team's own title, which may be an internal note.
         "public_title": tracked.question or tracked.request_id,
+        "answer_html": mark_safe(for_share(html, link.token)) if html else "",  # noqa: S308
     }
-    context["answer_html"] = _shared_answer(tracked, link.token)
     return _public(render(request, "tracker/shared_answer.html", context))
 
 
@@ -206,7 +197,4 @@ def shared_image(request: HttpRequest, token: str, sha256: str) -> HttpResponse:
         raise Http404("No such shared answer.")
     if not shows_image(tracked_id, sha256):
         raise Http404("No such image in this shared answer.")
-    response = stream_image(request, sha256)
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return _public(stream_image(request, sha256))
