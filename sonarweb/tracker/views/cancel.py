@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.views.decorators.http import require_http_methods
 
 from sonarweb.accounts.models import AuditAction
@@ -42,8 +43,6 @@ from .messages_upstream import try_again
 
 log = logging.getLogger("sonarweb.cancel")
 
-# The audit trail's action for a cancel. Recorded once ``AuditAction`` names it (the
-# accounts app owns that list; ``audit.record`` refuses actions it does not know).
 FINISHED = "This run had already finished; the page shows its final state."
 ALREADY = (
     "Cancelling this run was already asked for; the page says “Cancelling…” until "
@@ -61,16 +60,13 @@ def cancel_run(request: HttpRequest, slug: str) -> HttpResponse:
     tracked = get_object_or_404(TrackedRequest.objects.select_related("added_by"), slug=slug)
     if not may_manage(request.user, tracked):
         raise PermissionDenied("Only staff and the member who added a run can cancel it.")
-    refusal = _refusal(tracked)
-    if refusal:
+    if refusal := _refusal(tracked):
         messages.info(request, refusal)
-        return _back(tracked)
-    if request.method != "POST":
+    elif request.method != "POST":
         return _confirm(request, tracked)
-    return _cancel(request, tracked)
-
-
-def _back(tracked: TrackedRequest) -> HttpResponse:
+    else:
+        result = cancel_as(request.user, tracked)
+        getattr(messages, result.level)(request, result.sentence)
     return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 
@@ -103,9 +99,7 @@ def _refusal(tracked: TrackedRequest) -> str:
 
 
 def _confirm(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
-    title = tracked.display_title
-    if len(title) > TITLE_CHARS:
-        title = title[: TITLE_CHARS - 1] + "…"
+    title = Truncator(tracked.display_title).chars(TITLE_CHARS)
     context = {
         "heading": "Cancel this research run?",
         "sentence": (
@@ -213,12 +207,6 @@ def cancel_as(user: Any, tracked: TrackedRequest) -> CancelResult:
     audit.record(user, AuditAction.CANCELLED, tracked=tracked)
     log.info("user_id=%s cancelled request_id=%s", user.pk, tracked.request_id)
     return CancelResult("sent", SENT)
-
-
-def _cancel(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
-    result = cancel_as(request.user, tracked)
-    getattr(messages, result.level)(request, result.sentence)
-    return _back(tracked)
 
 
 def _failure(user: Any, tracked: TrackedRequest, key: ApiKey, exc: upstream.UpstreamError) -> str:
