@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from .. import audit, listing
 from ..archive.search import Filters, Search, SearchTooSlow
@@ -27,12 +26,9 @@ from ..listing import encode_cursor, member_choices, used_models
 from ..models import TrackedRequest
 from . import handover
 from .access import key_of
-from .requests import watching
+from .requests import SLUG, watching
 
 MAX_BATCH = 100
-# What the slug path converter accepts (secrets.token_urlsafe output); anything else,
-# NUL bytes included, never reaches the database.
-SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 STATUSES = [value for value, _ in STATUS_FILTER_CHOICES if value]
 STATUS_LABELS = dict(STATUS_FILTER_CHOICES)
@@ -252,7 +248,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return _dashboard(request, TrackForm())
 
 
-@require_POST
 def track(request: HttpRequest) -> HttpResponse:
     """Start tracking a pasted request id; the same id twice leads to one permalink."""
     form = TrackForm(request.POST)

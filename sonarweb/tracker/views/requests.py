@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import condition, require_safe
@@ -156,7 +156,7 @@ def request_detail(request: HttpRequest, slug: str) -> HttpResponse:
     Nothing here calls upstream or renders an answer: both happen in the refresher. A
     finished page answers conditional GETs (``finished_etag``); GZipMiddleware compresses it.
     """
-    tracked = get_object_or_404(TrackedRequest.objects.select_related("added_by"), slug=slug)
+    tracked = get_request_for_user(request, slug)
     if tracked.is_polling:
         request_early_poll([tracked.pk])
     context = _context(request, tracked)
