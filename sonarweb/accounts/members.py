@@ -15,7 +15,6 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -31,11 +30,6 @@ member_reactivated = Signal()
 
 def _total(responses: list[tuple[object, object]]) -> int:
     return sum(n for _, n in responses if isinstance(n, int))
-
-
-def active_user_ids_q(prefix: str = "added_by") -> Q:
-    """Rows whose member may still have their key used: the refresher polls only these."""
-    return Q(**{f"{prefix}__is_active": True})
 
 
 # Sessions read, and deleted, this many at a time.

@@ -158,13 +158,6 @@ def locked_until(request: HttpRequest, credentials: Any = None) -> datetime:
     return max(filter(None, [last, reserved]), default=now) + window
 
 
-def _sign_in_url(request: HttpRequest) -> str:
-    """The sign-in page a locked-out attempt came from: the admin's, or the app's own."""
-    if request.path.startswith(reverse("admin:index")):
-        return reverse("admin:login")
-    return reverse("login")
-
-
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
 ) -> HttpResponse:
@@ -177,10 +170,12 @@ def lockout_response(
         getattr(request, "axes_ip_address", "-"),
         until.isoformat(timespec="seconds"),
     )
+    # The sign-in page the attempt came from: the admin's, or the app's own.
+    in_admin = request.path.startswith(reverse("admin:index"))
     context = {
         "until": until,
         "minutes": max(math.ceil(seconds / 60), 1),
-        "retry_url": _sign_in_url(request),
+        "retry_url": reverse("admin:login" if in_admin else "login"),
     }
     response = render(request, "accounts/locked_out.html", context, status=429)
     response["Retry-After"] = str(seconds)

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -23,15 +23,6 @@ from ..models import Invitation, hash_token
 log = logging.getLogger("sonarweb.invitations")
 
 User = get_user_model()
-
-
-def get_open_invitation(token: str) -> Invitation:
-    """404 for a token that is unknown, used, revoked or expired: a visitor learns nothing
-    about which."""
-    invitation = Invitation.objects.open().filter(token_hash=hash_token(token)).first()
-    if invitation is None:
-        raise Http404("This invitation link is not valid.")
-    return invitation
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -48,7 +39,9 @@ def _private(response: HttpResponse) -> HttpResponse:
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "HEAD", "POST"])
 def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
-    invitation = get_open_invitation(token)
+    # 404 for a token that is unknown, used, revoked or expired: a visitor learns nothing
+    # about which.
+    invitation = get_object_or_404(Invitation.objects.open(), token_hash=hash_token(token))
     # The invitation's email takes part in the password check (not too like the address).
     form = JoinForm(request.POST or None, instance=User(email=invitation.email))
     if request.method == "POST" and form.is_valid():
