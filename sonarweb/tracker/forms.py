@@ -9,6 +9,7 @@ from django import forms
 from sonarweb.perplexity.agent import PRESETS, build_request
 
 from .ids import UUID, InvalidRequestId, extract_request_id
+from .models import AppState, UpstreamStatus
 
 _KEY = re.compile(r"[A-Za-z0-9_\-.]{8,200}")
 # The inputs for ids, keys, models and domains: neither completed nor spell-checked.
@@ -430,21 +431,7 @@ class NewResearchForm(FocusFirstInvalid):
 
 # Every value the stored ``badge`` column takes in sonarweb's vocabulary (an upstream status
 # outside it shows as itself, and is counted under "All"); the labels are the badges' own.
-STATUS_FILTER_CHOICES = [
-    ("", "Any status"),
-    ("CREATED", "Queued"),
-    ("IN_PROGRESS", "In progress"),
-    ("COMPLETED", "Completed"),
-    ("INCOMPLETE", "Incomplete"),
-    ("CANCELLED", "Cancelled"),
-    ("FAILED", "Failed"),
-    ("PENDING", "Pending"),
-    ("NOT_FOUND", "Not found upstream"),
-    ("KEY_INVALID", "API key rejected"),
-    ("ERROR", "Error"),
-    ("RETIRED", "Sonar retired"),
-    ("UNCONFIRMED", "May have started"),
-]
+STATUS_FILTER_CHOICES = [("", "Any status"), *UpstreamStatus.choices, *AppState.choices]
 
 
 def model_choice_label(model: str) -> str:
