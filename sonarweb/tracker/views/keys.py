@@ -25,21 +25,6 @@ FIRST_KEY_NEXT_STEP = (
 )
 
 
-@sensitive_variables("secret")
-def _check_with_upstream(secret: str) -> str | None:
-    """``GET /v1/models``, which needs a valid key (never a Sonar path: the Sonar API's
-    retirement says nothing about the key). Returns a warning when the key could not be
-    checked; raises Unauthorized when Perplexity rejects it."""
-    try:
-        with interactive_client_for_secret(secret) as api:
-            api.check_key()
-    except upstream.Unauthorized:
-        raise
-    except upstream.UpstreamError as exc:
-        return f"The key was saved, but it could not be checked: {exc.note}"
-    return None
-
-
 @sensitive_post_parameters("api_key")
 @sensitive_variables("secret")
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -49,23 +34,24 @@ def settings_view(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         secret = form.cleaned_data["api_key"]
+        warning = ""
         try:
-            warning = _check_with_upstream(secret)
+            # GET /v1/models needs a valid key (never a Sonar path: the Sonar API's
+            # retirement says nothing about the key).
+            with interactive_client_for_secret(secret) as api:
+                api.check_key()
         except upstream.Unauthorized:
             form.add_error("api_key", "Perplexity rejected this key (401). Check it and try again.")
-        else:
-            if key is None:
-                key = ApiKey(user=request.user)
-                key.set_secret(secret)
-                key.save()
-            else:
-                # Only what a new secret changes: the budget and leases other processes
-                # keep on this row are theirs to write.
-                key.set_secret(secret)
-                key.paused_until = None
-                key.save(
-                    update_fields=["encrypted", "last4", "invalid_since", "paused_until", "updated"]
-                )
+        except upstream.UpstreamError as exc:
+            warning = f"The key was saved, but it could not be checked: {exc.note}"
+        if not form.errors:
+            key = key or ApiKey(user=request.user)
+            key.set_secret(secret)
+            key.paused_until = None
+            # A key saved before: only what a new secret changes, as the budget and leases
+            # other processes keep on its row are theirs to write.
+            changed = ["encrypted", "last4", "invalid_since", "paused_until", "updated"]
+            key.save(update_fields=None if first_key else changed)
             resumed = resume_for_user(request.user.pk)
             log.info("user_id=%s saved an API key (resumed %d requests)", request.user.pk, resumed)
             if warning:
