@@ -94,11 +94,24 @@ class SavedAnswerForm(FocusFirstInvalid):
             raise forms.ValidationError(
                 "This file is not JSON. Upload the .json file of a saved answer.", code="not_json"
             ) from exc
-        job = _parse(raw)
+        if isinstance(raw, dict) and isinstance(raw.get("requests"), list) and "id" not in raw:
+            raise forms.ValidationError(
+                "This file is a list of jobs, not one answer. Paste it in the box above to "
+                "track the jobs it names.",
+                code="a_list",
+            )
+        try:
+            job = parse_document(raw)
+        except (PayloadError, RecursionError) as exc:
+            raise forms.ValidationError(
+                "This JSON is not a Sonar job or an Agent API run: it has no id or no status.",
+                code="not_a_job",
+            ) from exc
         if not job.finished:
             label = STATUS_LABELS.get(job.status, job.status)
+            kind = "run" if agent.is_run_id(job.id) else "job"
             raise forms.ValidationError(
-                f"This {_kind(job)} is not finished (its status is {label}), so there is no "
+                f"This {kind} is not finished (its status is {label}), so there is no "
                 "answer to archive yet. Paste its id in the box above to follow it instead.",
                 code="unfinished",
             )
@@ -128,26 +141,6 @@ def _read(upload: UploadedFile) -> tuple[str, int]:
     if len(data) > MAX_UPLOAD_BYTES:
         raise too_large
     return data.decode("utf-8", errors="replace").removeprefix("\ufeff"), len(data)
-
-
-def _parse(raw: Any) -> Job:
-    if isinstance(raw, dict) and isinstance(raw.get("requests"), list) and "id" not in raw:
-        raise forms.ValidationError(
-            "This file is a list of jobs, not one answer. Paste it in the box above to track "
-            "the jobs it names.",
-            code="a_list",
-        )
-    try:
-        return parse_document(raw)
-    except (PayloadError, RecursionError) as exc:
-        raise forms.ValidationError(
-            "This JSON is not a Sonar job or an Agent API run: it has no id or no status.",
-            code="not_a_job",
-        ) from exc
-
-
-def _kind(job: Job) -> str:
-    return "run" if agent.is_run_id(job.id) else "job"
 
 
 def question_of(raw: Any) -> str:
