@@ -100,22 +100,13 @@ def _page_context(listing: Listing) -> dict[str, object]:
     page = listing.page
     jobs = list(page.jobs) if page else []
     # One query for the page's ids, however many rows it has (a page is a few dozen).
-    tracked = {
-        row["request_id"]: row
-        for row in TrackedRequest.objects.filter(request_id__in=[j.id for j in jobs]).values(
-            "request_id", "slug", "title", "question"
-        )
-    }
-    rows = [
-        {
-            "job": job,
-            "slug": tracked[job.id]["slug"] if job.id in tracked else None,
-            # The list says nothing of a job's question; a tracked row may know it.
-            "heading": _heading(tracked.get(job.id)),
-            "label": STATUS_LABELS.get(job.status, job.status),
-        }
-        for job in jobs
-    ]
+    tracked = _existing([j.id for j in jobs])
+    rows = []
+    for job in jobs:
+        # The list says nothing of a job's question; a tracked row may know it.
+        known = tracked.get(job.id, ReportRow(job.id))
+        label = STATUS_LABELS.get(job.status, job.status)
+        rows.append({"job": job, "slug": known.slug, "heading": known.heading, "label": label})
     return {
         "rows": rows,
         "next_token": page.next_token if page else None,
@@ -123,12 +114,6 @@ def _page_context(listing: Listing) -> dict[str, object]:
         "error": listing.error,
         "retired": listing.retired,
     }
-
-
-def _heading(row: dict[str, Any] | None) -> str:
-    if row is None:
-        return ""
-    return str(row["title"] or row["question"] or "")
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -267,12 +252,10 @@ class PasteReport:
 
 
 def _existing(ids: Sequence[str]) -> dict[str, ReportRow]:
-    rows = TrackedRequest.objects.filter(request_id__in=list(ids)).values(
+    rows = TrackedRequest.objects.filter(request_id__in=list(ids)).values_list(
         "request_id", "slug", "title", "question"
     )
-    return {
-        row["request_id"]: ReportRow(row["request_id"], row["slug"], _heading(row)) for row in rows
-    }
+    return {id_: ReportRow(id_, slug, title or question) for id_, slug, title, question in rows}
 
 
 def _create(user: AbstractBaseUser, ids: list[str], report: PasteReport) -> None:
