@@ -96,13 +96,6 @@ def lockout_window(request: HttpRequest | None = None) -> timedelta:
     return timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES)
 
 
-def _attempts(request: HttpRequest, credentials: Any) -> tuple[QuerySet, QuerySet]:
-    """Recent failures for the username asked for, and from the client's address."""
-    recent = AccessAttempt.objects.filter(attempt_time__gte=get_cool_off_threshold(request))
-    username = get_client_username(request, credentials)
-    return recent.filter(username=username), recent.filter(ip_address=request.axes_ip_address)
-
-
 def _count(attempts: QuerySet) -> int:
     return attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
 
@@ -116,7 +109,10 @@ class TeamSignInHandler(AxesDatabaseHandler):
     """
 
     def get_failures(self, request: HttpRequest, credentials: Any = None) -> int:
-        by_name, by_address = _attempts(request, credentials)
+        # Recent failures for the username asked for, and from the client's address.
+        recent = AccessAttempt.objects.filter(attempt_time__gte=get_cool_off_threshold(request))
+        by_name = recent.filter(username=get_client_username(request, credentials))
+        by_address = recent.filter(ip_address=request.axes_ip_address)
         per_name = settings.SONARWEB_LOGIN_FAILURES_PER_USER
         per_address = settings.SONARWEB_LOGIN_FAILURES_PER_ADDRESS
         return max(_count(by_name), _count(by_address) * per_name // per_address)

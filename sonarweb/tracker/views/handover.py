@@ -33,10 +33,6 @@ FINISHED = list(FINISHED_STATUSES)
 ALREADY = "That request is already tracked; here it is."
 
 
-def _stopped_for_key(tracked: TrackedRequest) -> bool:
-    return tracked.state in STOPPED_FOR_KEY and tracked.status not in FINISHED
-
-
 def already_tracked(request: HttpRequest, existing: TrackedRequest) -> HttpResponse:
     """The answer to tracking an id the team already has: its permalink, after trying the
     member's key when the row stopped because the adder's key could not see the job."""
@@ -45,30 +41,25 @@ def already_tracked(request: HttpRequest, existing: TrackedRequest) -> HttpRespo
         .only("pk", "slug", "request_id", "state", "status", "added_by__username")
         .get(pk=existing.pk)
     )
-    back = HttpResponseRedirect(tracked.get_absolute_url(), status=303)
-    if not _stopped_for_key(tracked):
-        messages.info(request, ALREADY)
-        return back
     adder = tracked.added_by.get_username() if tracked.added_by else "a removed member"
-    key = ApiKey.objects.filter(user_id=request.user.pk).first()
-    if key is None:
+    if tracked.state not in STOPPED_FOR_KEY or tracked.status in FINISHED:
+        messages.info(request, ALREADY)
+    elif (key := ApiKey.objects.filter(user_id=request.user.pk).first()) is None:
         messages.warning(
             request,
             f"{ALREADY} Its polling stopped because {adder}'s API key could not see it. "
             "Save your own API key in Settings and track it again to try yours.",
         )
-        return back
-    if key.is_invalid:
+    elif key.is_invalid:
         messages.warning(
             request,
             f"{ALREADY} Its polling stopped because {adder}'s API key could not see it, and "
             "Perplexity rejected your key too. Replace your key in Settings, then track it "
             "again.",
         )
-        return back
-    level, sentence = _try_key(request.user, key, tracked, adder)
-    messages.add_message(request, level, sentence)
-    return back
+    else:
+        messages.add_message(request, *_try_key(request.user, key, tracked, adder))
+    return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 
 def _try_key(user: Any, key: ApiKey, tracked: TrackedRequest, adder: str) -> tuple[int, str]:

@@ -69,24 +69,18 @@ def may_cancel(user: Any, tracked: TrackedRequest) -> bool:
     )
 
 
-def _incomplete_reason(tracked_id: int) -> str:
-    """``incomplete_details.reason`` of the archived document ("" when it gives none)."""
+def cut_off_sentence(tracked: TrackedRequest) -> str:
+    """Why an INCOMPLETE answer stops early: the archived document's
+    ``incomplete_details.reason``."""
     text = (
-        AnswerArchive.objects.filter(tracked_id=tracked_id)
+        AnswerArchive.objects.filter(tracked_id=tracked.pk)
         .values_list("raw_json", flat=True)
         .first()
     )
-    if not text:
-        return ""
     try:
-        return loads_document(text).incomplete_reason.strip()
+        reason = loads_document(text).incomplete_reason.strip() if text else ""
     except PayloadError:
-        return ""
-
-
-def cut_off_sentence(tracked: TrackedRequest) -> str:
-    """Why an INCOMPLETE answer stops early, from the archived document."""
-    reason = _incomplete_reason(tracked.pk)
+        reason = ""
     if not reason:
         return "Perplexity did not say why the answer was cut off."
     words = CUT_OFF_REASONS.get(reason)
