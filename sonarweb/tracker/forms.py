@@ -140,22 +140,6 @@ def parse_domain(text: str) -> str:
     return f"-{host}" if exclude else host
 
 
-def parse_filter_date(text: str) -> date:
-    """A date filter as a date input sends it (YYYY-MM-DD) or as people write it in the US
-    (MM/DD/YYYY); ValueError with a sentence if it is neither, or no such day exists."""
-    text = text.strip()
-    if match := _ISO_DATE.fullmatch(text):
-        year, month, day = (int(g) for g in match.groups())
-    elif match := _US_DATE.fullmatch(text):
-        month, day, year = (int(g) for g in match.groups())
-    else:
-        raise ValueError("Write a date such as 2026-03-31 or 03/31/2026.")
-    try:
-        return date(year, month, day)
-    except ValueError as exc:
-        raise ValueError(f"There is no such day as {text[:20]}.") from exc
-
-
 def filter_date(value: date) -> str:
     """A date as the Agent API's filters take it: MM/DD/YYYY."""
     return f"{value.month:02d}/{value.day:02d}/{value.year:04d}"
@@ -171,7 +155,8 @@ class PresetSelect(forms.RadioSelect):
 
 
 class FilterDateField(forms.CharField):
-    """An optional date filter, as parse_filter_date reads it; None when left empty."""
+    """An optional date filter, as a date input sends it (YYYY-MM-DD) or as people write it
+    in the US (MM/DD/YYYY); None when left empty."""
 
     def __init__(self, label: str) -> None:
         widget = forms.TextInput(attrs={"type": "date", "autocomplete": "off"})
@@ -179,12 +164,18 @@ class FilterDateField(forms.CharField):
 
     def clean(self, value: Any) -> date | None:
         text = super().clean(value)
-        if not text:
+        if match := _ISO_DATE.fullmatch(text):
+            year, month, day = (int(g) for g in match.groups())
+        elif match := _US_DATE.fullmatch(text):
+            month, day, year = (int(g) for g in match.groups())
+        elif not text:
             return None
+        else:
+            raise forms.ValidationError("Write a date such as 2026-03-31 or 03/31/2026.")
         try:
-            return parse_filter_date(text)
+            return date(year, month, day)
         except ValueError as exc:
-            raise forms.ValidationError(str(exc), code="invalid") from exc
+            raise forms.ValidationError(f"There is no such day as {text[:20]}.") from exc
 
 
 # (cleaned field, the Agent API's filter it is sent as), in the order they are checked.
