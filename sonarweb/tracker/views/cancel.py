@@ -63,7 +63,20 @@ def cancel_run(request: HttpRequest, slug: str) -> HttpResponse:
     if refusal := _refusal(tracked):
         messages.info(request, refusal)
     elif request.method != "POST":
-        return _confirm(request, tracked)
+        title = Truncator(tracked.display_title).chars(TITLE_CHARS)
+        context = {
+            "heading": "Cancel this research run?",
+            "sentence": (
+                f"Perplexity stops “{title}” within a few polls. Whatever it has written by "
+                "then is kept here; the rest of the research is not done."
+            ),
+            "action": reverse("cancel_run", args=[tracked.slug]),
+            "fields": [],
+            "button": "Cancel the run",
+            "cancel_url": tracked.get_absolute_url(),
+            "back_label": "Keep it running",
+        }
+        return render(request, "tracker/confirm.html", context)
     else:
         result = cancel_as(request.user, tracked)
         getattr(messages, result.level)(request, result.sentence)
@@ -96,23 +109,6 @@ def _refusal(tracked: TrackedRequest) -> str:
     if not can_cancel(tracked.request_id):
         return "Only Agent API runs can be cancelled; the Sonar API had no way to cancel a job."
     return f"This run cannot be cancelled from here. {tracked.status_sentence}"
-
-
-def _confirm(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
-    title = Truncator(tracked.display_title).chars(TITLE_CHARS)
-    context = {
-        "heading": "Cancel this research run?",
-        "sentence": (
-            f"Perplexity stops “{title}” within a few polls. Whatever it has written by then "
-            "is kept here; the rest of the research is not done."
-        ),
-        "action": reverse("cancel_run", args=[tracked.slug]),
-        "fields": [],
-        "button": "Cancel the run",
-        "cancel_url": tracked.get_absolute_url(),
-        "back_label": "Keep it running",
-    }
-    return render(request, "tracker/confirm.html", context)
 
 
 def _owner(user: Any, tracked: TrackedRequest) -> str:

@@ -20,13 +20,14 @@ from sonarweb.answers.sanitize import sanitize
 from sonarweb.media.background import current_bundle, image_copies
 from sonarweb.media.lookup import has_inline_images, image_summary
 from sonarweb.media.models import AnswerImage
-from sonarweb.perplexity.documents import can_cancel, loads_document
+from sonarweb.perplexity.documents import loads_document
 from sonarweb.perplexity.payload import ANSWERED_STATUSES, PayloadError
 
 from ..archive.store import stored_job
 from ..following.polling import request_early_poll
 from ..models import AnswerArchive, AppState, TrackedRequest, UpstreamStatus
 from .access import get_request_for_user
+from .cancel import refusal_code
 
 # What the slug path converter accepts (secrets.token_urlsafe output); anything else,
 # NUL bytes included, never reaches the database.
@@ -60,13 +61,7 @@ def watching(tracked: TrackedRequest) -> bool:
 def may_cancel(user: Any, tracked: TrackedRequest) -> bool:
     """Whether this member is offered Cancel: on a running Agent run nobody has asked to
     cancel yet, for the member who added it (their key owns the run) and for staff."""
-    return (
-        may_manage(user, tracked)
-        and can_cancel(tracked.request_id)
-        and not tracked.is_finished
-        and tracked.cancel_requested_at is None
-        and tracked.state not in (*STOPPED_STATES, AppState.NOT_FOUND)
-    )
+    return may_manage(user, tracked) and not refusal_code(tracked)
 
 
 def cut_off_sentence(tracked: TrackedRequest) -> str:
