@@ -57,13 +57,6 @@ def address_scope(address: str | None) -> str:
     return ADDRESS + (address or "unknown")
 
 
-def limits(username: str, address: str | None) -> list[tuple[str, int]]:
-    return [
-        (user_scope(username), settings.SONARWEB_LOGIN_FAILURES_PER_USER),
-        (address_scope(address), settings.SONARWEB_LOGIN_FAILURES_PER_ADDRESS),
-    ]
-
-
 def reserve(scope: str, limit: int, now: datetime | None = None) -> bool:
     """Take one password check from ``scope``'s allowance; False when it is used up.
 
@@ -191,7 +184,10 @@ class SignInAllowanceBackend:
         address = getattr(request, "axes_ip_address", None) or get_client_ip_address(request)
         now = getattr(request, "axes_attempt_time", None)  # axes' clock for this sign-in
         taken: list[str] = []
-        for scope, limit in limits(name, address):
+        for scope, limit in (
+            (user_scope(name), settings.SONARWEB_LOGIN_FAILURES_PER_USER),
+            (address_scope(address), settings.SONARWEB_LOGIN_FAILURES_PER_ADDRESS),
+        ):
             if not reserve(scope, limit, now):
                 for earlier in taken:
                     give_back(earlier)

@@ -140,11 +140,6 @@ def parse_domain(text: str) -> str:
     return f"-{host}" if exclude else host
 
 
-def filter_date(value: date) -> str:
-    """A date as the Agent API's filters take it: MM/DD/YYYY."""
-    return f"{value.month:02d}/{value.day:02d}/{value.year:04d}"
-
-
 class PresetSelect(forms.RadioSelect):
     """Radio buttons whose each option is described by its own note (``<id>_note``)."""
 
@@ -376,8 +371,9 @@ class NewResearchForm(FocusFirstInvalid):
         if data["recency"]:
             filters["search_recency_filter"] = data["recency"]
         for name, api_name in DATE_FILTERS:
-            if data[name]:
-                filters[api_name] = filter_date(data[name])
+            if day := data[name]:
+                # MM/DD/YYYY, as the Agent API's filters take dates.
+                filters[api_name] = f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
         return filters
 
     def options(self) -> dict[str, object]:
@@ -425,12 +421,6 @@ class NewResearchForm(FocusFirstInvalid):
 STATUS_FILTER_CHOICES = [("", "Any status"), *UpstreamStatus.choices, *AppState.choices]
 
 
-def model_choice_label(model: str) -> str:
-    """How the model filter names a stored model: an Agent run holds its preset's name
-    (``medium``) until it completes, and the resolved model (``openai/gpt-6-luna``) after."""
-    return f"preset {model}" if model in PRESETS else model
-
-
 class DashboardFilterForm(forms.Form):
     q = forms.CharField(
         label="Search",
@@ -448,9 +438,11 @@ class DashboardFilterForm(forms.Form):
         kwargs.setdefault("auto_id", "id_filter_%s")
         super().__init__(*args, **kwargs)
         self.fields["member"].choices = [("", "Anyone"), *((m, m) for m in members)]
+        # A stored Agent run holds its preset's name (``medium``) until it completes, and the
+        # resolved model (``openai/gpt-6-luna``) after.
         self.fields["model"].choices = [
             ("", "Any model"),
-            *((m, model_choice_label(m)) for m in models),
+            *((m, f"preset {m}" if m in PRESETS else m) for m in models),
         ]
 
 

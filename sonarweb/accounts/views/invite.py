@@ -25,15 +25,6 @@ log = logging.getLogger("sonarweb.invitations")
 User = get_user_model()
 
 
-def _private(response: HttpResponse) -> HttpResponse:
-    # The token is in the address: keep it out of other sites' Referer headers and out of
-    # search engines. Not "no-referrer": browsers then send "Origin: null" with the form,
-    # which Django's CSRF check rightly refuses.
-    response["Referrer-Policy"] = "same-origin"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
 @login_not_required
 @never_cache
 @sensitive_post_parameters("password1", "password2")
@@ -57,7 +48,13 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
             return HttpResponseRedirect(reverse("settings"), status=303)
     status = 422 if request.method == "POST" else 200
     context = {"form": form, "invitation": invitation}
-    return _private(render(request, "accounts/accept_invite.html", context, status=status))
+    response = render(request, "accounts/accept_invite.html", context, status=status)
+    # The token is in the address: keep it out of other sites' Referer headers and out of
+    # search engines. Not "no-referrer": browsers then send "Origin: null" with the form,
+    # which Django's CSRF check rightly refuses.
+    response["Referrer-Policy"] = "same-origin"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
 
 
 def _create_member(invitation: Invitation, form: JoinForm) -> User | None:

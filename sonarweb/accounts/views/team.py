@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q
@@ -26,22 +24,18 @@ def _flag(condition: Q) -> ExpressionWrapper:
     return ExpressionWrapper(condition, output_field=BooleanField())
 
 
-def _members() -> Any:
-    # The requests and API keys are the tracker's (a layer above): named by their relations
-    # to the member ("tracked_requests", "api_key"), never imported.
-    return User.objects.order_by("username").annotate(
-        n_requests=Count("tracked_requests"),
-        has_key=_flag(Q(api_key__isnull=False)),
-        key_rejected=_flag(Q(api_key__invalid_since__isnull=False)),
-    )
-
-
 def _team(
     request: HttpRequest, form: InviteForm | None = None, new_link: str = "", status: int = 200
 ) -> HttpResponse:
     staff = request.user.is_staff
     context = {
-        "members": _members(),
+        # The requests and API keys are the tracker's (a layer above): named by their
+        # relations to the member ("tracked_requests", "api_key"), never imported.
+        "members": User.objects.order_by("username").annotate(
+            n_requests=Count("tracked_requests"),
+            has_key=_flag(Q(api_key__isnull=False)),
+            key_rejected=_flag(Q(api_key__invalid_since__isnull=False)),
+        ),
         "is_staff": staff,
         # Invitations may carry an email address: staff only.
         "invites": Invitation.objects.open().select_related("created_by") if staff else [],

@@ -43,14 +43,6 @@ class ShareForm(forms.Form):
         return timezone.now() + timedelta(days=int(choice))
 
 
-def content_hash(tracked: TrackedRequest) -> str:
-    """A short fingerprint of the archived JSON, so a reader can tell two copies apart."""
-    digest = (
-        AnswerArchive.objects.filter(tracked_id=tracked.pk).values_list("sha256", flat=True).first()
-    )
-    return (digest or "")[:12]
-
-
 def _panel(
     request: HttpRequest,
     tracked: TrackedRequest,
@@ -172,10 +164,14 @@ def shared_answer(request: HttpRequest, token: str) -> HttpResponse:
     # Sanitized when it was rendered. Its images are addressed under the share link, where
     # the public image view checks that each belongs to the shared answer.
     html = answer_html(tracked)
+    # A short fingerprint of the archived JSON, so a reader can tell two copies apart.
+    digest = (
+        AnswerArchive.objects.filter(tracked_id=tracked.pk).values_list("sha256", flat=True).first()
+    )
     context = {
         "tracked": tracked,
         "link": link,
-        "content_hash": content_hash(tracked),
+        "content_hash": (digest or "")[:12],
         # Public pages never show the team's own title, which may be an internal note.
         "public_title": tracked.question or tracked.request_id,
         "answer_html": mark_safe(for_share(html, link.token)) if html else "",  # noqa: S308
