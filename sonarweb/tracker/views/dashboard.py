@@ -43,12 +43,12 @@ class View:
     form: DashboardFilterForm | None
     filters: Filters
     text: str
-    status: str
     params: dict[str, str]
 
     @property
     def filtering(self) -> bool:
-        return bool(self.text or self.status or self.filters.member_id or self.filters.model)
+        filters = self.filters
+        return bool(self.text or filters.badge or filters.member_id or filters.model)
 
 
 def read_view(request: HttpRequest) -> View:
@@ -60,15 +60,14 @@ def read_view(request: HttpRequest) -> View:
     # An unknown value in one field (a stale link) leaves only that field out of cleaned_data.
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
-    member_ids = dict(members)
     status = data.get("status", "")
     filters = Filters(
-        member_id=member_ids.get(data.get("member") or ""),
+        member_id=dict(members).get(data.get("member") or ""),
         model=data.get("model") or "",
         badge=status if status in STATUSES else "",
     )
     params = {n: str(request.GET[n]) for n in FILTER_PARAMS if request.GET.get(n)}
-    return View(form, filters, (data.get("q") or "").strip(), filters.badge, params)
+    return View(form, filters, (data.get("q") or "").strip(), params)
 
 
 def read_poll_view(request: HttpRequest) -> View:
@@ -88,7 +87,7 @@ def read_poll_view(request: HttpRequest) -> View:
         badge=status if status in STATUSES else "",
     )
     params = {n: str(get[n]) for n in FILTER_PARAMS if get.get(n)}
-    return View(None, filters, get.get("q", "").strip()[:200], filters.badge, params)
+    return View(None, filters, get.get("q", "").strip()[:200], params)
 
 
 def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
@@ -99,7 +98,7 @@ def status_counts_context(view: View, counts: dict[str, int]) -> dict[str, Any]:
     return {
         "status_counts": known + other,
         "total_count": sum(counts.values()),
-        "current_status": view.status,
+        "current_status": view.filters.badge,
         # The counts link to the dashboard with these filters (a poll's own query string
         # holds other things).
         "counts_query": QueryDict(urlencode(list(view.params.items()))),
@@ -206,6 +205,7 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
     )
     changed = with_whole_rows([r for r in rows if shown.get(r.slug) != shown_status(r)])
     view = read_poll_view(request)
+    status = view.filters.badge
     top = request.GET.get("top")
     new_rows = listing.newer_than(view.filters, top) if top and not view.text else []
     polling = [r for r in [*new_rows, *rows] if watching(r)]
@@ -230,8 +230,8 @@ def badge_batch(request: HttpRequest) -> HttpResponse:
         "new_rows": new_rows,
         "with_counts": counts is not None and request.GET.get("c") != counts_digest(counts),
         # A row whose status moved out of the status filter stays, marked as such.
-        "off_filter": {r.pk for r in changed if view.status and r.badge_status != view.status},
-        "status_label": STATUS_LABELS.get(view.status, view.status).lower(),
+        "off_filter": {r.pk for r in changed if status and r.badge_status != status},
+        "status_label": STATUS_LABELS.get(status, status).lower(),
         "polling_slugs": [r.slug for r in polling],
         "poller_query": poller_query(view, polling, next_top, counts) if polling else "",
         "poll_seconds": settings.SONARWEB_BADGE_POLL_SECONDS,
@@ -291,32 +291,28 @@ def edit_title(request: HttpRequest, slug: str) -> HttpResponse:
             separator = "&" if "?" in next_url else "?"
             return HttpResponseRedirect(f"{next_url}{separator}edit={slug}#title-{slug}")
         if request.GET.get("cancel"):
-            return _title_cell(request, tracked, next_url)
-        form = TitleForm(initial={"title": tracked.title})
-        return _title_form(request, tracked, form, next_url)
+            return _title(request, tracked, next_url)
+        return _title(request, tracked, next_url, TitleForm(initial={"title": tracked.title}))
     form = TitleForm(request.POST)
     if not form.is_valid():
         if request.htmx:
             # 200, not 422: htmx swaps only successful answers, and the errors must show.
-            return _title_form(request, tracked, form, next_url)
+            return _title(request, tracked, next_url, form)
         messages.error(request, " ".join(form.errors.get("title", ["That title was not saved."])))
         return HttpResponseRedirect(next_url, status=303)
     tracked.title = form.cleaned_data["title"]
     tracked.save(update_fields=["title", "updated"])
     audit.record(request.user, "retitled", tracked=tracked, detail=tracked.title or "(cleared)")
     if request.htmx:
-        return _title_cell(request, tracked, next_url)
+        return _title(request, tracked, next_url)
     messages.success(request, "Title saved.")
     return HttpResponseRedirect(next_url, status=303)
 
 
-def _title_form(
-    request: HttpRequest, tracked: TrackedRequest, form: TitleForm, next_url: str
+def _title(
+    request: HttpRequest, tracked: TrackedRequest, next_url: str, form: TitleForm | None = None
 ) -> HttpResponse:
+    """The row's title cell, or its edit form when there is a ``form``."""
     context = {"tracked": tracked, "title_form": form, "next_url": next_url}
-    return render(request, "tracker/dashboard.html#title_form", context)
-
-
-def _title_cell(request: HttpRequest, tracked: TrackedRequest, next_url: str) -> HttpResponse:
-    context = {"tracked": tracked, "next_url": next_url}
-    return render(request, "tracker/dashboard.html#title_cell", context)
+    partial = "title_cell" if form is None else "title_form"
+    return render(request, f"tracker/dashboard.html#{partial}", context)
