@@ -41,7 +41,9 @@ RESERVED = "sonarweb_signin_reserved"
 _SCOPE_LENGTH = SignInAllowance._meta.get_field("scope").max_length
 
 
-def window() -> timedelta:
+def window(request: HttpRequest | None = None) -> timedelta:
+    """AXES_COOLOFF_TIME (as throttle.lockout_window): both how long failures are remembered
+    and how long a lock holds."""
     return timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -91,9 +91,7 @@ def failure_limit(request: HttpRequest | None = None, credentials: Any = None) -
     return settings.SONARWEB_LOGIN_FAILURES_PER_USER
 
 
-def lockout_window(request: HttpRequest | None = None) -> timedelta:
-    """AXES_COOLOFF_TIME: both how long failures are remembered and how long a lock holds."""
-    return timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES)
+lockout_window = signin.window
 
 
 def _count(attempts: QuerySet) -> int:

@@ -39,7 +39,7 @@ from ..following.starting import (
 )
 from ..forms import MAX_QUESTION_CHARS, NewResearchForm
 from ..keys.upstream import Busy, KeyUnreadable, note_failure
-from ..models import ApiKey, TrackedRequest
+from ..models import ApiKey
 from .access import key_of
 from .messages_upstream import retry_seconds, try_again
 
@@ -52,14 +52,6 @@ def _render(
     # Every answer re-renders the same form key: a resubmit after an error or a timeout
     # finds the run if the first submit did start one.
     return render(request, "tracker/new.html", {"form": form, "key": key}, status=status)
-
-
-def _already_started(request: HttpRequest, tracked: TrackedRequest) -> HttpResponse:
-    messages.info(
-        request,
-        "This form was already submitted, so it was not sent again: here is that research.",
-    )
-    return HttpResponseRedirect(tracked.get_absolute_url(), status=303)
 
 
 def _failed(
@@ -106,8 +98,11 @@ def _failed(
 def _answer(request: HttpRequest, start: Start) -> HttpResponse:
     """Where a start that has a row sends the member, with a sentence on what happened."""
     if start.kind == "already":
-        return _already_started(request, start.tracked)
-    if start.kind == "unconfirmed":
+        messages.info(
+            request,
+            "This form was already submitted, so it was not sent again: here is that research.",
+        )
+    elif start.kind == "unconfirmed":
         messages.warning(
             request,
             "Perplexity's answer to the start did not arrive, so the research may or may not "
@@ -132,7 +127,7 @@ def _start(request: HttpRequest, key: ApiKey | None) -> HttpResponse:
         return _render(request, form, key, status=422)
     form_key = form.cleaned_data["idempotency_key"]
     if (existing := started_with(request.user.pk, form_key)) is not None:
-        return _already_started(request, existing)
+        return _answer(request, Start(existing, "already"))
     if key is None or key.is_invalid:
         # The page's one message about the key says why and where to get one.
         return _render(request, form, key, status=422)
