@@ -95,14 +95,14 @@ def deactivate_member(request: HttpRequest, pk: int) -> HttpResponse:
     check_may_change_member(request.user, member)
     if not member.is_active:
         messages.info(request, f"{member.get_username()} is already deactivated.")
-        return HttpResponseRedirect(reverse("team"), status=303)
-    ended, stopped = members.deactivate(member)
-    messages.success(
-        request,
-        f"{member.get_username()} is deactivated and signed out "
-        f"({_plural(ended, 'session')} ended). Polling of {_plural(stopped, 'request')} "
-        "they added has stopped.",
-    )
+    else:
+        ended, stopped = members.deactivate(member)
+        messages.success(
+            request,
+            f"{member.get_username()} is deactivated and signed out "
+            f"({_plural(ended, 'session')} ended). Polling of {_plural(stopped, 'request')} "
+            "they added has stopped.",
+        )
     return HttpResponseRedirect(reverse("team"), status=303)
 
 
@@ -113,14 +113,14 @@ def reactivate_member(request: HttpRequest, pk: int) -> HttpResponse:
     check_may_change_member(request.user, member)
     if member.is_active:
         messages.info(request, f"{member.get_username()} is already active.")
-        return HttpResponseRedirect(reverse("team"), status=303)
-    resumed = members.reactivate(member)
-    tail = (
-        f"Polling of {_plural(resumed, 'request')} they added has resumed."
-        if resumed
-        else "Their requests resume when they have a working API key saved."
-    )
-    messages.success(request, f"{member.get_username()} can sign in again. {tail}")
+    else:
+        resumed = members.reactivate(member)
+        tail = (
+            f"Polling of {_plural(resumed, 'request')} they added has resumed."
+            if resumed
+            else "Their requests resume when they have a working API key saved."
+        )
+        messages.success(request, f"{member.get_username()} can sign in again. {tail}")
     return HttpResponseRedirect(reverse("team"), status=303)
 
 
