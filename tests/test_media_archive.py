@@ -11,8 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from sonarweb.media.archiving import MAX_ATTEMPTS, archive_images_for
+from sonarweb.media.background import image_copies
 from sonarweb.media.fetch import FetchPolicy, ImageFetcher
-from sonarweb.media.lookup import disk_usage, image_summary, local_images
+from sonarweb.media.lookup import disk_usage, image_summary
 from sonarweb.media.models import AnswerImage, ArchivedImage, ImageStatus, storage_name
 from sonarweb.media.refs import ImageRef, image_refs
 from sonarweb.perplexity.sonar import parse_completion
@@ -253,17 +254,18 @@ def test_what_the_renderer_and_pages_read_back(host):
         ImageRef(url=f"{host.url}/a.png", kind="inline"),
     ]  # fmt: skip
     archive_images_for(tracked, wanted, budget_seconds=30, fetcher=ImageFetcher(LOOPBACK))
-    found = local_images(tracked.pk)
+    found = image_copies(tracked.pk)
     assert list(found) == [r.url for r in wanted]
     photo_copy = found[f"{host.url}/photo.jpg"]
     image = ArchivedImage.objects.get(source_format="JPEG")
-    assert photo_copy.status == ImageStatus.STORED
+    assert photo_copy.stored
     assert photo_copy.full_url == f"/images/{image.sha256}.webp"
     assert photo_copy.thumb_url == f"/images/{image.thumb_sha256}.webp"
     assert (photo_copy.width, photo_copy.height) == (1600, 1067)
     assert (photo_copy.thumb_width, photo_copy.thumb_height) == (400, 267)
     gone = found[f"{host.url}/missing.png"]
-    assert (gone.status, gone.full_url, gone.caption) == (ImageStatus.FAILED, "", "Gone")
+    row = AnswerImage.objects.get(tracked=tracked, url=f"{host.url}/missing.png")
+    assert (row.status, gone.full_url, row.caption) == (ImageStatus.FAILED, "", "Gone")
     assert gone.reason == "The image host answered HTTP 404."
 
     summary = image_summary(tracked.pk)

@@ -1,10 +1,8 @@
-"""What the renderer and the pages need to know about an answer's archived images.
+"""What the pages need to know about an answer's archived images.
 
-``local_images(tracked_id)`` maps each image URL the answer names (as ``refs.image_refs``
-lists it, i.e. the ``src`` the renderer would emit) to its local copy or the reason there is
-none; ``image_summary`` counts them for the permalink (on a local disk it first checks that
-the stored files are there: a ``stat`` each, see ``integrity``); ``disk_usage`` totals the
-archive.
+``image_summary`` counts them for the permalink (on a local disk it first checks that the
+stored files are there: a ``stat`` each, see ``integrity``); ``disk_usage`` totals the
+archive. What the renderer shows of each is ``background.image_copies``.
 """
 
 from __future__ import annotations
@@ -14,45 +12,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Sum
 
 from .integrity import verify_answer_images
-from .links import team_image_url
 from .models import AnswerImage, ArchivedImage, ImageKind, ImageStatus
-
-
-@dataclass(frozen=True)
-class LocalImage:
-    url: str  # as the answer names it
-    status: str  # ImageStatus
-    caption: str = ""
-    origin_url: str = ""
-    reason: str = ""  # why it is not archived
-    full_url: str = ""  # team address of the 1600 px rendition; "" unless stored
-    thumb_url: str = ""
-    # Of the full rendition when stored, else what the answer says (for placeholders).
-    width: int | None = None
-    height: int | None = None
-    thumb_width: int | None = None
-    thumb_height: int | None = None
-
-
-def local_images(tracked_id: int) -> dict[str, LocalImage]:
-    rows = AnswerImage.objects.filter(tracked_id=tracked_id).select_related("image")
-    found = {}
-    for row in rows.order_by("position"):
-        image = row.image if row.status == ImageStatus.STORED else None
-        found[row.url] = LocalImage(
-            url=row.url,
-            status=row.status,
-            caption=row.caption,
-            origin_url=row.origin_url,
-            reason=row.reason,
-            full_url=team_image_url(image.sha256) if image else "",
-            thumb_url=team_image_url(image.thumb_sha256) if image else "",
-            width=image.width if image else row.width,
-            height=image.height if image else row.height,
-            thumb_width=image.thumb_width if image else None,
-            thumb_height=image.thumb_height if image else None,
-        )
-    return found
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,6 @@ class ArchivedImage(models.Model):
     def thumb_name(self) -> str:
         return storage_name(self.thumb_sha256)
 
-    @property
-    def stored_size(self) -> int:
-        return self.size + (self.thumb_size if self.thumb_sha256 != self.sha256 else 0)
-
 
 class ImageStatus(models.TextChoices):
     PENDING = "pending", "Waiting to be archived"
