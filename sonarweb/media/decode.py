@@ -21,7 +21,7 @@ from io import BytesIO
 
 from PIL import Image, UnidentifiedImageError, features
 
-from .conf import DEFAULTS, setting
+from .conf import setting
 from .errors import ImageFailure, ImageRefused, NotAnImage
 
 FULL_SIDE = 1600
@@ -165,9 +165,7 @@ def _full_rendition(
     return pixels if method is None else pixels.transpose(method)
 
 
-def _decode(
-    data: bytes, max_pixels: int, max_decoded: int, full_side: int
-) -> tuple[Image.Image, str, int, int]:
+def _decode(data: bytes, max_pixels: int, max_decoded: int) -> tuple[Image.Image, str, int, int]:
     """(full rendition, source format, source width, source height), or an ImageFailure."""
     try:
         image = Image.open(BytesIO(data), formats=FORMATS)
@@ -185,7 +183,7 @@ def _decode(
         if getattr(image, "n_frames", 1) > 1:
             raise ImageRefused("Animated images are not archived.")
         source_format = str(image.format or "")
-        fitted = _fit_size(width, height, full_side)
+        fitted = _fit_size(width, height, FULL_SIDE)
         if source_format == "JPEG":
             # Decoded at 1/2, 1/4 or 1/8 scale when that still covers the full rendition: asked
             # for the rendition's own size, draft() picks the smallest scale that does.
@@ -216,34 +214,17 @@ def _too_big_to_decode(image: Image.Image, source_format: str, limit: int) -> st
     )
 
 
-def decoded_pixels_limit() -> int:
-    """SONARWEB_IMAGE_MAX_DECODED_PIXELS from the settings (its default without Django)."""
-    from django.conf import settings
-
-    name = "SONARWEB_IMAGE_MAX_DECODED_PIXELS"
-    return int(setting(name) if settings.configured else DEFAULTS[name])
-
-
-def reencode(
-    data: bytes,
-    *,
-    max_pixels: int,
-    max_decoded_pixels: int | None = None,
-    full_side: int = FULL_SIDE,
-    thumb_side: int = THUMB_SIDE,
-) -> Decoded:
-    """The image in ``data`` as a full rendition (at most ``full_side`` px on its longer side)
+def reencode(data: bytes, *, max_pixels: int, max_decoded_pixels: int | None = None) -> Decoded:
+    """The image in ``data`` as a full rendition (at most ``FULL_SIDE`` px on its longer side)
     and a thumbnail, both WebP; NotAnImage or ImageRefused otherwise.
 
     ``max_pixels`` bounds the size an image declares; ``max_decoded_pixels`` (by default
     SONARWEB_IMAGE_MAX_DECODED_PIXELS) the size it is decoded at, which is what costs memory:
     a JPEG is decoded at 1/2 to 1/8 of its size, other formats in full."""
     if max_decoded_pixels is None:
-        max_decoded_pixels = decoded_pixels_limit()
+        max_decoded_pixels = int(setting("SONARWEB_IMAGE_MAX_DECODED_PIXELS"))
     try:
-        full_image, source_format, width, height = _decode(
-            data, max_pixels, max_decoded_pixels, full_side
-        )
+        full_image, source_format, width, height = _decode(data, max_pixels, max_decoded_pixels)
     except ImageFailure:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -252,7 +233,7 @@ def reencode(
         # A damaged file makes Pillow's decoders raise all sorts (OSError, IndexError,
         # struct.error, ...): each one means the same thing here.
         raise NotAnImage("The image file is broken or cut short.") from None
-    thumb_image = _fit(full_image, thumb_side)
+    thumb_image = _fit(full_image, THUMB_SIDE)
     thumb = _encode(thumb_image.copy() if thumb_image is full_image else thumb_image, quality=78)
     full = _encode(full_image, quality=82)
     return Decoded(source_format=source_format, width=width, height=height, full=full, thumb=thumb)

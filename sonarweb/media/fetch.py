@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 
 import httpcore
@@ -47,14 +47,13 @@ class FetchPolicy:
     max_redirects: int = 3
 
     @classmethod
-    def from_settings(cls, **overrides: object) -> FetchPolicy:
-        policy = cls(
+    def from_settings(cls) -> FetchPolicy:
+        return cls(
             max_bytes=int(conf.setting("SONARWEB_IMAGE_MAX_BYTES")),
             timeout=float(conf.setting("SONARWEB_IMAGE_TIMEOUT")),
             connect_timeout=float(conf.setting("SONARWEB_IMAGE_CONNECT_TIMEOUT")),
             allow=PRIVATE_KINDS if conf.setting("SONARWEB_IMAGES_ALLOW_PRIVATE") else frozenset(),
         )
-        return replace(policy, **overrides)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -88,13 +87,6 @@ def _headers(url: httpx.URL) -> list[tuple[bytes, bytes]]:
         (b"Accept", ACCEPT.encode()),
         (b"Accept-Encoding", b"identity"),
     ]
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1").strip()
-    return ""
 
 
 def _megabytes(count: int) -> str:
@@ -190,8 +182,9 @@ class ImageFetcher:
             "GET", target, headers=_headers(url), extensions={"timeout": timeouts}
         ) as response:
             status = response.status
+            headers = httpx.Headers(response.headers)
             if status in REDIRECTS:
-                location = _header(response.headers, b"location")
+                location = headers.get("location", "")
                 if not location:
                     raise BadResponse(f"The image host answered a redirect ({status}) to nowhere.")
                 return location
@@ -200,12 +193,12 @@ class ImageFetcher:
                     f"The image host answered HTTP {status}.",
                     retryable=status in RETRYABLE_STATUSES,
                 )
-            encoding = _header(response.headers, b"content-encoding").lower()
+            encoding = headers.get("content-encoding", "").lower()
             if encoding not in ("", "identity"):
                 raise BadResponse(
                     f"The image host sent a compressed ({encoding[:20]}) body though asked not to."
                 )
-            declared = _header(response.headers, b"content-length")
+            declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.policy.max_bytes:
                 raise TooLarge(f"The image is larger than {_megabytes(self.policy.max_bytes)}.")
             body = bytearray()
@@ -216,7 +209,7 @@ class ImageFetcher:
             return Fetched(
                 url=str(url),
                 body=bytes(body),
-                content_type=_header(response.headers, b"content-type"),
+                content_type=headers.get("content-type", ""),
                 redirects=tuple(hops),
             )
 

@@ -40,12 +40,8 @@ _LOOKUPS = threading.BoundedSemaphore(8)
 
 def system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    seen: list[str] = []
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        if address not in seen:
-            seen.append(address)
-    return seen
+    # Each address once, in the resolver's order.
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
 
 
 def resolve(resolver: Resolver, host: str, port: int, timeout: float) -> list[str]:
