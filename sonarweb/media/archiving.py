@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from django.utils import timezone
 from . import conf
 from .decode import reencode
 from .errors import ImageFailure, SweptMeanwhile
-from .fetch import FetchPolicy, ImageFetcher
+from .fetch import ImageFetcher
 from .models import AnswerImage, ArchivedImage, ImageStatus, url_hash
 from .refs import ImageRef
 from .store import keep
@@ -193,9 +194,7 @@ def archive_images_for(
         already=AnswerImage.objects.filter(tracked_id=tracked_id).stored().count()
     )
     rows = list(to_fetch(tracked_id, retry_failed=retry_failed))
-    own = fetcher is None
-    active = fetcher or ImageFetcher(FetchPolicy.from_settings())
-    try:
+    with ImageFetcher() if fetcher is None else nullcontext(fetcher) as active:
         for index, row in enumerate(rows):
             left = ends - time.monotonic()
             if left < MIN_FETCH_SECONDS:
@@ -206,10 +205,8 @@ def archive_images_for(
                 continue
             try:
                 archive_and_attach(row, active, ends=ends)
-            except ImageFailure as failure:
-                _fail(row, failure)
-                report.failed += 1
-                report.failures.append((row.url, failure.reason))
+            except ImageFailure as exc:
+                failure = exc
                 log.info("image not archived tracked=%s url=%s: %s", tracked_id, row.url, failure)
             except DatabaseError:
                 raise
@@ -218,12 +215,10 @@ def archive_images_for(
                 # answer's others, and the row must not be retried for ever.
                 log.exception("archiving image failed tracked=%s url=%s", tracked_id, row.url)
                 failure = ImageFailure("An unexpected error stopped archiving this image.")
-                _fail(row, failure)
-                report.failed += 1
-                report.failures.append((row.url, failure.reason))
             else:
                 report.stored += 1
-    finally:
-        if own:
-            active.close()
+                continue
+            _fail(row, failure)
+            report.failed += 1
+            report.failures.append((row.url, failure.reason))
     return report

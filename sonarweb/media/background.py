@@ -68,20 +68,12 @@ def _due() -> Q:
     return (Q(status=ImageStatus.PENDING) | retryable) & free
 
 
-def answers_with_due_images(limit: int) -> list[int]:
-    return list(
-        AnswerImage.objects.filter(_due())
-        .order_by("tracked_id")
-        .values_list("tracked_id", flat=True)
-        .distinct()[:limit]
-    )
-
-
 def archive_due_images(limit: int = 2, budget_seconds: float | None = None) -> list[int]:
     """Fetch the images of up to ``limit`` answers; returns the answers whose images changed
     (their pages must be rendered again)."""
+    due = AnswerImage.objects.filter(_due()).order_by("tracked_id")
     changed = []
-    for tracked_id in answers_with_due_images(limit):
+    for tracked_id in due.values_list("tracked_id", flat=True).distinct()[:limit]:
         report = archive_images_for(tracked_id, budget_seconds=budget_seconds)
         if report.stored or report.failed:
             changed.append(tracked_id)

@@ -54,10 +54,6 @@ _last_sweep: datetime | None = None
 Alive = Callable[[Iterable[int]], set[int]]
 
 
-def _all_alive(ids: Iterable[int]) -> set[int]:
-    return set(ids)
-
-
 @dataclass
 class Swept:
     images: int = 0
@@ -144,7 +140,7 @@ def sweep_bundles(
 ) -> Swept:
     """Delete the bundle files no bundle row names: their request is gone, or their writer
     stopped before recording them. Without ``alive`` every such file waits out ``GRACE``."""
-    alive = alive or _all_alive
+    alive = alive or set
     now = now or timezone.now()
     storage = storage or media_storage()
     swept = Swept()

@@ -28,10 +28,6 @@ log = logging.getLogger("sonarweb.media")
 CACHE_CONTROL = "private, max-age=31536000, immutable"
 
 
-def _named(sha256: str) -> Q:
-    return Q(sha256=sha256) | Q(thumb_sha256=sha256)
-
-
 def stream_image(request: HttpRequest, sha256: str) -> HttpResponse:
     """The rendition named ``sha256`` (a 304 when the browser has it); 404 when its file is
     gone, which is then noticed."""
@@ -43,7 +39,11 @@ def stream_image(request: HttpRequest, sha256: str) -> HttpResponse:
             file = open_rendition(sha256)
         except (FileNotFoundError, OSError):
             log.warning("archived image %s is missing from the media storage", sha256)
-            _notice_missing(sha256)
+            # Its uses are marked to be fetched again; that never makes it more than a 404.
+            try:
+                file_missing(sha256)
+            except Exception:
+                log.exception("could not mark the missing image %s", sha256)
             raise Http404("The image is missing from the archive.") from None
         response = FileResponse(file, content_type=RENDITION_MIME)
     response["ETag"] = etag
@@ -51,18 +51,10 @@ def stream_image(request: HttpRequest, sha256: str) -> HttpResponse:
     return response
 
 
-def _notice_missing(sha256: str) -> None:
-    """Mark the answers' uses of the image to be fetched again; never more than a 404."""
-    try:
-        file_missing(sha256)
-    except Exception:
-        log.exception("could not mark the missing image %s", sha256)
-
-
 @require_safe
 def team_image(request: HttpRequest, sha256: str) -> HttpResponse:
     """Any image the team archived, for signed-in members (the login middleware checks)."""
-    if not ArchivedImage.objects.filter(_named(sha256)).exists():
+    if not ArchivedImage.objects.filter(Q(sha256=sha256) | Q(thumb_sha256=sha256)).exists():
         raise Http404("No such image.")
     return stream_image(request, sha256)
 
