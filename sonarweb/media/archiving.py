@@ -56,10 +56,6 @@ class ArchiveReport:
     already: int = 0  # stored before this call
     failures: list[tuple[str, str]] = field(default_factory=list)  # (url, reason)
 
-    @property
-    def done(self) -> bool:
-        return self.left == 0
-
 
 def record_refs(tracked: Answer, refs: Sequence[ImageRef]) -> None:
     """One row per image URL of the answer, created once."""

@@ -174,13 +174,6 @@ def bundle_css() -> str:
     return "\n".join(parts).replace("</", "<\\/")
 
 
-def _entry(name: str, when: tuple[int, int, int, int, int, int], compress: bool) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=when)
-    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    info.external_attr = 0o644 << 16
-    return info
-
-
 def build_bundle(
     *,
     title: str,
@@ -207,16 +200,16 @@ def build_bundle(
     stamp = when.timetuple()[:6] if when and when.year >= 1980 else EPOCH
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        files = [
-            ("index.html", page.encode(), True),
-            ("answer.md", offline_markdown(markdown, images).encode(), True),
-            ("answer.json", raw_json.encode("utf-8", "surrogatepass"), True),
-        ]
-        seen = set()
+        files = {
+            "index.html": (page.encode(), zipfile.ZIP_DEFLATED),
+            "answer.md": (offline_markdown(markdown, images).encode(), zipfile.ZIP_DEFLATED),
+            "answer.json": (raw_json.encode("utf-8", "surrogatepass"), zipfile.ZIP_DEFLATED),
+        }
         for image in images:
-            if image.name not in seen:
-                seen.add(image.name)
-                files.append((image.name, image.data, False))
-        for name, data, compress in files:
-            archive.writestr(_entry(f"{folder}/{name}", stamp, compress), data)
+            # WebP is compressed already; the same picture twice is one file.
+            files.setdefault(image.name, (image.data, zipfile.ZIP_STORED))
+        for name, (data, compression) in files.items():
+            entry = zipfile.ZipInfo(f"{folder}/{name}", date_time=stamp)
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, data, compress_type=compression)
     return out.getvalue()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.core.files.storage import Storage
@@ -63,14 +63,11 @@ class Swept:
     errors: int = 0
 
     def add(self, other: Swept) -> None:
-        for name in ("images", "files", "bytes", "bundles", "errors"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
     def __str__(self) -> str:
-        return (
-            f"images={self.images} files={self.files} bytes={self.bytes} "
-            f"bundles={self.bundles} errors={self.errors}"
-        )
+        return " ".join(f"{name}={value}" for name, value in asdict(self).items())
 
 
 def _shown() -> Exists:

@@ -5,7 +5,7 @@
   vetted, connected to the vetted IP (see ``addresses`` and ``network``);
 - at most ``max_redirects`` redirects, followed here one by one, each hop checked the same way;
 - no cookies, no credentials, no Authorization, no Referer: httpcore sends only the headers
-  listed in ``_headers`` (httpx would add cookies, .netrc credentials and proxies from the
+  ``_get`` lists (httpx would add cookies, .netrc credentials and proxies from the
   environment, which is why this module speaks httpcore directly);
 - one total deadline for connect, headers and body together, checked on every socket
   operation, and a byte cap checked as the body streams in. Encoded bodies are refused:
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from types import TracebackType
 
 import httpcore
 import httpx
@@ -79,20 +78,6 @@ def checked_url(url: str | httpx.URL) -> httpx.URL:
     return parsed
 
 
-def _headers(url: httpx.URL) -> list[tuple[bytes, bytes]]:
-    return [
-        # The name as written, though the socket goes to the vetted IP: virtual hosts work.
-        (b"Host", url.netloc),
-        (b"User-Agent", USER_AGENT.encode()),
-        (b"Accept", ACCEPT.encode()),
-        (b"Accept-Encoding", b"identity"),
-    ]
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / conf.MEGABYTE:g} MB"
-
-
 class ImageFetcher:
     """Fetches image URLs under one policy; keeps connections to a host for the next image.
 
@@ -128,12 +113,7 @@ class ImageFetcher:
     def __enter__(self) -> ImageFetcher:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def fetch(self, url: str, *, timeout: float | None = None) -> Fetched:
@@ -178,8 +158,16 @@ class ImageFetcher:
         # The real limit is the deadline, which every socket operation checks; these only
         # keep httpcore from applying defaults of its own.
         timeouts = {"connect": self.policy.connect_timeout, "read": None, "write": None}
+        headers = [
+            # The name as written, though the socket goes to the vetted IP: virtual hosts work.
+            (b"Host", url.netloc),
+            (b"User-Agent", USER_AGENT.encode()),
+            (b"Accept", ACCEPT.encode()),
+            (b"Accept-Encoding", b"identity"),
+        ]
+        too_large = f"The image is larger than {self.policy.max_bytes / conf.MEGABYTE:g} MB."
         with self._pool.stream(
-            "GET", target, headers=_headers(url), extensions={"timeout": timeouts}
+            "GET", target, headers=headers, extensions={"timeout": timeouts}
         ) as response:
             status = response.status
             headers = httpx.Headers(response.headers)
@@ -200,12 +188,12 @@ class ImageFetcher:
                 )
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.policy.max_bytes:
-                raise TooLarge(f"The image is larger than {_megabytes(self.policy.max_bytes)}.")
+                raise TooLarge(too_large)
             body = bytearray()
             for chunk in response.iter_stream():
                 body += chunk
                 if len(body) > self.policy.max_bytes:
-                    raise TooLarge(f"The image is larger than {_megabytes(self.policy.max_bytes)}.")
+                    raise TooLarge(too_large)
             return Fetched(
                 url=str(url),
                 body=bytes(body),

@@ -87,10 +87,7 @@ def image_refs(completion: Completion) -> list[ImageRef]:
     texts = [split.answer] if json_answer(split.answer) is None else []
     for text in [*texts, *split.thoughts]:
         refs.extend(markdown_images(text))
-    seen: set[str] = set()
-    unique = []
+    unique: dict[str, ImageRef] = {}
     for ref in refs:
-        if ref.url not in seen:
-            seen.add(ref.url)
-            unique.append(ref)
-    return unique
+        unique.setdefault(ref.url, ref)
+    return list(unique.values())
