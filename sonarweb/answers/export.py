@@ -15,13 +15,15 @@ from collections.abc import Sequence
 
 from sonarweb.answers.content import json_answer, split_reasoning
 from sonarweb.answers.render import listed_sources
+from sonarweb.answers.sections import CHUNK_NAMES
 from sonarweb.answers.sources import Source, build_sources, citable_count, http_url
 from sonarweb.perplexity.payload import Completion
 
 _MARKER = re.compile(r"\[ ?(\d{1,7}(?: ?, ?\d{1,7})*) ?\](?!\()")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
-_CHUNK_NAMES = {"image_url": "Image", "file_url": "File", "pdf_url": "PDF", "video_url": "Video"}
+# Spaces, parentheses and angle brackets would end a link destination early.
+_LINK_URL = str.maketrans({" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E"})
 
 
 def _link_text(text: str) -> str:
@@ -29,18 +31,11 @@ def _link_text(text: str) -> str:
     return re.sub(r"([\\\[\]])", r"\\\1", text)
 
 
-def _link_url(url: str) -> str:
-    # Spaces, parentheses and angle brackets would end the link destination early.
-    for raw, encoded in ((" ", "%20"), ("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E")):
-        url = url.replace(raw, encoded)
-    return url
-
-
 def _link(text: str, url: str) -> str:
     href = http_url(url)
     if href is None:
         return _link_text(text)
-    return f"[{_link_text(text)}]({_link_url(href)})"
+    return f"[{_link_text(text)}]({href.translate(_LINK_URL)})"
 
 
 def _prose(line: str, cited: set[int], count: int) -> str:
@@ -97,7 +92,7 @@ def render_plain_markdown(completion: Completion, sources: Sequence[Source] | No
         answer, cited = safe_markdown(answer, citable)
     blocks = [answer] if answer else []
     attachments = [
-        f"- {_CHUNK_NAMES.get(c.type, c.type)}: {_link(c.name or c.url, c.url)}"
+        f"- {CHUNK_NAMES.get(c.type, c.type)}: {_link(c.name or c.url, c.url)}"
         for c in completion.chunks
         if c.url and http_url(c.url)
     ]

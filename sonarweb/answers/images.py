@@ -80,10 +80,3 @@ def placeholder(src: str, alt: str, origin: str, copy: ImageCopy | None) -> str:
         f'<span class="image-missing-caption">{escape(label)}</span>{link}'
         f'<span class="image-missing-reason">{escape(why)}</span></span>'
     )
-
-
-def inline_image(src: str, alt: str, title: str, images: ImageMap | None) -> str:
-    copy = (images or {}).get(src)
-    if copy is not None and copy.stored:
-        return local_img(copy, alt, title=title)
-    return placeholder(src, alt, "", copy)

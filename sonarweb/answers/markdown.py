@@ -30,7 +30,7 @@ from sonarweb.answers.citations import (
     cited_numbers,
     count_passage,
 )
-from sonarweb.answers.images import ImageMap, inline_image
+from sonarweb.answers.images import ImageMap, local_img, placeholder
 from sonarweb.answers.sources import Source, http_url
 
 ENV_ANCHORS = "answer_anchors"
@@ -169,8 +169,10 @@ def _image(self: Rule, tokens: Sequence[Token], idx: int, options: Any, env: dic
     raw = str(token.attrGet("src") or "")
     if http_url(raw) is None:
         return escape(alt)
-    title = str(token.attrGet("title") or "")
-    return inline_image(raw, alt, title, env.get(ENV_IMAGES))
+    copy = (env.get(ENV_IMAGES) or {}).get(raw)
+    if copy is not None and copy.stored:
+        return local_img(copy, alt, title=str(token.attrGet("title") or ""))
+    return placeholder(raw, alt, "", copy)
 
 
 def _html_inline(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from html import escape
+from itertools import islice
 
 from sonarweb.answers import sections
 from sonarweb.answers.content import json_answer, split_reasoning
@@ -70,12 +71,7 @@ def listed_sources(sources: Sequence[Source], cited: set[int]) -> tuple[list[Sou
     ``SourceList`` of a million builds a few hundred."""
     count = len(sources)
     numbers = sorted(n for n in cited if 0 < n <= count)
-    uncited: list[int] = []
-    number = 1
-    while len(uncited) < UNCITED_LISTED and number <= count:
-        if number not in cited:
-            uncited.append(number)
-        number += 1
+    uncited = islice((n for n in range(1, count + 1) if n not in cited), UNCITED_LISTED)
     listed = [sources[n - 1] for n in heapq.merge(numbers, uncited)]
     return listed, count - len(listed)
 

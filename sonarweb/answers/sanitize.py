@@ -52,11 +52,9 @@ SET_ATTRIBUTES = {"img": {"referrerpolicy": "no-referrer", "loading": "lazy"}}
 def _relative_url(url: str) -> str | None:
     """Keep in-page fragments and root-relative paths; drop `//host` and `/\\host` forms that
     browsers resolve to another site."""
-    if url.startswith("#"):
+    if url.startswith(("#", "?")):
         return url
     if url.startswith("/") and not url.startswith(("//", "/\\")) and "\\" not in url:
-        return url
-    if url.startswith("?"):
         return url
     return None
 
@@ -64,9 +62,7 @@ def _relative_url(url: str) -> str | None:
 def _attribute(element: str, attribute: str, value: str) -> str | None:
     """Images load only from this site (the archive's copies): an answer's own image address
     would send every reader's IP address to whoever runs that host."""
-    if element == "img" and attribute == "src":
-        return value if value.startswith("/") and not value.startswith("//") else None
-    if attribute == "data-full":
+    if (element == "img" and attribute == "src") or attribute == "data-full":
         return value if value.startswith("/") and not value.startswith("//") else None
     return value
 

@@ -121,13 +121,10 @@ def _card(source: Source, cited: bool, refs: Sequence[Backref]) -> dict[str, Any
     }
 
 
-def sources(
-    items: Sequence[Source], cited: set[int], refs: Mapping[int, Sequence[Backref]] | None = None
-) -> str:
+def sources(items: Sequence[Source], cited: set[int], refs: Mapping[int, Sequence[Backref]]) -> str:
     """The source cards, each with links back to the places in the text that cite it."""
     if not items:
         return ""
-    refs = refs or {}
     cards = [_card(s, s.number in cited, refs.get(s.number, ())) for s in items]
     return _render("_sources.html", {"cards": cards, "count": _digits(len(items))})
 
@@ -151,16 +148,9 @@ def source_strip(items: Sequence[Source], refs: Mapping[int, Sequence[Backref]],
     for source in ordered:
         if not source.domain:
             continue
-        host = hosts.get(source.domain)
-        if host is None:
-            hosts[source.domain] = {
-                "name": source.domain,
-                "number": _digits(source.number),
-                "title": source.title,
-                "sources": 1,
-            }
-        else:
-            host["sources"] += 1
+        # The first source from a host names it and links to its card.
+        host = {"name": source.domain, "number": _digits(source.number), "title": source.title}
+        hosts.setdefault(source.domain, {**host, "sources": 0})["sources"] += 1
     shown = list(hosts.values())[:STRIP_HOSTS]
     if not shown:
         return ""
@@ -359,16 +349,15 @@ def usage(info: Usage | None) -> str:
     return _render("_usage.html", {"rows": rows, "context_size": info.search_context_size})
 
 
-_CHUNK_NAMES = {"image_url": "Image", "file_url": "File", "pdf_url": "PDF", "video_url": "Video"}
+CHUNK_NAMES = {"image_url": "Image", "file_url": "File", "pdf_url": "PDF", "video_url": "Video"}
 
 
 def _attachment(chunk: ContentChunk) -> dict[str, str] | None:
-    kind = _CHUNK_NAMES.get(chunk.type, chunk.type.replace("_", " ").capitalize())
+    kind = CHUNK_NAMES.get(chunk.type, chunk.type.replace("_", " ").capitalize())
     if chunk.url:
-        href = http_url(chunk.url)
-        if href is None:
-            return {"kind": kind, "name": chunk.name or "embedded content", "href": "", "text": ""}
-        return {"kind": kind, "name": chunk.name or chunk.url, "href": href, "text": ""}
+        href = http_url(chunk.url) or ""
+        name = chunk.name or (chunk.url if href else "embedded content")
+        return {"kind": kind, "name": name, "href": href, "text": ""}
     if chunk.text:
         return {"kind": kind, "name": "", "href": "", "text": chunk.text}
     return None
