@@ -134,11 +134,3 @@ def citations_plugin(md: MarkdownIt) -> None:
 def citation_env(sources: Sequence[Source]) -> dict[str, Any]:
     """The markdown-it env that lets markers reach ``sources`` (citable ones come first)."""
     return {ENV_SOURCES: sources, ENV_COUNT: citable_count(sources)}
-
-
-def cited_numbers(env: dict[str, Any]) -> set[int]:
-    return set(env.get(ENV_CITED, ()))
-
-
-def backrefs(env: dict[str, Any]) -> dict[int, list[Backref]]:
-    return dict(env.get(ENV_BACKREFS, {}))

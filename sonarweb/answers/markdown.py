@@ -23,11 +23,11 @@ from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
 from sonarweb.answers.citations import (
+    ENV_BACKREFS,
+    ENV_CITED,
     Backref,
-    backrefs,
     citation_env,
     citations_plugin,
-    cited_numbers,
     count_passage,
 )
 from sonarweb.answers.images import ImageMap, local_img, placeholder
@@ -266,7 +266,10 @@ def render_answer(
     env[ENV_IMAGES] = images
     html = _MD.render(text, env)
     return RenderedMarkdown(
-        html=html, headings=env[ENV_HEADINGS], cited=cited_numbers(env), backrefs=backrefs(env)
+        html=html,
+        headings=env[ENV_HEADINGS],
+        cited=env.get(ENV_CITED, set()),
+        backrefs=env.get(ENV_BACKREFS, {}),
     )
 
 

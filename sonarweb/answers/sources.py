@@ -124,10 +124,8 @@ class SourceList(Sequence[Source]):
         self._matched: list[SearchResult | None] = []
         # Indexes of the search results listed after the citations, each URL once.
         self._others: Sequence[int] = range(len(results))
-        if citations:
-            self._match(results, citations)
-
-    def _match(self, results: Sequence[SearchResult], citations: Sequence[str]) -> None:
+        if not citations:
+            return
         keys = [_match_key(url) for url in citations]
         cited = set(keys)
         first: dict[str, SearchResult] = {}

@@ -143,22 +143,17 @@ def archive_and_attach(row: AnswerImage, fetcher: ImageFetcher, *, ends: float) 
     raise SweptMeanwhile("The stored copy was removed while archiving; trying again later.")
 
 
-def _already_archived(row: AnswerImage) -> ArchivedImage | None:
-    """The image another answer archived from the same URL: no need to fetch it again."""
+def archive_one(row: AnswerImage, fetcher: ImageFetcher, *, timeout: float) -> ArchivedImage:
+    """Fetch, check, re-encode and store one image; an ImageFailure says why not."""
+    # Another answer archived the same URL: no need to fetch it again.
     other = (
         AnswerImage.objects.filter(url_hash=row.url_hash, status=ImageStatus.STORED)
         .exclude(image=None)
         .select_related("image")
         .first()
     )
-    return other.image if other is not None else None
-
-
-def archive_one(row: AnswerImage, fetcher: ImageFetcher, *, timeout: float) -> ArchivedImage:
-    """Fetch, check, re-encode and store one image; an ImageFailure says why not."""
-    image = _already_archived(row)
-    if image is not None:
-        return image
+    if other is not None:
+        return other.image
     fetched = fetcher.fetch(row.url, timeout=timeout)
     source_sha = hashlib.sha256(fetched.body).hexdigest()
     same_file = ArchivedImage.objects.filter(source_sha256=source_sha).first()

@@ -87,13 +87,6 @@ def _fit_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _fit(image: Image.Image, side: int) -> Image.Image:
-    size = _fit_size(image.width, image.height, side)
-    if size == image.size:
-        return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
 def _encode(image: Image.Image, quality: int) -> Rendition:
     # Nothing from the source's metadata is passed to save(); clearing info is for whoever
     # adds a keyword later and expects Pillow to look there.
@@ -233,7 +226,9 @@ def reencode(data: bytes, *, max_pixels: int, max_decoded_pixels: int | None = N
         # A damaged file makes Pillow's decoders raise all sorts (OSError, IndexError,
         # struct.error, ...): each one means the same thing here.
         raise NotAnImage("The image file is broken or cut short.") from None
-    thumb_image = _fit(full_image, THUMB_SIDE)
-    thumb = _encode(thumb_image.copy() if thumb_image is full_image else thumb_image, quality=78)
+    # A new image even when the full rendition is already small: resize() copies then.
+    thumb_size = _fit_size(full_image.width, full_image.height, THUMB_SIDE)
+    thumb_image = full_image.resize(thumb_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    thumb = _encode(thumb_image, quality=78)
     full = _encode(full_image, quality=82)
     return Decoded(source_format=source_format, width=width, height=height, full=full, thumb=thumb)

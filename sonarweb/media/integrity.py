@@ -90,8 +90,9 @@ def forget_images(pks: Iterable[int], *, now: datetime | None = None) -> tuple[i
     """Forget these stored images (their files are missing): every use becomes a retryable
     failure saying why, and the rows go. Returns (uses marked, answers concerned)."""
     now = now or timezone.now()
+    pks = sorted(set(pks))
     marked, answers = 0, set()
-    for chunk in _chunks(sorted(set(pks))):
+    for chunk in _chunks(pks):
         with transaction.atomic():
             locked = list(
                 ArchivedImage.objects.select_for_update()
@@ -115,7 +116,7 @@ def forget_images(pks: Iterable[int], *, now: datetime | None = None) -> tuple[i
         log.warning(
             "%d stored image(s) had a file missing from the media storage: %d use(s) in %d "
             "answer(s) will be fetched again",
-            len(set(pks)),
+            len(pks),
             marked,
             len(answers),
         )
@@ -138,12 +139,8 @@ def file_missing(sha256: str, storage: Storage | None = None) -> int:
     storage = storage or media_storage()
     if not _gone(storage, storage_name(sha256)):
         return 0
-    pks = list(
-        ArchivedImage.objects.filter(Q(sha256=sha256) | Q(thumb_sha256=sha256)).values_list(
-            "pk", flat=True
-        )
-    )
-    return forget_images(pks)[0] if pks else 0
+    named = ArchivedImage.objects.filter(Q(sha256=sha256) | Q(thumb_sha256=sha256))
+    return forget_images(named.values_list("pk", flat=True))[0]
 
 
 def verify_answer_images(tracked_id: int, storage: Storage | None = None) -> int:
@@ -161,7 +158,7 @@ def verify_answer_images(tracked_id: int, storage: Storage | None = None) -> int
         for pk, full, thumb in rows.distinct()
         if not storage.exists(storage_name(full)) or not storage.exists(storage_name(thumb))
     ]
-    return forget_images(broken)[0] if broken else 0
+    return forget_images(broken)[0]
 
 
 def drop_bundle(bundle: AnswerBundle, *, now: datetime | None = None) -> bool:
