@@ -36,8 +36,7 @@ log = logging.getLogger("sonarweb.media")
 def record(tracked_id: int, completion: Completion | None) -> int:
     """Note the images an answer names, to be fetched in the background; returns how many."""
     refs = image_refs(completion) if completion is not None else []
-    if refs:
-        record_refs(tracked_id, refs)
+    record_refs(tracked_id, refs)
     return len(refs)
 
 

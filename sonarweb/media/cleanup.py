@@ -86,12 +86,10 @@ def _delete_file(storage: Storage, name: str, swept: Swept) -> bool:
     return True
 
 
-def sweep_images(
-    now: datetime | None = None, *, limit: int = BATCH, storage: Storage | None = None
-) -> Swept:
-    """Delete up to ``limit`` stored images no answer shows, with their files."""
+def sweep_images(now: datetime | None = None) -> Swept:
+    """Delete up to ``BATCH`` stored images no answer shows, with their files."""
     now = now or timezone.now()
-    storage = storage or media_storage()
+    storage = media_storage()
     swept = Swept()
     with transaction.atomic():
         # Rows being attached right now are locked: skip them, they are about to be shown.
@@ -99,7 +97,7 @@ def sweep_images(
             ArchivedImage.objects.filter(~_shown(), created__lt=now - GRACE)
             .order_by("pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", flat=True)[:BATCH]
         )
         if not candidates:
             return swept
@@ -132,14 +130,12 @@ def _bundle_id(filename: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def sweep_bundles(
-    now: datetime | None = None, *, storage: Storage | None = None, alive: Alive | None = None
-) -> Swept:
+def sweep_bundles(now: datetime | None = None, *, alive: Alive | None = None) -> Swept:
     """Delete the bundle files no bundle row names: their request is gone, or their writer
     stopped before recording them. Without ``alive`` every such file waits out ``GRACE``."""
     alive = alive or set
     now = now or timezone.now()
-    storage = storage or media_storage()
+    storage = media_storage()
     swept = Swept()
     try:
         _, filenames = storage.listdir(BUNDLE_PREFIX)

@@ -125,14 +125,12 @@ class ImageFetcher:
         with deadline(limit):
             try:
                 return self._follow(checked_url(url))
-            except httpcore.TimeoutException:
-                raise TooSlow(f"The image did not arrive within {limit:g} s.") from None
+            except (httpcore.TimeoutException, TooSlow) as exc:
+                raise TooSlow(f"The image did not arrive within {limit:g} s.") from exc
             except httpcore.ConnectError as exc:
                 raise Unreachable(_connect_reason(exc)) from exc
             except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
                 raise Unreachable("The connection to the image host broke off.") from exc
-            except TooSlow as exc:
-                raise TooSlow(f"The image did not arrive within {limit:g} s.") from exc
 
     def _follow(self, url: httpx.URL) -> Fetched:
         hops: list[str] = []

@@ -132,22 +132,21 @@ def _gone(storage: Storage, name: str) -> bool:
         return False
 
 
-def file_missing(sha256: str, storage: Storage | None = None) -> int:
+def file_missing(sha256: str) -> int:
     """A rendition named ``sha256`` could not be opened: forget the stored images it belongs
     to if the file is really gone (not when the storage merely failed). Returns how many uses
     were marked."""
-    storage = storage or media_storage()
-    if not _gone(storage, storage_name(sha256)):
+    if not _gone(media_storage(), storage_name(sha256)):
         return 0
     named = ArchivedImage.objects.filter(Q(sha256=sha256) | Q(thumb_sha256=sha256))
     return forget_images(named.values_list("pk", flat=True))[0]
 
 
-def verify_answer_images(tracked_id: int, storage: Storage | None = None) -> int:
+def verify_answer_images(tracked_id: int) -> int:
     """On a local disk: forget the answer's stored images whose files are gone (a ``stat``
     per file). Elsewhere nothing: the views and the periodic check notice instead. Returns
     how many uses were marked."""
-    storage = storage or media_storage()
+    storage = media_storage()
     if not is_local(storage):
         return 0
     rows = ArchivedImage.objects.filter(
@@ -172,9 +171,9 @@ def drop_bundle(bundle: AnswerBundle, *, now: datetime | None = None) -> bool:
     return bool(deleted)
 
 
-def bundle_file_missing(bundle: AnswerBundle, storage: Storage | None = None) -> bool:
+def bundle_file_missing(bundle: AnswerBundle) -> bool:
     """On a local disk: whether the bundle's file is gone (its row is then dropped)."""
-    storage = storage or media_storage()
+    storage = media_storage()
     if not is_local(storage) or storage.exists(bundle.name):
         return False
     drop_bundle(bundle)
@@ -216,10 +215,9 @@ def check_images(storage: Storage, now: datetime, report: MediaCheck, *, dry_run
             uses = AnswerImage.objects.filter(image_id__in=chunk)
             report.answers |= set(uses.values_list("tracked_id", flat=True))
         return
-    if broken:
-        marked, answers = forget_images(broken, now=now)
-        report.marked += marked
-        report.answers |= answers
+    marked, answers = forget_images(broken, now=now)
+    report.marked += marked
+    report.answers |= answers
 
 
 def check_bundles(storage: Storage, now: datetime, report: MediaCheck, *, dry_run: bool) -> None:
@@ -235,12 +233,10 @@ def check_bundles(storage: Storage, now: datetime, report: MediaCheck, *, dry_ru
             drop_bundle(bundle, now=now)
 
 
-def check_files(
-    *, storage: Storage | None = None, now: datetime | None = None, dry_run: bool = False
-) -> MediaCheck:
+def check_files(*, now: datetime | None = None, dry_run: bool = False) -> MediaCheck:
     """Every stored image and bundle against the files in the media storage; see the module
     docstring. ``dry_run`` counts without changing anything."""
-    storage = storage or media_storage()
+    storage = media_storage()
     now = now or timezone.now()
     report = MediaCheck()
     check_images(storage, now, report, dry_run=dry_run)

@@ -70,6 +70,6 @@ def keep(decoded: Decoded, *, source_sha256: str, source_size: int) -> ArchivedI
     return created
 
 
-def open_rendition(sha256: str, storage: Storage | None = None) -> File:
+def open_rendition(sha256: str) -> File:
     """The stored file of a rendition, open for reading; FileNotFoundError if missing."""
-    return (storage or media_storage()).open(storage_name(sha256), "rb")
+    return media_storage().open(storage_name(sha256), "rb")
