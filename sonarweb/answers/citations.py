@@ -7,11 +7,11 @@ number outside the citable sources (or 0) stays literal text, because a marker t
 nowhere is more honest as text than as a dead link.
 
 The marker links to its card ``#source-n`` in the page rather than to the web page itself:
-its accessible name comes from a hidden label in that card (``aria-labelledby``), which keeps
-each of the thousands of markers in a long answer to one short element.
-following a marker keeps the reader in the answer, the card (and the hover card that
-answer.js clones from it) carries the outbound link that opens in a new tab, and the snippet
-is written once per source instead of once per marker.
+following it keeps the reader in the answer, the card (and the hover card that answer.js
+clones from it) carries the outbound link that opens in a new tab, and the snippet is written
+once per source instead of once per marker. Its accessible name comes from a hidden label in
+that card (``aria-labelledby``), which keeps each of the thousands of markers in a long
+answer to one short element.
 """
 
 from __future__ import annotations
