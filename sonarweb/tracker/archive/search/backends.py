@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import connections
 
-from .query import Query
+from .query import Group, Query
 from .schema import PG_CONFIG
 from .snippets import START, STOP, Matcher, Snippet, from_markers
 
@@ -21,13 +21,20 @@ class Backend:
     """Each method answers SQL selecting ``(id, score)``: the requests that match, and how
     well (higher is better)."""
 
-    vendor = ""
+    # SQL selecting the ids of the requests that match the index expression ``%s``, and the
+    # word that joins alternatives in such an expression.
+    matches = ""
+    or_word = ""
 
     def matching(self, query: Query, ranked: bool = True) -> Sql:
         raise NotImplementedError
 
-    def excluding(self, words_sql: str) -> Sql:
-        raise NotImplementedError
+    def excluding(self, group: Group) -> Sql:
+        """Every request with none of the group's terms: an anti-join through the index."""
+        return (
+            f"SELECT id, 0 AS score FROM tracker_trackedrequest WHERE id NOT IN ({self.matches})",
+            [self.or_word.join(t.quoted for t in group.negative)],
+        )
 
     def highlight(self, query: Query, passages: list[str], matcher: Matcher) -> list[Any]:
         return [matcher.highlight(p) for p in passages]
@@ -38,7 +45,7 @@ class Backend:
         if query.matching:
             parts.append(self.matching(query, ranked))
         for group in query.excluding:
-            parts.append(self.excluding(self._alternatives(query, group)))
+            parts.append(self.excluding(group))
         if request_id:
             # A pasted request id finds its row first, as the old search did.
             parts.append(
@@ -57,12 +64,10 @@ class Backend:
         params = [p for _, ps in parts for p in ps]
         return (f"SELECT id, MAX(score) AS score FROM ({union}) u GROUP BY id", params)
 
-    def _alternatives(self, query: Query, group: Any) -> Any:
-        raise NotImplementedError
-
 
 class SQLiteBackend(Backend):
-    vendor = "sqlite"
+    matches = "SELECT rowid FROM tracker_search WHERE tracker_search MATCH %s"
+    or_word = " OR "
 
     def matching(self, query: Query, ranked: bool = True) -> Sql:
         expression = query.fts5(query.matching)
@@ -85,22 +90,13 @@ class SQLiteBackend(Backend):
             [expression, f"{{title question}} : ({expression})"],
         )
 
-    def _alternatives(self, query: Query, group: Any) -> str:
-        return " OR ".join(t.quoted for t in group.negative)
-
-    def excluding(self, words_sql: str) -> Sql:
-        return (
-            "SELECT id, 0 AS score FROM tracker_trackedrequest WHERE id NOT IN "
-            "(SELECT rowid FROM tracker_search WHERE tracker_search MATCH %s)",
-            [words_sql],
-        )
-
 
 _TSQUERY = f"websearch_to_tsquery('{PG_CONFIG}', %s)"
 
 
 class PostgresBackend(Backend):
-    vendor = "postgresql"
+    matches = f"SELECT tracked_id FROM tracker_searchdocument WHERE (head || body) @@ {_TSQUERY}"
+    or_word = " or "
 
     def matching(self, query: Query, ranked: bool = True) -> Sql:
         """Ranked by the title and question only: ranking by the answer as well would read
@@ -131,28 +127,14 @@ class PostgresBackend(Backend):
         words = " ".join(f'"{w}"' for t in group.positive for w in t.words)
         excluded, excluded_params = "", []
         if group.negative:
-            excluded = (
-                " AND tracked_id NOT IN (SELECT tracked_id FROM tracker_searchdocument "
-                f"WHERE (head || body) @@ {_TSQUERY})"
-            )
-            excluded_params = [" or ".join(t.quoted for t in group.negative)]
+            excluded = f" AND tracked_id NOT IN ({self.matches})"
+            excluded_params = [self.or_word.join(t.quoted for t in group.negative)]
         in_order = "".join(f" AND (head @@ {_TSQUERY} OR body @@ {_TSQUERY})" for _ in phrases)
         order_params = [p for t in phrases for p in (t.quoted, t.quoted)]
         return (
             f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
             f"WHERE {whole}{excluded}{in_order}",
             [*score_params, words, *excluded_params, *order_params],
-        )
-
-    def _alternatives(self, query: Query, group: Any) -> str:
-        return " or ".join(t.quoted for t in group.negative)
-
-    def excluding(self, words_sql: str) -> Sql:
-        return (
-            "SELECT id, 0 AS score FROM tracker_trackedrequest WHERE id NOT IN "
-            "(SELECT tracked_id FROM tracker_searchdocument "
-            f"WHERE (head || body) @@ websearch_to_tsquery('{PG_CONFIG}', %s))",
-            [words_sql],
         )
 
     def highlight(self, query: Query, passages: list[str], matcher: Matcher) -> list[Any]:
@@ -167,11 +149,10 @@ class PostgresBackend(Backend):
 
 
 def backend_for(vendor: str) -> Backend:
-    if vendor == "postgresql":
-        return PostgresBackend()
-    if vendor == "sqlite":
-        return SQLiteBackend()
-    raise NotImplementedError(f"full-text search is not available on {vendor}")
+    backends = {"postgresql": PostgresBackend, "sqlite": SQLiteBackend}
+    if vendor not in backends:
+        raise NotImplementedError(f"full-text search is not available on {vendor}")
+    return backends[vendor]()
 
 
 __all__ = ["Backend", "Snippet", "backend_for"]

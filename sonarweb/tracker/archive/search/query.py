@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 MAX_TERMS = 16
 MAX_WORD_CHARS = 64
 _WORD = re.compile(r"[^\W_]+")
+# A token: any leading "-" (negated), then a quoted phrase (to the next quote, or the end) or
+# a run of characters up to whitespace or a quote.
+_TOKEN = re.compile(r'(?=\S)(-*)(?:"([^"]*)"?|([^\s"]*))')
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,7 @@ class Query:
 
     def words(self) -> list[str]:
         """The words that must appear somewhere, for showing where they matched."""
-        seen: dict[str, None] = {}
-        for group in self.groups:
-            for term in group.positive:
-                seen.update(dict.fromkeys(term.words))
-        return list(seen)
+        return list(dict.fromkeys(w for g in self.groups for t in g.positive for w in t.words))
 
     def websearch(self, groups: list[Group]) -> str:
         """``groups`` in websearch syntax again, every term quoted (PostgreSQL's input)."""
@@ -89,44 +88,17 @@ class Query:
         return " OR ".join(alternatives)
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(w[:MAX_WORD_CHARS].lower() for w in _WORD.findall(text))
-
-
-def _tokens(text: str) -> list[tuple[bool, bool, str]]:
-    """(negated, quoted, text) for each whitespace-separated token or quoted phrase."""
-    tokens = []
-    i, n = 0, len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-            continue
-        negated = False
-        while i < n and text[i] == "-":
-            negated = True
-            i += 1
-        if i < n and text[i] == '"':
-            end = text.find('"', i + 1)
-            end = n if end < 0 else end
-            tokens.append((negated, True, text[i + 1 : end]))
-            i = end + 1
-            continue
-        start = i
-        while i < n and not text[i].isspace() and text[i] != '"':
-            i += 1
-        tokens.append((negated, False, text[start:i]))
-    return tokens
-
-
 def parse(text: str) -> Query:
     groups: list[Group] = [Group()]
     terms = 0
-    for negated, quoted, token in _tokens(text or ""):
-        if not quoted and not negated and token.lower() == "or":
+    for match in _TOKEN.finditer(text or ""):
+        negated, phrase, token = bool(match[1]), match[2], match[3]
+        if phrase is None and not negated and token.lower() == "or":
             if groups[-1]:
                 groups.append(Group())
             continue
-        words = _words(token)
+        found = _WORD.findall(token if phrase is None else phrase)
+        words = tuple(w[:MAX_WORD_CHARS].lower() for w in found)
         if not words or terms >= MAX_TERMS:
             continue
         terms += 1
