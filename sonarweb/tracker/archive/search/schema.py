@@ -33,55 +33,49 @@ PG_CONFIG = "english"
 
 _OLD_ANSWER = "COALESCE((SELECT markdown FROM tracker_answerarchive WHERE tracked_id = old.id), '')"
 _NEW_ANSWER = "COALESCE((SELECT markdown FROM tracker_answerarchive WHERE tracked_id = new.id), '')"
-_DELETE = "INSERT INTO tracker_search(tracker_search, rowid, title, question, answer) VALUES"
-_INSERT = "INSERT INTO tracker_search(rowid, title, question, answer) VALUES"
+_DELETE = "INSERT INTO tracker_search(tracker_search, rowid, title, question, answer)"
+_INSERT = "INSERT INTO tracker_search(rowid, title, question, answer)"
+
+
+def _reindex(row: str, was: str, now: str) -> str:
+    """The statements that index the request of the archive row ``row`` (``old`` or ``new``)
+    again: its answer was indexed as ``was``, and is now ``now``."""
+    request = f"FROM tracker_trackedrequest t WHERE t.id = {row}.tracked_id"
+    return f"""{_DELETE} SELECT 'delete', t.id, t.title, t.question, {was} {request};
+          {_INSERT} SELECT t.id, t.title, t.question, {now} {request};"""
+
 
 SQLITE_TRIGGERS = {
     "tracker_search_tracked_ai": f"""
         CREATE TRIGGER tracker_search_tracked_ai AFTER INSERT ON tracker_trackedrequest BEGIN
-          {_INSERT} (new.id, new.title, new.question, {_NEW_ANSWER});
+          {_INSERT} VALUES (new.id, new.title, new.question, {_NEW_ANSWER});
         END""",
     "tracker_search_tracked_au": f"""
         CREATE TRIGGER tracker_search_tracked_au
         AFTER UPDATE OF title, question ON tracker_trackedrequest
         WHEN old.title IS NOT new.title OR old.question IS NOT new.question BEGIN
-          {_DELETE} ('delete', old.id, old.title, old.question, {_OLD_ANSWER});
-          {_INSERT} (new.id, new.title, new.question, {_NEW_ANSWER});
+          {_DELETE} VALUES ('delete', old.id, old.title, old.question, {_OLD_ANSWER});
+          {_INSERT} VALUES (new.id, new.title, new.question, {_NEW_ANSWER});
         END""",
     "tracker_search_tracked_ad": f"""
         CREATE TRIGGER tracker_search_tracked_ad AFTER DELETE ON tracker_trackedrequest BEGIN
-          {_DELETE} ('delete', old.id, old.title, old.question, {_OLD_ANSWER});
+          {_DELETE} VALUES ('delete', old.id, old.title, old.question, {_OLD_ANSWER});
         END""",
     # An archive row is written once, and its Markdown again when the renderer changes.
-    "tracker_search_archive_ai": """
+    "tracker_search_archive_ai": f"""
         CREATE TRIGGER tracker_search_archive_ai AFTER INSERT ON tracker_answerarchive BEGIN
-          INSERT INTO tracker_search(tracker_search, rowid, title, question, answer)
-            SELECT 'delete', t.id, t.title, t.question, '' FROM tracker_trackedrequest t
-            WHERE t.id = new.tracked_id;
-          INSERT INTO tracker_search(rowid, title, question, answer)
-            SELECT t.id, t.title, t.question, new.markdown FROM tracker_trackedrequest t
-            WHERE t.id = new.tracked_id;
+          {_reindex("new", "''", "new.markdown")}
         END""",
-    "tracker_search_archive_au": """
+    "tracker_search_archive_au": f"""
         CREATE TRIGGER tracker_search_archive_au AFTER UPDATE OF markdown ON tracker_answerarchive
         WHEN old.markdown IS NOT new.markdown BEGIN
-          INSERT INTO tracker_search(tracker_search, rowid, title, question, answer)
-            SELECT 'delete', t.id, t.title, t.question, old.markdown FROM tracker_trackedrequest t
-            WHERE t.id = old.tracked_id;
-          INSERT INTO tracker_search(rowid, title, question, answer)
-            SELECT t.id, t.title, t.question, new.markdown FROM tracker_trackedrequest t
-            WHERE t.id = new.tracked_id;
+          {_reindex("new", "old.markdown", "new.markdown")}
         END""",
     # Django deletes a request's archive before the request, so the request's own trigger
     # then removes the row as re-indexed here, without an answer.
-    "tracker_search_archive_ad": """
+    "tracker_search_archive_ad": f"""
         CREATE TRIGGER tracker_search_archive_ad AFTER DELETE ON tracker_answerarchive BEGIN
-          INSERT INTO tracker_search(tracker_search, rowid, title, question, answer)
-            SELECT 'delete', t.id, t.title, t.question, old.markdown FROM tracker_trackedrequest t
-            WHERE t.id = old.tracked_id;
-          INSERT INTO tracker_search(rowid, title, question, answer)
-            SELECT t.id, t.title, t.question, '' FROM tracker_trackedrequest t
-            WHERE t.id = old.tracked_id;
+          {_reindex("old", "old.markdown", "''")}
         END""",
 }
 
@@ -175,16 +169,6 @@ PG_TRIGGERS = {
         CREATE TRIGGER tracker_search_archive_del AFTER DELETE ON tracker_answerarchive
         FOR EACH ROW EXECUTE FUNCTION tracker_search_archive()""",
 }
-_PG_TRIGGER_TABLES = {
-    "tracker_search_tracked_ins": "tracker_trackedrequest",
-    "tracker_search_tracked_upd": "tracker_trackedrequest",
-    "tracker_search_tracked_del": "tracker_trackedrequest",
-    "tracker_search_tracked_trunc": "tracker_trackedrequest",
-    "tracker_search_archive_ins": "tracker_answerarchive",
-    "tracker_search_archive_upd": "tracker_answerarchive",
-    "tracker_search_archive_del": "tracker_answerarchive",
-}
-
 PG_FORWARD = [
     """CREATE TABLE tracker_searchdocument (
          tracked_id bigint PRIMARY KEY,
@@ -203,11 +187,11 @@ PG_FORWARD = [
        USING gin ((head || body))""",
 ]
 PG_REVERSE = [
-    *(f"DROP TRIGGER IF EXISTS {n} ON {t}" for n, t in _PG_TRIGGER_TABLES.items()),
     "DROP TABLE IF EXISTS tracker_searchdocument",
-    "DROP FUNCTION IF EXISTS tracker_search_tracked()",
-    "DROP FUNCTION IF EXISTS tracker_search_archive()",
-    "DROP FUNCTION IF EXISTS tracker_search_truncate()",
+    # The trigger functions go with the triggers that run them.
+    "DROP FUNCTION IF EXISTS tracker_search_tracked() CASCADE",
+    "DROP FUNCTION IF EXISTS tracker_search_archive() CASCADE",
+    "DROP FUNCTION IF EXISTS tracker_search_truncate() CASCADE",
     "DROP FUNCTION IF EXISTS tracker_search_head(text, text)",
     "DROP FUNCTION IF EXISTS tracker_search_body(text)",
 ]
@@ -221,6 +205,24 @@ def reverse_sql(vendor: str) -> list[str]:
     return {"sqlite": SQLITE_REVERSE, "postgresql": PG_REVERSE}.get(vendor, [])
 
 
+# Per database: the statement naming the index's triggers that exist, the triggers, the
+# statement that finds the index itself, and what follows putting triggers back.
+_CHECKS = {
+    "sqlite": (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'tracker_search_%'",
+        SQLITE_TRIGGERS,
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tracker_search'",
+        ["INSERT INTO tracker_search(tracker_search) VALUES ('rebuild')"],
+    ),
+    "postgresql": (
+        "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'tracker_search_%%' AND NOT tgisinternal",
+        PG_TRIGGERS,
+        "SELECT 1 WHERE to_regclass('tracker_searchdocument') IS NOT NULL",
+        [],
+    ),
+}
+
+
 def ensure_triggers(connection: BaseDatabaseWrapper) -> bool:
     """Recreate any missing trigger; True when some were missing (and the index was rebuilt).
 
@@ -228,41 +230,19 @@ def ensure_triggers(connection: BaseDatabaseWrapper) -> bool:
     and the drop takes the table's triggers with it; writes made before they are back would be
     missing from the index, so it is rebuilt from the content then.
     """
+    if connection.vendor not in _CHECKS:
+        return False
+    listing, triggers, index, then = _CHECKS[connection.vendor]
     with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute(
-                "SELECT name FROM sqlite_master "
-                "WHERE type = 'trigger' AND name LIKE 'tracker_search_%'"
-            )
-            present = {row[0] for row in cursor.fetchall()}
-            missing = [name for name in SQLITE_TRIGGERS if name not in present]
-            if not missing or not _exists(cursor, "table", "tracker_search"):
-                return False
-            for name in missing:
-                cursor.execute(SQLITE_TRIGGERS[name])
-            cursor.execute("INSERT INTO tracker_search(tracker_search) VALUES ('rebuild')")
-        elif connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT tgname FROM pg_trigger "
-                "WHERE tgname LIKE 'tracker_search_%%' AND NOT tgisinternal"
-            )
-            present = {row[0] for row in cursor.fetchall()}
-            missing = [name for name in PG_TRIGGERS if name not in present]
-            if not missing or not _pg_table(cursor):
-                return False
-            for name in missing:
-                cursor.execute(PG_TRIGGERS[name])
-        else:
+        cursor.execute(listing)
+        present = {row[0] for row in cursor.fetchall()}
+        missing = [name for name in triggers if name not in present]
+        if not missing:
             return False
+        cursor.execute(index)
+        if cursor.fetchone() is None:
+            return False
+        for statement in [*(triggers[name] for name in missing), *then]:
+            cursor.execute(statement)
     log.warning("search index triggers were missing and are back: %s", ", ".join(missing))
     return True
-
-
-def _exists(cursor: object, kind: str, name: str) -> bool:
-    cursor.execute("SELECT 1 FROM sqlite_master WHERE type = %s AND name = %s", [kind, name])  # type: ignore[attr-defined]
-    return cursor.fetchone() is not None  # type: ignore[attr-defined]
-
-
-def _pg_table(cursor: object) -> bool:
-    cursor.execute("SELECT to_regclass('tracker_searchdocument') IS NOT NULL")  # type: ignore[attr-defined]
-    return bool(cursor.fetchone()[0])  # type: ignore[attr-defined]
