@@ -64,11 +64,6 @@ LIST_BYTES_PER_PASS = 64 * 1024 * 1024
 MIN_LEASE_SECONDS = 2.0
 
 
-def lease_seconds(interval: float) -> float:
-    """A key's lease: two refresh intervals, renewed by the holder while it lives."""
-    return max(2 * interval, MIN_LEASE_SECONDS)
-
-
 @dataclass
 class PassStats:
     keys: int = 0
@@ -232,12 +227,6 @@ def claim_due_rows(key: ApiKey, now: datetime, holder: str) -> list[TrackedReque
     return list(TrackedRequest.objects.filter(pk__in=ids, claimed_by=holder))
 
 
-def hand_back(rows: list[TrackedRequest], now: datetime) -> None:
-    TrackedRequest.objects.filter(pk__in=[t.pk for t in rows]).update(
-        next_poll_at=now, claimed_by=""
-    )
-
-
 def work_key(
     key: ApiKey,
     clock: Callable[[], datetime],
@@ -279,7 +268,9 @@ def work_key(
         while pending:
             if (stop is not None and stop.is_set()) or (still_held and not still_held()):
                 # Hand the rest back at once rather than leaving them claimed.
-                hand_back(pending, clock())
+                TrackedRequest.objects.filter(pk__in=[t.pk for t in pending]).update(
+                    next_poll_at=clock(), claimed_by=""
+                )
                 return
             tracked = pending.pop(0)
             summary = summaries.get(tracked.request_id)
@@ -354,10 +345,10 @@ class Refresher:
         self.workers = max(workers, 1)
         self.stop = stop or threading.Event()
         self.holder = secrets.token_hex(16)
-        self.lease_seconds = lease_seconds(interval)
+        # A key's lease: two refresh intervals, renewed by the holder while it lives.
+        self.lease_seconds = max(2 * interval, MIN_LEASE_SECONDS)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="refresh-key")
         self._busy: dict[int, Future[None]] = {}
-        self._leases: dict[int, datetime] = {}
         self._held: set[int] = set()
         self._lock = threading.Lock()
         self._chores: Future[None] | None = None
@@ -407,11 +398,9 @@ class Refresher:
                 break
             if key.pk in self._busy:
                 continue
-            lease = lease_key(key, timezone.now(), self.holder, self.lease_seconds)
-            if lease is None:
+            if lease_key(key, timezone.now(), self.holder, self.lease_seconds) is None:
                 continue
             with self._lock:
-                self._leases[key.pk] = lease
                 self._held.add(key.pk)
             self._busy[key.pk] = self._pool.submit(self._work, key)
         if self._chores is None or self._chores.done():
@@ -423,12 +412,8 @@ class Refresher:
         self._pool.shutdown(wait=True)
         self._reap()
         with self._lock:
-            for pk in list(self._leases):
-                ApiKey.objects.filter(pk=pk, refresh_lease_holder=self.holder).update(
-                    refresh_lease_until=None, refresh_lease_holder=""
-                )
-            self._leases.clear()
             self._held.clear()
+        self._release()
         if self._beat is not None:
             RefresherBeat.objects.filter(pk=self._beat.pk).update(stopped_at=timezone.now())
         connection.close()
@@ -461,14 +446,17 @@ class Refresher:
             log.exception("refreshing the requests of key %s failed", key.mask)
         finally:
             with self._lock:
-                self._leases.pop(key.pk, None)
                 self._held.discard(key.pk)
-            ApiKey.objects.filter(pk=key.pk, refresh_lease_holder=self.holder).update(
-                refresh_lease_until=None, refresh_lease_holder=""
-            )
+            self._release(pk=key.pk)
             # A pool thread may sit idle for long, or be joined at shutdown: it keeps no
             # database connection between tasks (one connect per key per pass is cheap).
             connection.close()
+
+    def _release(self, **keys: object) -> None:
+        """Give back our leases (of these keys only); a key taken over by another is theirs."""
+        ApiKey.objects.filter(refresh_lease_holder=self.holder, **keys).update(
+            refresh_lease_until=None, refresh_lease_holder=""
+        )
 
     def _housekeeping(self) -> None:
         close_old_connections()
@@ -502,11 +490,9 @@ class Refresher:
         connection.close()
 
     def _record_pass(self, started: float) -> None:
-        if self._beat is None:
-            return
-        now = timezone.now()
+        assert self._beat is not None  # run() starts first
         RefresherBeat.objects.filter(pk=self._beat.pk).update(
-            last_pass_at=now,
+            last_pass_at=timezone.now(),
             last_pass_ms=int((time.monotonic() - started) * 1000),
             passes=F("passes") + 1,
             keys_in_flight=len(self._busy),
