@@ -40,7 +40,6 @@ ERROR_AFTER_FAILURES = 3
 # archived as it is: upstream has been seen filling the answer in a moment later.
 EMPTY_ANSWER_RETRIES = 3
 MAX_COST = Decimal(10) ** 6
-NOTE_CHARS = TrackedRequest._meta.get_field("note").max_length or 300
 # A claim outlasts the call's total deadline by this much, so it never runs out mid-call.
 CLAIM_MARGIN_SECONDS = 15.0
 
@@ -199,40 +198,27 @@ def failure_fields(
         strikes = tracked.not_found_strikes + 1
         fields["not_found_strikes"] = strikes
         if strikes >= 2:
-            fields["state"] = AppState.NOT_FOUND
-            fields["next_poll_at"] = None
-            fields["note"] = "Perplexity does not know this request id (checked twice)."
+            note = "Perplexity does not know this request id (checked twice)."
+            fields.update(state=AppState.NOT_FOUND, next_poll_at=None, note=note)
         else:
             fields["next_poll_at"] = now + timedelta(seconds=NOT_FOUND_CONFIRM_SECONDS)
         return fields
     if isinstance(exc, upstream.Retired):
         # Final, and no fault of the key: the job's id and whatever was archived stay.
-        fields["state"] = AppState.RETIRED
-        fields["next_poll_at"] = None
-        fields["poll_failures"] = 0
-        fields["note"] = ""
+        fields.update(state=AppState.RETIRED, next_poll_at=None, poll_failures=0, note="")
         return fields
     if isinstance(exc, upstream.Unauthorized):
-        fields["state"] = AppState.KEY_INVALID
-        fields["next_poll_at"] = None
+        fields.update(state=AppState.KEY_INVALID, next_poll_at=None)
         return fields
     retry_after = exc.retry_after if isinstance(exc, upstream.RateLimited) else None
     if not exc.transient:
         # Upstream refuses the question itself (a 4xx): asking again will not help.
-        fields["state"] = AppState.ERROR
-        fields["next_poll_at"] = None
-        fields["note"] = f"{exc.note} Polling stopped."
+        fields.update(state=AppState.ERROR, next_poll_at=None, note=f"{exc.note} Polling stopped.")
         return fields
     fields["next_poll_at"] = now + timedelta(seconds=backoff(failures, retry_after=retry_after))
     if not tracked.status and failures >= ERROR_AFTER_FAILURES:
         fields["state"] = AppState.ERROR
     return fields
-
-
-def _key_for(tracked: TrackedRequest) -> ApiKey | None:
-    if tracked.added_by_id is None:
-        return None
-    return ApiKey.objects.filter(user_id=tracked.added_by_id).first()
 
 
 DEACTIVATED_NOTE = "Polling stopped: the member who added this request was deactivated."
@@ -258,7 +244,8 @@ def fetch_job(
     """One GET of the job or run with an open client, and store the outcome."""
     try:
         job, raw_text = api.fetch(tracked.request_id)
-        if _answer_missing(job) and tracked.poll_failures < EMPTY_ANSWER_RETRIES:
+        answer_missing = job.status == UpstreamStatus.COMPLETED and job.response is None
+        if answer_missing and tracked.poll_failures < EMPTY_ANSWER_RETRIES:
             raise upstream.BadPayload(
                 "Perplexity reported the job completed but sent no answer; asking again."
             )
@@ -278,10 +265,6 @@ def fetch_job(
         store(tracked, **fields)
 
 
-def _answer_missing(job: Job) -> bool:
-    return job.status == UpstreamStatus.COMPLETED and job.response is None
-
-
 def record_failure(
     tracked: TrackedRequest, key: ApiKey, exc: upstream.UpstreamError, now: datetime
 ) -> None:
@@ -293,7 +276,9 @@ def record_failure(
 
 def refresh(tracked: TrackedRequest, now: datetime) -> None:
     """Call upstream for a row this caller has claimed, and store the outcome."""
-    key = _key_for(tracked)
+    key = None
+    if tracked.added_by_id is not None:
+        key = ApiKey.objects.filter(user_id=tracked.added_by_id).first()
     if key is None or key.is_invalid:
         stop_for_missing_key(tracked, key, now)
         return

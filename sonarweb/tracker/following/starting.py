@@ -141,16 +141,6 @@ def in_flight_seconds() -> float:
     return deadline + IN_FLIGHT_MARGIN_SECONDS
 
 
-def _starts_in_flight(user_id: int, now: datetime) -> TrackedRequestQuerySet:
-    return TrackedRequest.objects.filter(
-        added_by_id=user_id,
-        request_id__startswith=STARTING_PREFIX,
-        state=AppState.UNCONFIRMED,
-        note=STARTING_NOTE,
-        created__gte=in_flight_cutoff(now),
-    )
-
-
 def _reserve(user: AbstractBaseUser, start: StartOptions) -> TrackedRequest | None:
     """The row this start runs under, committed before anything is sent; None if a start
     with the same key holds it."""
@@ -177,23 +167,6 @@ def _reserve(user: AbstractBaseUser, start: StartOptions) -> TrackedRequest | No
             )
     except IntegrityError:
         return None
-
-
-def _same_key_elsewhere(reserved: TrackedRequest) -> TrackedRequest | None:
-    """Another row of the same key, found after reserving.
-
-    The reservation's unique id stops a second start with the same key only while that row
-    is named ``starting-``: a start that looked before the first row existed and reserved
-    after it was renamed to its run's id is caught here.
-    """
-    form_key = reserved.options["idempotency_key"]
-    return of_form(reserved.added_by_id, form_key).exclude(pk=reserved.pk).first()
-
-
-def _earlier_start_in_flight(reserved: TrackedRequest, user_id: int) -> bool:
-    """Whether this member has an older start still waiting for its answer. Checked after
-    reserving, so that of two starts made at once exactly the older one goes on."""
-    return _starts_in_flight(user_id, timezone.now()).filter(pk__lt=reserved.pk).exists()
 
 
 def _reserve_again(user: AbstractBaseUser, start: StartOptions) -> TrackedRequest | Start:
@@ -286,10 +259,22 @@ def start_research(user: AbstractBaseUser, key: ApiKey, start: StartOptions) -> 
     reserved = _reserve(user, start) or _reserve_again(user, start)
     if isinstance(reserved, Start):
         return reserved
-    if (other := _same_key_elsewhere(reserved)) is not None:
+    # The reservation's unique id stops a second start with the same key only while that row
+    # is named ``starting-``: a start that looked before the first row existed and reserved
+    # after it was renamed to its run's id finds that row here.
+    if (other := of_form(user.pk, start.form_key).exclude(pk=reserved.pk).first()) is not None:
         reserved.delete()
         return Start(other, "already")
-    if _earlier_start_in_flight(reserved, user.pk):
+    # An older start of this member still waiting for its answer. Checked after reserving,
+    # so that of two starts made at once exactly the older one goes on.
+    if TrackedRequest.objects.filter(
+        added_by_id=user.pk,
+        request_id__startswith=STARTING_PREFIX,
+        state=AppState.UNCONFIRMED,
+        note=STARTING_NOTE,
+        created__gte=in_flight_cutoff(timezone.now()),
+        pk__lt=reserved.pk,
+    ).exists():
         reserved.delete()
         raise OneAtATime()
     sent = timezone.now()
