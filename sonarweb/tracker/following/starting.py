@@ -36,7 +36,7 @@ from sonarweb.perplexity import client as upstream
 from sonarweb.perplexity.payload import Job
 
 from ..fitting import fit
-from ..keys.upstream import SLOT_WAIT_SECONDS, Busy, interactive_client
+from ..keys.upstream import Busy, interactive_client
 from ..models import ApiKey, AppState, Origin, TrackedRequest, TrackedRequestQuerySet
 
 if TYPE_CHECKING:
@@ -137,8 +137,7 @@ def in_flight_cutoff(now: datetime) -> datetime:
 
 def in_flight_seconds() -> float:
     """How long a reservation may wait for its create call at most, with a margin."""
-    deadline = float(settings.PERPLEXITY_INTERACTIVE_TIMEOUT) + SLOT_WAIT_SECONDS
-    return deadline + IN_FLIGHT_MARGIN_SECONDS
+    return float(settings.PERPLEXITY_INTERACTIVE_TIMEOUT) + IN_FLIGHT_MARGIN_SECONDS
 
 
 def _reserve(user: AbstractBaseUser, start: StartOptions) -> TrackedRequest | None:

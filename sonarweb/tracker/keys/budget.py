@@ -40,10 +40,6 @@ class KeyPaused(CallDeferred):
     message = "Perplexity asked to slow down for this API key; waiting until it allows calls."
 
 
-def calls_per_minute() -> int:
-    return int(settings.SONARWEB_KEY_CALLS_PER_MINUTE)
-
-
 def take(key_id: int, now: datetime | None = None) -> None:
     """Spend one call of the key's budget, or raise BudgetExhausted / KeyPaused."""
     now = now or timezone.now()
@@ -59,7 +55,7 @@ def take(key_id: int, now: datetime | None = None) -> None:
         return
     spent = (
         rows.filter(not_paused, budget_window_start__gt=now - WINDOW)
-        .filter(budget_calls__lt=calls_per_minute())
+        .filter(budget_calls__lt=int(settings.SONARWEB_KEY_CALLS_PER_MINUTE))
         .update(budget_calls=F("budget_calls") + 1)
     )
     if spent:

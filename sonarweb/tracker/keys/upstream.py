@@ -60,32 +60,21 @@ class Busy(upstream.UpstreamError):
     message = "Several calls to Perplexity are already in progress; try again in a moment."
 
 
-# How long a page waits for a free interactive slot before saying it is busy: not at all. A
-# request thread that waited would be one more thread held by a slow upstream, and a flood of
-# starts would then leave none for /healthz or anyone else.
-SLOT_WAIT_SECONDS = 0.0
-
-
 @functools.cache
 def _slots(size: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(max(size, 1))
 
 
-def _interactive_hooks(
-    before: Callable[[str], None] | None, after: Callable[[upstream.CallRecord], None] | None
-) -> dict[str, Any]:
+def _interactive_hooks(after: Callable[[upstream.CallRecord], None] | None) -> dict[str, Any]:
     """before/after-call hooks that hold one interactive slot for the length of each call."""
     slots = _slots(int(settings.SONARWEB_INTERACTIVE_CALLS))
 
     def take(endpoint: str) -> None:
-        if not slots.acquire(blocking=SLOT_WAIT_SECONDS > 0, timeout=SLOT_WAIT_SECONDS or None):
+        # A page never waits for a free slot: a request thread that waited would be one more
+        # thread held by a slow upstream, and a flood of starts would then leave none for
+        # /healthz or anyone else.
+        if not slots.acquire(blocking=False):
             raise Busy()
-        try:
-            if before is not None:
-                before(endpoint)
-        except BaseException:
-            slots.release()
-            raise
 
     def give(call: upstream.CallRecord) -> None:
         slots.release()
@@ -95,15 +84,18 @@ def _interactive_hooks(
     return {"before_call": take, "on_call": give}
 
 
+def _secret(key: ApiKey) -> str:
+    try:
+        return key.reveal()
+    except DecryptionError as exc:
+        raise KeyUnreadable() from exc
+
+
 def client_for(key: ApiKey, cancel: threading.Event | None = None) -> upstream.PerplexityClient:
     """A client for this stored key, for the refresher: budgeted and logged. Setting
     ``cancel`` abandons a call in flight (a refresher shutting down does)."""
-    try:
-        secret = key.reveal()
-    except DecryptionError as exc:
-        raise KeyUnreadable() from exc
     return upstream.client_for_key(
-        secret,
+        _secret(key),
         on_call=lambda call: record(key, call),
         before_call=lambda endpoint: budget.take(key.pk),
         cancel=cancel,
@@ -113,18 +105,14 @@ def client_for(key: ApiKey, cancel: threading.Event | None = None) -> upstream.P
 def interactive_client(key: ApiKey) -> upstream.PerplexityClient:
     """A client for a call a person asked for and waits on: logged, not budgeted (a person's
     one call must not wait behind the refresher's), short deadline, limited concurrency."""
-    try:
-        secret = key.reveal()
-    except DecryptionError as exc:
-        raise KeyUnreadable() from exc
     return upstream.client_for_key(
-        secret, interactive=True, **_interactive_hooks(None, lambda call: record(key, call))
+        _secret(key), interactive=True, **_interactive_hooks(lambda call: record(key, call))
     )
 
 
 def interactive_client_for_secret(secret: str) -> upstream.PerplexityClient:
     """As ``interactive_client``, for a key not saved yet (checking it before saving)."""
-    return upstream.client_for_key(secret, interactive=True, **_interactive_hooks(None, None))
+    return upstream.client_for_key(secret, interactive=True, **_interactive_hooks(None))
 
 
 def note_failure(key: ApiKey, exc: upstream.UpstreamError) -> None:
