@@ -89,16 +89,17 @@ class Tick:
 
 @dataclass(frozen=True)
 class Chart:
-    width: int
-    height: int
-    left: int
-    right: int
-    baseline: int
-    tick_label_x: int
-    month_label_y: int
     bars: list[Bar]
     ticks: list[Tick]
     description: str
+    # Every chart's geometry (class attributes, not fields).
+    width = WIDTH
+    height = HEIGHT
+    left = LEFT
+    right = WIDTH - RIGHT
+    baseline = HEIGHT - BOTTOM
+    tick_label_x = LEFT - 8
+    month_label_y = HEIGHT - BOTTOM + 20
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def build_chart(per_month: dict[date, dict[str, Decimal]], series: list[Series])
     top = _nice_ceiling(peak)
     places = 2 if top >= 1 else 4
     plot_height = HEIGHT - TOP - BOTTOM
-    baseline = HEIGHT - BOTTOM
+    baseline = Chart.baseline
     slot = (WIDTH - LEFT - RIGHT) / len(months)
     bar_width = min(slot * 0.6, 56)
 
@@ -200,29 +201,13 @@ def build_chart(per_month: dict[date, dict[str, Decimal]], series: list[Series])
     ticks = [
         Tick(round(baseline - scale(top * i / 4), 2), money(top * i / 4, places)) for i in range(5)
     ]
-    description = "; ".join(f"{b.label}: {b.total_label}" for b in bars)
-    return Chart(
-        width=WIDTH,
-        height=HEIGHT,
-        left=LEFT,
-        right=WIDTH - RIGHT,
-        baseline=baseline,
-        tick_label_x=LEFT - 8,
-        month_label_y=baseline + 20,
-        bars=bars,
-        ticks=ticks,
-        description=description,
-    )
+    return Chart(bars, ticks, "; ".join(f"{b.label}: {b.total_label}" for b in bars))
 
 
 def incurred() -> Coalesce:
     """When a request's cost was incurred: its completion, or its tracking when upstream gave
     no completion time."""
     return Coalesce("completed_at", "created")
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE or "UTC")
 
 
 def _exact_month(zone: ZoneInfo) -> Cast:
@@ -260,7 +245,7 @@ def incurred_month(first: datetime, last: datetime) -> Case:
     range get their month from comparisons with each month's first instant instead, which the
     database makes itself. A row outside it (written between the two queries) gets TruncMonth.
     """
-    zone = _zone()
+    zone = ZoneInfo(settings.TIME_ZONE or "UTC")
     local_first, local_last = first.astimezone(zone), last.astimezone(zone)
     months = _month_range(
         date(local_first.year, local_first.month, 1), date(local_last.year, local_last.month, 1)
