@@ -141,19 +141,21 @@ def status_counts(filters: Filters, *, fresh: bool = True) -> dict[str, int]:
     return counts
 
 
+def _newer(rows: QuerySet[TrackedRequest], created: datetime, pk: int) -> QuerySet:
+    """The rows after (``created``, ``pk``) in the dashboard's order, oldest first."""
+    return (
+        rows.filter(created__gte=created)
+        .exclude(created=created, pk__lte=pk)
+        .order_by("created", "id")
+    )
+
+
 def browse(filters: Filters, before: str | None = None, after: str | None = None) -> Page:
     """Newest first, ROWS_PER_PAGE at a time, continuing from a cursor."""
     rows = filtered(filters)
-    newest_first = ("-created", "-id")
     if (cursor := decode_cursor(after)) is not None:
-        created, pk = cursor
         # The page just newer than the cursor: read upwards, then show newest first.
-        found = list(
-            rows.filter(created__gte=created)
-            .exclude(created=created, pk__lte=pk)
-            .order_by("created", "id")
-            .listing()[: ROWS_PER_PAGE + 1]
-        )
+        found = list(_newer(rows, *cursor).listing()[: ROWS_PER_PAGE + 1])
         has_newer = len(found) > ROWS_PER_PAGE
         page_rows = found[:ROWS_PER_PAGE][::-1]
         has_older = True
@@ -163,25 +165,20 @@ def browse(filters: Filters, before: str | None = None, after: str | None = None
         if cursor is not None:
             created, pk = cursor
             query = rows.filter(created__lte=created).exclude(created=created, pk__gte=pk)
-        found = list(query.order_by(*newest_first).listing()[: ROWS_PER_PAGE + 1])
+        found = list(query.order_by("-created", "-id").listing()[: ROWS_PER_PAGE + 1])
         has_older = len(found) > ROWS_PER_PAGE
         page_rows = found[:ROWS_PER_PAGE]
-        has_newer = cursor is not None and bool(page_rows) and _exists_newer(rows, page_rows[0])
+        has_newer = (
+            cursor is not None
+            and bool(page_rows)
+            and _newer(rows, page_rows[0].created, page_rows[0].pk).exists()
+        )
     return Page(
         rows=page_rows,
         counts=status_counts(filters),
         newer=encode_cursor(page_rows[0]) if has_newer and page_rows else None,
         older=encode_cursor(page_rows[-1]) if has_older and page_rows else None,
         is_first=not has_newer,
-    )
-
-
-def _exists_newer(rows: QuerySet[TrackedRequest], first: TrackedRequest) -> bool:
-    return (
-        rows.filter(created__gte=first.created)
-        .exclude(created=first.created, pk__lte=first.pk)
-        .order_by()
-        .exists()
     )
 
 
@@ -192,15 +189,7 @@ def newer_than(
     decoded = decode_cursor(cursor)
     if decoded is None:
         return []
-    created, pk = decoded
-    found = (
-        filtered(filters)
-        .filter(created__gte=created)
-        .exclude(created=created, pk__lte=pk)
-        .order_by("created", "id")
-        .listing()[:limit]
-    )
-    return list(found)[::-1]
+    return list(_newer(filtered(filters), *decoded).listing()[:limit])[::-1]
 
 
 def search(text: str, filters: Filters, page: Any) -> Page:
