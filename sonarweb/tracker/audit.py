@@ -30,12 +30,6 @@ def _touch(tracked_ids: Iterable[int]) -> None:
         TrackedRequest.objects.filter(pk__in=ids).update(updated=timezone.now())
 
 
-def _link_detail(link: ShareLink) -> str:
-    if link.expires_at:
-        return f"Expires {link.expires_at:%Y-%m-%d %H:%M %Z}."
-    return "Never expires."
-
-
 def record(
     user: Any,
     action: str,
@@ -48,7 +42,8 @@ def record(
     if link is not None:
         tracked = tracked or link.tracked
         if action == AuditAction.LINK_CREATED and not detail:
-            detail = _link_detail(link)
+            expires = link.expires_at
+            detail = f"Expires {expires:%Y-%m-%d %H:%M %Z}." if expires else "Never expires."
     event = trail.record(
         user,
         action,

@@ -14,23 +14,11 @@ from django.db import models
 from sonarweb.perplexity.payload import clean_text
 
 
-def fit_text(value: str, max_length: int | None) -> str:
-    value = clean_text(value)
-    return value[:max_length] if max_length else value
-
-
 def fit(model: type[models.Model], fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` with every string cleaned and cut to its column's max_length."""
-    fitted: dict[str, Any] = {}
-    for name, value in fields.items():
-        if isinstance(value, str):
-            try:
-                field = model._meta.get_field(name)
-            except Exception:  # an unknown name fails in the write itself, loudly
-                fitted[name] = value
-                continue
-            max_length = getattr(field, "max_length", None)
-            fitted[name] = fit_text(value, max_length)
-        else:
-            fitted[name] = value
-    return fitted
+    return {
+        name: clean_text(value)[: model._meta.get_field(name).max_length]
+        if isinstance(value, str)
+        else value
+        for name, value in fields.items()
+    }

@@ -109,7 +109,6 @@ def validate_request_id(value: str) -> str:
 
 # -- many ids at once ---------------------------------------------------------------------------
 
-RUN_ID = re.compile(r"resp_" + UUID.pattern)
 # Anything that starts like an Agent run id, so a garbled one is reported rather than skipped.
 _RUN_CANDIDATE = re.compile(r"(?<![A-Za-z0-9_])resp_[A-Za-z0-9_-]*")
 # A UUID on its own (a Sonar job id), not part of a longer word such as ``msg_<uuid>``.

@@ -17,7 +17,7 @@ from .following.polling import DEACTIVATED_NOTE, resume_for_user
 from .models import ApiKey, AppState, TrackedRequest
 
 
-def stop_polling(user: AbstractBaseUser) -> int:
+def on_member_deactivated(sender: Any, user: AbstractBaseUser, **kwargs: Any) -> int:
     """Stop the member's unfinished requests the way a missing key does: KEY_INVALID with
     a sentence, nothing due. One UPDATE, so a refresher pass sees all or none of it."""
     now = timezone.now()
@@ -37,16 +37,8 @@ def stop_polling(user: AbstractBaseUser) -> int:
     )
 
 
-def resume_polling(user: AbstractBaseUser) -> int:
+def on_member_reactivated(sender: Any, user: AbstractBaseUser, **kwargs: Any) -> int:
     """Poll the member's stopped requests again, when their key is usable (otherwise saving
     a key in Settings resumes them, as for anyone)."""
     key = ApiKey.objects.filter(user_id=user.pk).only("invalid_since").first()
     return resume_for_user(user.pk) if key is not None and not key.is_invalid else 0
-
-
-def on_member_deactivated(sender: Any, user: AbstractBaseUser, **kwargs: Any) -> int:
-    return stop_polling(user)
-
-
-def on_member_reactivated(sender: Any, user: AbstractBaseUser, **kwargs: Any) -> int:
-    return resume_polling(user)

@@ -127,9 +127,6 @@ class TrackedRequestQuerySet(models.QuerySet["TrackedRequest"]):
     def due(self, now: datetime | None = None) -> TrackedRequestQuerySet:
         return self.filter(next_poll_at__lte=now or timezone.now())
 
-    def completed(self) -> TrackedRequestQuerySet:
-        return self.filter(status=UpstreamStatus.COMPLETED)
-
     def answered(self) -> TrackedRequestQuerySet:
         """Finished with an answer to read: completed, incomplete or cancelled."""
         return self.filter(status__in=ANSWERED_STATUSES)
@@ -459,6 +456,5 @@ class ShareLink(models.Model):
 
     @property
     def is_active(self) -> bool:
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()
+        unexpired = self.expires_at is None or self.expires_at > timezone.now()
+        return self.revoked_at is None and unexpired
