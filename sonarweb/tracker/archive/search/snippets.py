@@ -26,7 +26,8 @@ _CITATION = re.compile(r"(?:\[\^?\d+\])+")
 _LINK = re.compile(r"\[([^\]\n]{0,200})\]\((?:[^)\s]{0,2000})\)")
 _MARKUP = re.compile(r"[#*`>|_~]+|-{3,}|={3,}")
 _SPACE = re.compile(r"\s+")
-_WORD = re.compile(r"[^\W_]+")
+# Split with these, a text's odd pieces are its words, or what the database marked.
+_WORD = re.compile(r"([^\W_]+)")
 _MARKED = re.compile(f"{START}(.*?){STOP}", re.S)
 
 
@@ -107,15 +108,11 @@ class Matcher:
 
     def highlight(self, passage: str) -> SafeString:
         """Escape the passage and mark each word that matches."""
-        out: list[str] = []
-        last = 0
-        for found in _WORD.finditer(passage):
-            if self.matches(found.group(0)):
-                out.append(escape(passage[last : found.start()]))
-                out.append(f"<mark>{escape(found.group(0))}</mark>")
-                last = found.end()
-        out.append(escape(passage[last:]))
-        return mark_safe("".join(out))  # noqa: S308 - every piece of text above is escaped
+        pieces = [
+            f"<mark>{escape(piece)}</mark>" if i % 2 and self.matches(piece) else escape(piece)
+            for i, piece in enumerate(_WORD.split(passage))
+        ]
+        return mark_safe("".join(pieces))  # noqa: S308 - every piece of text above is escaped
 
 
 def from_markers(text: str) -> SafeString | None:
@@ -123,11 +120,6 @@ def from_markers(text: str) -> SafeString | None:
     nothing was highlighted."""
     if START not in text:
         return None
-    out: list[str] = []
-    last = 0
-    for found in _MARKED.finditer(text):
-        out.append(escape(text[last : found.start()].replace(START, "").replace(STOP, "")))
-        out.append(f"<mark>{escape(found.group(1).replace(START, '').replace(STOP, ''))}</mark>")
-        last = found.end()
-    out.append(escape(text[last:].replace(START, "").replace(STOP, "")))
-    return mark_safe("".join(out))  # noqa: S308 - every piece of text above is escaped
+    pieces = [escape(piece.replace(START, "").replace(STOP, "")) for piece in _MARKED.split(text)]
+    marked = [f"<mark>{piece}</mark>" if i % 2 else piece for i, piece in enumerate(pieces)]
+    return mark_safe("".join(marked))  # noqa: S308 - every piece of text above is escaped
