@@ -49,23 +49,18 @@ def _from_url(text: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     segments = [unquote(s) for s in parts.path.split("/") if s]
+    # Fragments often hold a query of their own (``#id=…`` or ``#/jobs?id=…``).
+    queries = (parts.query, parts.fragment.rpartition("?")[2])
+    values = [v.strip() for query in queries for _, v in parse_qsl(query)]
     # Query values and the fragment first: a page address with the job in its query string
     # (``/search/some-title?id=<uuid>``) names the page in its path, not the job.
-    for value in _query_values(parts.query, parts.fragment):
+    for value in values:
         if UUID.fullmatch(value):
             return value
-    for value in (*_query_values(parts.query, parts.fragment), parts.fragment, *segments):
+    for value in (*values, parts.fragment, *segments):
         if found := UUID.search(unquote(value)):
             return found.group(0)
     return segments[-1] if segments else None
-
-
-def _query_values(query: str, fragment: str) -> list[str]:
-    values = [v.strip() for _, v in parse_qsl(query, keep_blank_values=False)]
-    # Fragments often hold a query of their own (``#id=…`` or ``#/jobs?id=…``).
-    _, _, fragment_query = fragment.rpartition("?")
-    values += [v.strip() for _, v in parse_qsl(fragment_query, keep_blank_values=False)]
-    return values
 
 
 def extract_request_id(text: str) -> str:
@@ -140,19 +135,14 @@ class FoundIds:
             return
         self._seen.add(value)
         try:
-            self.ids.append(_validate_one(value))
+            if validate_request_id(value).startswith("resp_") and not RUN_ID.fullmatch(value):
+                raise InvalidRequestId(_RUN_ID_REASON)
+            self.ids.append(value)
         except InvalidRequestId as exc:
             shown = _CONTROL.sub("\ufffd", value)
             if len(shown) > SHOWN_CHARS:
                 shown = shown[: SHOWN_CHARS - 1] + "…"
             self.invalid.append((shown, str(exc)))
-
-
-def _validate_one(value: str) -> str:
-    value = validate_request_id(value)
-    if value.startswith("resp_") and not RUN_ID.fullmatch(value):
-        raise InvalidRequestId(_RUN_ID_REASON)
-    return value
 
 
 def _scan(text: str, found: FoundIds, *, uuids: bool = True, whole: bool = False) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -160,7 +159,7 @@ def stored_job(archive: AnswerArchive) -> Job | None:
         return None
 
 
-def rerender(archive: AnswerArchive, request_id: str, now: datetime | None = None) -> None:
+def rerender(archive: AnswerArchive, request_id: str) -> None:
     """Render an archived answer again with the current renderer (a background task)."""
     job = stored_job(archive)
     if job is None:
@@ -168,7 +167,7 @@ def rerender(archive: AnswerArchive, request_id: str, now: datetime | None = Non
         rendering = Rendering("", "", "The archived JSON cannot be parsed.")
     else:
         rendering = render(job.response, request_id, media.image_copies(archive.pk))
-    now = now or timezone.now()
+    now = timezone.now()
     with transaction.atomic():
         AnswerArchive.objects.filter(pk=archive.pk).update(
             rendered_html=rendering.html,
@@ -194,11 +193,10 @@ def stale_archives(limit: int) -> list[int]:
 
 def rerender_many(pks: list[int]) -> int:
     """Render these archives again (their images changed, say); returns how many."""
-    done = 0
-    for archive in AnswerArchive.objects.select_related("tracked").filter(pk__in=pks):
+    archives = AnswerArchive.objects.select_related("tracked").filter(pk__in=pks)
+    for archive in archives:
         rerender(archive, archive.tracked.request_id)
-        done += 1
-    return done
+    return len(archives)
 
 
 def rerender_stale(limit: int = 5) -> int:

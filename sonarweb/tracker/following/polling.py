@@ -66,15 +66,14 @@ def extend_claim(tracked: TrackedRequest, now: datetime, holder: str) -> bool:
     )
 
 
-def request_early_poll(pks: Iterable[int], now: datetime | None = None) -> int:
+def request_early_poll(pks: Iterable[int]) -> int:
     """A viewer is watching: make these rows due within the fast interval.
 
     One conditional UPDATE, no upstream call: the refresher picks the rows up on its next
     pass and folds them into the key's list call, so viewers cost the key nothing extra.
     Rows backing off after failures, paused, or already in a call are left alone.
     """
-    now = now or timezone.now()
-    soon = now + timedelta(seconds=FAST_SECONDS)
+    soon = timezone.now() + timedelta(seconds=FAST_SECONDS)
     return TrackedRequest.objects.filter(
         pk__in=list(pks), next_poll_at__gt=soon, poll_failures=0, claimed_by=""
     ).update(next_poll_at=soon)

@@ -116,15 +116,14 @@ def release_key(key: ApiKey, lease: datetime) -> None:
     )
 
 
-def renew_leases(holder: str, seconds: float, now: datetime | None = None) -> set[int]:
+def renew_leases(holder: str, seconds: float) -> set[int]:
     """Extend every lease ``holder`` still has; returns the keys it holds.
 
     A lease that ran out but that nobody took over is still ours (a takeover changes the
     holder), so it is renewed too.
     """
-    now = now or timezone.now()
     rows = ApiKey.objects.filter(refresh_lease_holder=holder)
-    rows.update(refresh_lease_until=now + timedelta(seconds=seconds))
+    rows.update(refresh_lease_until=timezone.now() + timedelta(seconds=seconds))
     return set(rows.values_list("pk", flat=True))
 
 
