@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection
 
 from .backends import Backend, backend_for
 from .bound import SearchTooSlow, bounded
@@ -54,18 +54,16 @@ class Filters:
 
 
 class Search:
-    def __init__(self, text: str, using: str = "default") -> None:
+    def __init__(self, text: str) -> None:
         self.text = (text or "").strip()
         self.query: Query = parse(self.text)
-        self.using = using
-        self.backend: Backend = backend_for(connections[using].vendor)
+        self.backend: Backend = backend_for(connection.vendor)
         request_id = self.text if _REQUEST_ID.fullmatch(self.text) else None
         self._derived = self.backend.derived(self.query, request_id)
         self._unranked = self.backend.derived(self.query, request_id, ranked=False)
 
     def _run(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         """Raises ``SearchTooSlow`` past ``SONARWEB_SEARCH_SECONDS``."""
-        connection = connections[self.using]
         with bounded(connection, settings.SONARWEB_SEARCH_SECONDS):
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
@@ -134,10 +132,8 @@ class Search:
         matcher = Matcher(self.query.words())
         if not ids or matcher.pattern is None:
             return {}
-        rows = (
-            TrackedRequest.objects.using(self.using)
-            .filter(pk__in=ids)
-            .values_list("pk", "title", "question", "archive__markdown")
+        rows = TrackedRequest.objects.filter(pk__in=ids).values_list(
+            "pk", "title", "question", "archive__markdown"
         )
         places: list[tuple[int, str]] = []
         passages: list[str] = []
