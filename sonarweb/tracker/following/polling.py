@@ -56,13 +56,10 @@ def claim(tracked: TrackedRequest, now: datetime, holder: str = "") -> bool:
     return claimed == 1
 
 
-def extend_claim(tracked: TrackedRequest, now: datetime, holder: str) -> bool:
+def extend_claim(tracked: TrackedRequest, now: datetime, holder: str) -> None:
     """Renew our claim right before a call, however long the row waited its turn."""
-    return (
-        TrackedRequest.objects.filter(pk=tracked.pk, claimed_by=holder).update(
-            next_poll_at=now + timedelta(seconds=claim_seconds())
-        )
-        == 1
+    TrackedRequest.objects.filter(pk=tracked.pk, claimed_by=holder).update(
+        next_poll_at=now + timedelta(seconds=claim_seconds())
     )
 
 

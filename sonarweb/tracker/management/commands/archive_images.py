@@ -21,13 +21,6 @@ from ...archive.store import rerender_many, stored_job
 from ...models import AnswerArchive, TrackedRequest
 
 
-def _answers(slugs: list[str]) -> list[int]:
-    rows = TrackedRequest.objects.answered().filter(archived_at__isnull=False)
-    if slugs:
-        rows = rows.filter(slug__in=slugs)
-    return list(rows.order_by("pk").values_list("pk", flat=True))
-
-
 class Command(BaseCommand):
     help = "Fetch and keep the images of archived answers (safe to run again; resumes)."
 
@@ -44,7 +37,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         retry = bool(options["retry_failed"])
-        answers = _answers(options["slug"])
+        rows = TrackedRequest.objects.answered().filter(archived_at__isnull=False)
+        if options["slug"]:
+            rows = rows.filter(slug__in=options["slug"])
+        answers = list(rows.order_by("pk").values_list("pk", flat=True))
         total = ArchiveReport()
         idle = 0
         with ImageFetcher(FetchPolicy.from_settings()) as fetcher:

@@ -18,11 +18,6 @@ from sonarweb.tracker.following.polling import archive_saved
 from sonarweb.tracker.models import ApiKey, Origin, TrackedRequest
 
 
-def images_from() -> str:
-    """The samples' pictures come from the simulator the demo runs (its own image host)."""
-    return str(settings.PERPLEXITY_API_BASE).rstrip("/")
-
-
 class Command(BaseCommand):
     help = "Create or reset the demo user, track the simulator's sample runs and archive samples."
 
@@ -54,8 +49,10 @@ class Command(BaseCommand):
                 options={"preset": run.preset},
             )
         # Answers archived before 2026-09-27 cannot be fetched any more: they are kept as
-        # they were, once.
-        for job_id, question, raw_text in sonar_archive_samples(image_base=images_from()):
+        # they were, once. Their pictures come from the simulator the demo runs (its own
+        # image host).
+        images_from = str(settings.PERPLEXITY_API_BASE).rstrip("/")
+        for job_id, question, raw_text in sonar_archive_samples(image_base=images_from):
             if TrackedRequest.objects.filter(request_id=job_id).exists():
                 continue
             tracked = TrackedRequest.objects.create(
