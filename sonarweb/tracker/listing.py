@@ -89,18 +89,6 @@ class Page:
     too_slow: str = ""
     without_order: str | None = None
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def cursor_param(self) -> str:
-        return "page" if self.number is not None else "before"
-
-    @property
-    def newer_param(self) -> str:
-        return "page" if self.number is not None else "after"
-
 
 def filtered(filters: Filters, *, with_badge: bool = True) -> QuerySet[TrackedRequest]:
     rows = TrackedRequest.objects.all()
