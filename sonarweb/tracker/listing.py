@@ -109,16 +109,12 @@ def filtered(filters: Filters, *, with_badge: bool = True) -> QuerySet[TrackedRe
 COUNTS_SECONDS = 5
 
 
-def _counts_key(filters: Filters) -> str:
-    model = hashlib.blake2b(filters.model.encode(), digest_size=8).hexdigest()
-    return f"sonarweb:status-counts:{filters.member_id}:{model}"
-
-
 def status_counts(filters: Filters, *, fresh: bool = True) -> dict[str, int]:
     """How many rows each badge has under ``filters`` (the status filter aside). ``fresh``
     counts now, and keeps the figure for polls; otherwise a figure at most COUNTS_SECONDS old
     will do, from Django's cache."""
-    key = _counts_key(filters)
+    model = hashlib.blake2b(filters.model.encode(), digest_size=8).hexdigest()
+    key = f"sonarweb:status-counts:{filters.member_id}:{model}"
     if not fresh and (counted := cache.get(key)) is not None:
         return counted
     rows = (

@@ -116,17 +116,6 @@ def release_key(key: ApiKey, lease: datetime) -> None:
     )
 
 
-def renew_leases(holder: str, seconds: float) -> set[int]:
-    """Extend every lease ``holder`` still has; returns the keys it holds.
-
-    A lease that ran out but that nobody took over is still ours (a takeover changes the
-    holder), so it is renewed too.
-    """
-    rows = ApiKey.objects.filter(refresh_lease_holder=holder)
-    rows.update(refresh_lease_until=timezone.now() + timedelta(seconds=seconds))
-    return set(rows.values_list("pk", flat=True))
-
-
 # -- what is due --------------------------------------------------------------------------------
 
 
@@ -366,8 +355,7 @@ class Refresher:
 
     def run(self, ready: Callable[[], None] | None = None) -> None:
         """Passes until ``stop`` is set, then a clean shutdown."""
-        if self._beat is None:
-            self.start()
+        beat = self._beat or self.start()
         heartbeat = threading.Thread(target=self._heartbeat, name="refresh-heartbeat", daemon=True)
         heartbeat.start()
         if ready is not None:
@@ -378,7 +366,12 @@ class Refresher:
                 started = time.monotonic()
                 try:
                     self.run_pass()
-                    self._record_pass(started)
+                    RefresherBeat.objects.filter(pk=beat.pk).update(
+                        last_pass_at=timezone.now(),
+                        last_pass_ms=int((time.monotonic() - started) * 1000),
+                        passes=F("passes") + 1,
+                        keys_in_flight=len(self._busy),
+                    )
                 except Exception:
                     log.exception("refresh pass failed; trying again next interval")
                 # A database restart or failover must not leave the loop with a dead connection.
@@ -476,7 +469,12 @@ class Refresher:
         every = self.lease_seconds / 4
         while not self.stop.wait(every):
             try:
-                held = renew_leases(self.holder, self.lease_seconds)
+                # A lease that ran out but that nobody took over is still ours (a takeover
+                # changes the holder), so it is renewed too.
+                ours = ApiKey.objects.filter(refresh_lease_holder=self.holder)
+                until = timezone.now() + timedelta(seconds=self.lease_seconds)
+                ours.update(refresh_lease_until=until)
+                held = set(ours.values_list("pk", flat=True))
                 with self._lock:
                     lost = self._held - held
                     self._held &= held
@@ -487,12 +485,3 @@ class Refresher:
             finally:
                 close_old_connections()
         connection.close()
-
-    def _record_pass(self, started: float) -> None:
-        assert self._beat is not None  # run() starts first
-        RefresherBeat.objects.filter(pk=self._beat.pk).update(
-            last_pass_at=timezone.now(),
-            last_pass_ms=int((time.monotonic() - started) * 1000),
-            passes=F("passes") + 1,
-            keys_in_flight=len(self._busy),
-        )
