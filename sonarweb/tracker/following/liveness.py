@@ -19,8 +19,7 @@ def check_refresher(host: str | None = None) -> tuple[bool, str]:
     """(alive, a sentence): a refresher on ``host`` (this machine by default) finished a pass
     within the last ten refresh intervals."""
     host = host or socket.gethostname()
-    interval = float(settings.SONARWEB_REFRESH_SECONDS)
-    horizon = timedelta(seconds=INTERVALS * interval)
+    horizon = timedelta(seconds=INTERVALS * float(settings.SONARWEB_REFRESH_SECONDS))
     now = timezone.now()
     last = (
         RefresherBeat.objects.filter(host=host[:255], last_pass_at__isnull=False)

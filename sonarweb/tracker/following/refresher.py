@@ -278,7 +278,8 @@ def work_key(
 
 def housekeeping(now: datetime) -> None:
     """The periodic chores that are due (chores.py): images, renders, bundles, expiries,
-    pruning and the media sweep. Never a call upstream."""
+    pruning and the media sweep. Never a call upstream, and never raises: a chore that fails
+    is logged and runs again next time."""
     chores.run_due(now)
 
 
@@ -308,10 +309,7 @@ def run_once(now: datetime | None = None, stop: threading.Event | None = None) -
             stats.errors.append("unexpected")
         finally:
             release_key(key, lease)
-    try:
-        housekeeping(clock())
-    except Exception:
-        log.exception("refresher housekeeping failed")
+    housekeeping(clock())
     return stats
 
 
@@ -454,8 +452,6 @@ class Refresher:
         close_old_connections()
         try:
             housekeeping(timezone.now())
-        except Exception:
-            log.exception("refresher housekeeping failed")
         finally:
             connection.close()
 

@@ -49,10 +49,6 @@ class Query:
     """Alternatives (``or``); a row matches when any group matches."""
 
     groups: list[Group]
-    text: str
-
-    def __bool__(self) -> bool:
-        return bool(self.groups)
 
     @property
     def matching(self) -> list[Group]:
@@ -103,4 +99,4 @@ def parse(text: str) -> Query:
             continue
         terms += 1
         (groups[-1].negative if negated else groups[-1].positive).append(Term(words))
-    return Query([g for g in groups if g], text)
+    return Query([g for g in groups if g])
