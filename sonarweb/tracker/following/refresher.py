@@ -85,16 +85,11 @@ def lease_key(
     are handed back at once instead of waiting out their claims.
     """
     until = now + timedelta(seconds=seconds)
-    free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=now)
-    previous = (
-        ApiKey.objects.filter(pk=key.pk).filter(free).values_list("refresh_lease_holder", flat=True)
-    ).first()
-    leased = (
-        ApiKey.objects.filter(pk=key.pk)
-        .filter(free)
-        .update(refresh_lease_until=until, refresh_lease_holder=holder)
+    free = ApiKey.objects.filter(
+        Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=now), pk=key.pk
     )
-    if not leased:
+    previous = free.values_list("refresh_lease_holder", flat=True).first()
+    if not free.update(refresh_lease_until=until, refresh_lease_holder=holder):
         return None
     if previous and previous != holder:
         released = TrackedRequest.objects.filter(

@@ -48,12 +48,8 @@ class Backend:
             parts.append(self.excluding(group))
         if request_id:
             # A pasted request id finds its row first, as the old search did.
-            parts.append(
-                (
-                    "SELECT id, 1e9 AS score FROM tracker_trackedrequest WHERE request_id = %s",
-                    [request_id],
-                )
-            )
+            by_id = "SELECT id, 1e9 AS score FROM tracker_trackedrequest WHERE request_id = %s"
+            parts.append((by_id, [request_id]))
         if not parts:
             return ("SELECT id, 0 AS score FROM tracker_trackedrequest WHERE 1 = 0", [])
         if len(parts) == 1:
