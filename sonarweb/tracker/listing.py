@@ -213,16 +213,3 @@ def search(text: str, filters: Filters, page: Any) -> Page:
         is_first=number == 1,
         snippets=snippets,
     )
-
-
-__all__ = [
-    "ROWS_PER_PAGE",
-    "Filters",
-    "Page",
-    "browse",
-    "member_choices",
-    "newer_than",
-    "search",
-    "status_counts",
-    "used_models",
-]

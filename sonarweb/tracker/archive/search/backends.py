@@ -8,7 +8,7 @@ from django.db import connections
 
 from .query import Group, Query
 from .schema import PG_CONFIG
-from .snippets import START, STOP, Matcher, Snippet, from_markers
+from .snippets import START, STOP, Matcher, from_markers
 
 Sql = tuple[str, list[Any]]
 _HEADLINE = (
@@ -149,6 +149,3 @@ def backend_for(vendor: str) -> Backend:
     if vendor not in backends:
         raise NotImplementedError(f"full-text search is not available on {vendor}")
     return backends[vendor]()
-
-
-__all__ = ["Backend", "Snippet", "backend_for"]
