@@ -301,8 +301,7 @@ class TrackedRequest(models.Model):
         elapsed = self.elapsed
         if elapsed is None:
             return ""
-        total = int(elapsed.total_seconds())
-        hours, rest = divmod(total, 3600)
+        hours, rest = divmod(int(elapsed.total_seconds()), 3600)
         minutes, seconds = divmod(rest, 60)
         if hours:
             return f"{hours} h {minutes} min"

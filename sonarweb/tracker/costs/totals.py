@@ -13,6 +13,7 @@ incurred), then per month and model; they are pivoted here into the page's table
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -317,10 +318,9 @@ def team_costs() -> Costs:
     if first is None or last is None:
         return Costs()
     per_month = _per_month(first, last)
-    model_sums: dict[str, Decimal] = {}
+    model_sums: Counter[str] = Counter()
     for groups in per_month.values():
-        for model, (cost, _n) in groups.items():
-            model_sums[model] = model_sums.get(model, Decimal(0)) + cost
+        model_sums.update({model: cost for model, (cost, _n) in groups.items()})
     if not per_month:
         return Costs()
     # The most expensive model first, so the chart's bottom segments are the big ones.

@@ -48,10 +48,10 @@ def claim_seconds() -> float:
     return float(settings.PERPLEXITY_TOTAL_TIMEOUT) + CLAIM_MARGIN_SECONDS
 
 
-def claim(tracked: TrackedRequest, now: datetime, holder: str = "") -> bool:
+def claim(tracked: TrackedRequest, now: datetime) -> bool:
     """Take the right to call upstream for this row now. True for exactly one caller."""
     claimed = TrackedRequest.objects.filter(pk=tracked.pk, next_poll_at__lte=now).update(
-        next_poll_at=now + timedelta(seconds=claim_seconds()), claimed_by=holder
+        next_poll_at=now + timedelta(seconds=claim_seconds()), claimed_by=""
     )
     return claimed == 1
 

@@ -451,9 +451,7 @@ class Refresher:
             connection.close()
 
     def _reap(self) -> None:
-        for pk, future in list(self._busy.items()):
-            if future.done():
-                del self._busy[pk]
+        self._busy = {pk: future for pk, future in self._busy.items() if not future.done()}
 
     def _heartbeat(self) -> None:
         """Renew our leases a few times per lease, for as long as the process runs."""

@@ -18,7 +18,6 @@ from django.utils.safestring import SafeString, mark_safe
 # Private-use characters mark highlights in text from the database until it is escaped.
 START, STOP = "\ue000", "\ue001"
 WINDOW_BEFORE, WINDOW_AFTER = 90, 170
-FIELD_LABELS = {"title": "Title", "question": "Question", "answer": "Answer"}
 
 _SUFFIXES = ("ingly", "edly", "ness", "ment", "ings", "ing", "ies", "ied", "ers", "ed", "es")
 _SUFFIXES += ("er", "ly", "s", "y", "e")
@@ -38,7 +37,7 @@ class Snippet:
 
     @property
     def label(self) -> str:
-        return FIELD_LABELS.get(self.field, self.field)
+        return self.field.capitalize()
 
 
 def stem(word: str) -> str:

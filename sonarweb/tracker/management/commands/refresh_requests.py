@@ -42,13 +42,9 @@ class Command(BaseCommand):
             )
             return
         stop = threading.Event()
-
-        def request_stop(signum: int, frame: object) -> None:
-            stop.set()
-
         # Handlers first: a SIGTERM that arrives once we have said we are ready is honoured.
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
         every = interval if interval is not None else settings.SONARWEB_REFRESH_SECONDS
         refresher = Refresher(
             interval=every,
