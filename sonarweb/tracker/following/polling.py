@@ -332,6 +332,5 @@ def resume_for_user(user_id: int) -> int:
 def archive_saved(tracked: TrackedRequest, job: Job, raw_text: str) -> bool:
     """Archive a finished document that came from elsewhere (an uploaded file, the demo's
     answers saved before the Sonar API's retirement) as if a poll had just brought it."""
-    now = timezone.now()
-    fields = job_fields(job, now, tracked.created)
+    fields = job_fields(job, timezone.now(), tracked.created)
     return archive_job(tracked, job, raw_text, fields)

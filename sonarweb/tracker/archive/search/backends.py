@@ -110,27 +110,21 @@ class PostgresBackend(Backend):
         text = query.websearch(query.matching)
         score = f"ts_rank(head, {_TSQUERY})" if ranked else "0"
         score_params = [text] if ranked else []
-        whole = f"(head || body) @@ {_TSQUERY}"
+        where, params = f"(head || body) @@ {_TSQUERY}", [text]
         groups = query.matching
         phrases = [t for t in groups[0].positive if len(t.words) > 1] if len(groups) == 1 else []
-        if not phrases:
-            return (
-                f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
-                f"WHERE {whole}",
-                [*score_params, text],
-            )
-        group = groups[0]
-        words = " ".join(f'"{w}"' for t in group.positive for w in t.words)
-        excluded, excluded_params = "", []
-        if group.negative:
-            excluded = f" AND tracked_id NOT IN ({self.matches})"
-            excluded_params = [self.or_word.join(t.quoted for t in group.negative)]
-        in_order = "".join(f" AND (head @@ {_TSQUERY} OR body @@ {_TSQUERY})" for _ in phrases)
-        order_params = [p for t in phrases for p in (t.quoted, t.quoted)]
+        if phrases:
+            group = groups[0]
+            params = [" ".join(f'"{w}"' for t in group.positive for w in t.words)]
+            if group.negative:
+                where += f" AND tracked_id NOT IN ({self.matches})"
+                params.append(self.or_word.join(t.quoted for t in group.negative))
+            for phrase in phrases:
+                where += f" AND (head @@ {_TSQUERY} OR body @@ {_TSQUERY})"
+                params += [phrase.quoted, phrase.quoted]
         return (
-            f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument "
-            f"WHERE {whole}{excluded}{in_order}",
-            [*score_params, words, *excluded_params, *order_params],
+            f"SELECT tracked_id AS id, {score} AS score FROM tracker_searchdocument WHERE {where}",
+            [*score_params, *params],
         )
 
     def highlight(self, query: Query, passages: list[str], matcher: Matcher) -> list[Any]:
