@@ -120,7 +120,7 @@ def status_counts(filters: Filters, *, fresh: bool = True) -> dict[str, int]:
     rows = (
         filtered(filters, with_badge=False).order_by().values_list("badge").annotate(n=Count("pk"))
     )
-    counts = {badge: n for badge, n in rows}
+    counts = dict(rows)
     cache.set(key, counts, COUNTS_SECONDS)
     return counts
 

@@ -278,7 +278,7 @@ def _add(groups: dict[Any, dict[str, Cell]], key: Any, row: dict[str, Any]) -> N
 
 def _per_member() -> tuple[dict[str, dict[str, Cell]], datetime | None, datetime | None]:
     """The sums per member and model, and when the first and the last cost were incurred."""
-    rows = (
+    rows = list(
         _with_cost()
         .values("model", "added_by__username")
         .annotate(
@@ -289,12 +289,11 @@ def _per_member() -> tuple[dict[str, dict[str, Cell]], datetime | None, datetime
         )
     )
     per_member: dict[str, dict[str, Cell]] = {}
-    first = last = None
     for row in rows:
         # Usernames are unique; every removed member's requests share one row.
         _add(per_member, row["added_by__username"] or REMOVED_MEMBER, row)
-        first = row["first"] if first is None else min(first, row["first"])
-        last = row["last"] if last is None else max(last, row["last"])
+    first = min((row["first"] for row in rows), default=None)
+    last = max((row["last"] for row in rows), default=None)
     return per_member, first, last
 
 

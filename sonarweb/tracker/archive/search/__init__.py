@@ -123,7 +123,7 @@ class Search:
             f"JOIN tracker_trackedrequest t ON t.id = m.id WHERE {where} GROUP BY t.badge",
             [*params, *where_params],
         )
-        return {badge: n for badge, n in rows}
+        return dict(rows)
 
     def snippets(self, ids: list[int]) -> dict[int, list[Snippet]]:
         """For each request, the fields where the words matched, with them marked."""
