@@ -6,6 +6,7 @@ import socket
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -21,12 +22,8 @@ def check_refresher(host: str | None = None) -> tuple[bool, str]:
     host = host or socket.gethostname()
     horizon = timedelta(seconds=INTERVALS * float(settings.SONARWEB_REFRESH_SECONDS))
     now = timezone.now()
-    last = (
-        RefresherBeat.objects.filter(host=host[:255], last_pass_at__isnull=False)
-        .order_by("-last_pass_at")
-        .values_list("last_pass_at", flat=True)
-        .first()
-    )
+    beats = RefresherBeat.objects.filter(host=host[:255])
+    last = beats.aggregate(last=Max("last_pass_at"))["last"]
     if last is None:
         return False, f"No refresher on {host} has finished a pass yet."
     if now - last > horizon:
