@@ -27,7 +27,7 @@ from sonarweb import deadlines
 
 from . import agent, documents, sonar
 from . import transport as wire
-from .payload import Job, JobPage, JobSummary, PayloadError
+from .payload import Job, JobPage, PayloadError
 
 log = logging.getLogger("sonarweb.upstream")
 T = TypeVar("T")
@@ -351,15 +351,6 @@ class PerplexityClient:
         params = {"next_token": next_token} if next_token else None
         raw, _ = self._call("GET", sonar.JOBS_PATH, endpoint="list", params=params)
         return _parsed(sonar.parse_page, raw)
-
-    def create_job(
-        self, request: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> tuple[JobSummary, Any]:
-        body: dict[str, Any] = {"request": request}
-        if idempotency_key:
-            body["idempotency_key"] = idempotency_key
-        raw, _ = self._call("POST", sonar.JOBS_PATH, endpoint="create", json_body=body)
-        return _parsed(sonar.parse_summary, raw), raw
 
     # Plumbing --------------------------------------------------------------
 
