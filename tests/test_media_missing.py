@@ -16,7 +16,7 @@ from django.core.files.storage import storages
 from django.core.management import call_command
 from django.utils import timezone
 
-from sonarweb.media import cleanup, integrity
+from sonarweb.media import integrity
 from sonarweb.media.background import archive_due_images
 from sonarweb.media.integrity import MISSING_REASON, check_files, file_missing
 from sonarweb.media.models import AnswerBundle, AnswerImage, ArchivedImage, ImageStatus
@@ -229,7 +229,7 @@ def test_the_refresher_chore_checks_when_it_starts_then_every_few_hours(
     from sonarweb.tracker.following import chores
 
     # The line chores.CHORES is to hold (given to the lead; chores.py is not ours).
-    chore = chores.Chore("check-media", cleanup.check_missing, cleanup.CHECK_EVERY)
+    chore = chores.Chore("check-media", integrity.check_missing, integrity.CHECK_EVERY)
     assert chore.help.startswith("Mark stored images and bundles whose files are missing")
     monkeypatch.setattr(chores, "CHORES", (chore,))
     chores.forget_schedule()

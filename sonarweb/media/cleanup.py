@@ -34,7 +34,6 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from . import integrity
 from .integrity import BUNDLE_PREFIX
 from .models import AnswerBundle, AnswerImage, ArchivedImage, storage_name
 from .store import media_storage
@@ -185,19 +184,3 @@ def sweep(
     if total.files or total.images or total.errors:
         log.info("media sweep: %s", total)
     return total
-
-
-# How often the refresher runs ``check_missing`` (and once at start, when a restore has just
-# happened): its chore is ``Chore("check-media", media_cleanup.check_missing,
-# media_cleanup.CHECK_EVERY)``.
-CHECK_EVERY = integrity.CHECK_EVERY
-
-
-def check_missing(now: datetime) -> int:
-    """Mark stored images and bundles whose files are missing to be fetched or built again.
-
-    The other way round from the sweep: rows whose files are gone (a restore without the
-    media folder). Returns how many images and bundles were missing; see ``integrity``.
-    """
-    report = integrity.check_files(now=now)
-    return report.missing_images + report.missing_bundles

@@ -13,8 +13,8 @@ Who notices:
 
 - ``check_files``: the whole storage against the database, by listing it (one listing per
   folder, not a request per file: cheap on a disk, bearable on S3). ``manage.py check_media``
-  runs it at once; the refresher's chore ``cleanup.check_missing`` runs it when the refresher
-  starts (which is when a restore has just happened), then every ``CHECK_EVERY``.
+  runs it at once; the refresher's chore ``check_missing`` runs it when the refresher starts
+  (which is when a restore has just happened), then every ``CHECK_EVERY``.
 - ``file_missing``: the image views, when the file of a rendition they were asked for is gone.
 - ``verify_answer_images`` and ``bundle_file_missing``: the permalink, on a local disk only,
   where a ``stat`` per file costs microseconds (an S3 ``HEAD`` per image would cost seconds).
@@ -244,3 +244,13 @@ def check_files(*, now: datetime | None = None, dry_run: bool = False) -> MediaC
     if report.missing_images or report.missing_bundles:
         log.warning("media check: %s", report)
     return report
+
+
+def check_missing(now: datetime) -> int:
+    """Mark stored images and bundles whose files are missing to be fetched or built again.
+
+    The other way round from the sweep: rows whose files are gone (a restore without the
+    media folder). Returns how many images and bundles were missing.
+    """
+    report = check_files(now=now)
+    return report.missing_images + report.missing_bundles

@@ -20,6 +20,7 @@ from sonarweb.accounts import audit as trail
 from sonarweb.accounts import signin
 from sonarweb.media import background as media
 from sonarweb.media import cleanup as media_cleanup
+from sonarweb.media import integrity as media_integrity
 
 from .. import audit
 from ..archive import images
@@ -95,7 +96,7 @@ CHORES: tuple[Chore, ...] = (
     Chore("expire-links", expire_links, timedelta(minutes=1)),
     Chore("prune", prune, timedelta(minutes=10)),
     Chore("sweep-media", sweep_media, media_cleanup.SWEEP_EVERY),
-    Chore("check-media", media_cleanup.check_missing, media_cleanup.CHECK_EVERY),
+    Chore("check-media", media_integrity.check_missing, media_integrity.CHECK_EVERY),
 )
 BY_NAME = {chore.name: chore for chore in CHORES}
 
