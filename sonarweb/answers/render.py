@@ -54,16 +54,6 @@ UNCITED_LISTED = 200
 EMPTY = '<p class="answer-empty">The answer is empty.</p>'
 
 
-def _body(answer: str, sources: Sequence[Source], images: ImageMap | None) -> RenderedMarkdown:
-    if not answer:
-        return RenderedMarkdown(html="")
-    pretty = json_answer(answer)
-    if pretty is not None:
-        code = f'<code class="language-json">{escape(pretty)}</code>'
-        return RenderedMarkdown(html=f'<pre class="answer-json" tabindex="0">{code}</pre>')
-    return render_answer(answer, sources, images)
-
-
 def listed_sources(sources: Sequence[Source], cited: set[int]) -> tuple[list[Source], int]:
     """The sources worth a card, and how many others are left out (they stay in the JSON).
 
@@ -114,7 +104,12 @@ def render_completion(
     ``sources`` are ``build_sources(completion)``, when the caller has them already."""
     split = split_reasoning(completion.content or "")
     sources = build_sources(completion) if sources is None else sources
-    body = _body(split.answer, sources, images)
+    pretty = json_answer(split.answer)
+    if pretty is None:
+        body = render_answer(split.answer, sources, images)
+    else:
+        code = f'<code class="language-json">{escape(pretty)}</code>'
+        body = RenderedMarkdown(html=f'<pre class="answer-json" tabindex="0">{code}</pre>')
     listed, hidden = listed_sources(sources, body.cited)
     attachments = sections.attachments(completion.chunks)
     if body.html:
