@@ -128,7 +128,7 @@ class ImageFetcher:
             except (httpcore.TimeoutException, TooSlow) as exc:
                 raise TooSlow(f"The image did not arrive within {limit:g} s.") from exc
             except httpcore.ConnectError as exc:
-                raise Unreachable(_connect_reason(exc)) from exc
+                raise Unreachable(connect_reason(exc)) from exc
             except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
                 raise Unreachable("The connection to the image host broke off.") from exc
 
@@ -200,7 +200,7 @@ class ImageFetcher:
             )
 
 
-def _connect_reason(exc: Exception) -> str:
+def connect_reason(exc: Exception) -> str:
     text = str(exc)
     if "CERTIFICATE" in text.upper() or "hostname" in text.lower():
         return "The image host's TLS certificate is not valid for its name."

@@ -124,7 +124,6 @@ def attempt(claimed: Claimed, now: datetime) -> sender.Outcome:
             headers,
             allow_private=endpoint.allow_private and conf.private_opt_in_permitted(),
             resolver=resolver,
-            timeout=sender.TOTAL_SECONDS,
         )
     finished = now + timedelta(seconds=time.monotonic() - started)
     record(claimed, outcome, finished)

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import email.utils
-import ssl
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import httpx
 from sonarweb.deadlines import deadline
 from sonarweb.media.addresses import PRIVATE_KINDS, classify
 from sonarweb.media.errors import AddressRefused, ImageFailure, TooSlow, Unreachable
+from sonarweb.media.fetch import connect_reason
 from sonarweb.media.network import Resolver, VettedBackend
 
 USER_AGENT = "sonarweb-webhooks/1"
@@ -120,13 +120,6 @@ def retry_after_seconds(value: str, now: datetime | None = None) -> float | None
     return min(max(seconds, 0.0), float(MAX_RETRY_AFTER_SECONDS))
 
 
-def _excerpt(body: bytes) -> str:
-    text = body.decode("utf-8", "replace")
-    line = " ".join(text.split())
-    line = "".join(ch for ch in line if ch.isprintable())
-    return line[:EXCERPT_CHARS]
-
-
 def _read_some(response: httpcore.Response) -> bytes:
     """At most MAX_RESPONSE_BYTES of the answer; the rest is never read."""
     body = bytearray()
@@ -142,7 +135,9 @@ def _describe_status(status: int, body: bytes) -> str:
         return ""
     if 300 <= status < 400:
         return f"HTTP {status}: a redirect, which webhooks do not follow."
-    excerpt = _excerpt(body)
+    # The answer's first characters, on one line and printable.
+    line = " ".join(body.decode("utf-8", "replace").split())
+    excerpt = "".join(ch for ch in line if ch.isprintable())[:EXCERPT_CHARS]
     return f"HTTP {status}" + (f": {excerpt}" if excerpt else ".")
 
 
@@ -153,13 +148,11 @@ def post(
     *,
     allow_private: bool = False,
     resolver: Resolver | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    timeout: float = TOTAL_SECONDS,
 ) -> Outcome:
     """POST ``body`` to ``url`` once; never raises for anything the network or the receiver
     does. ``resolver`` maps names to addresses (tests); the system's by default."""
     started = time.monotonic()
-    outcome = _post(url, body, headers, allow_private, resolver, ssl_context, timeout)
+    outcome = _post(url, body, headers, allow_private, resolver)
     elapsed = int((time.monotonic() - started) * 1000)
     return Outcome(outcome.status_code, outcome.error[:ERROR_CHARS], outcome.retry_after, elapsed)
 
@@ -170,8 +163,6 @@ def _post(
     headers: Mapping[str, str],
     allow_private: bool,
     resolver: Resolver | None,
-    ssl_context: ssl.SSLContext | None,
-    timeout: float,
 ) -> Outcome:
     try:
         target = checked_url(url)
@@ -180,7 +171,7 @@ def _post(
     allow = allowed_kinds(allow_private)
     backend = VettedBackend(allow=allow, connect_timeout=CONNECT_SECONDS, resolver=resolver)
     pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context or httpx.create_ssl_context(),
+        ssl_context=httpx.create_ssl_context(),
         network_backend=backend,
         max_connections=1,
         max_keepalive_connections=0,
@@ -200,7 +191,7 @@ def _post(
     )
     timeouts = {"connect": CONNECT_SECONDS, "read": None, "write": None, "pool": None}
     try:
-        with pool, deadline(timeout):
+        with pool, deadline(TOTAL_SECONDS):
             with pool.stream(
                 "POST",
                 address,
@@ -216,22 +207,13 @@ def _post(
     except AddressRefused as exc:
         return Outcome(error=refusal_sentence(exc.kind, exc.address))
     except httpcore.TimeoutException:
-        return Outcome(error=f"No answer within {timeout:g} s.")
+        return Outcome(error=f"No answer within {TOTAL_SECONDS:g} s.")
     except (TooSlow, Unreachable) as exc:
         # The guard's sentences speak of images; they are the same steps here.
         return Outcome(error=exc.reason.replace("image host", "receiver"))
+    except httpcore.ConnectError as exc:
+        return Outcome(error=connect_reason(exc).replace("image host", "receiver"))
     except ImageFailure as exc:
         return Outcome(error=f"Refused: {exc.reason}")
-    except httpcore.ConnectError as exc:
-        return Outcome(error=_connect_reason(exc))
     except (httpcore.NetworkError, httpcore.ProtocolError):
         return Outcome(error="The connection to the receiver broke off.")
-
-
-def _connect_reason(exc: Exception) -> str:
-    text = str(exc)
-    if "CERTIFICATE" in text.upper() or "hostname" in text.lower():
-        return "The receiver's TLS certificate is not valid for its name."
-    if "SSL" in text.upper() or "TLS" in text.upper():
-        return "The TLS handshake with the receiver failed."
-    return "The receiver could not be reached."
