@@ -189,6 +189,7 @@ def check_refresher() -> int:
 
     django.setup()
     from django.conf import settings
+    from django.db.models import Max
     from django.utils import timezone
 
     from sonarweb.tracker.following.liveness import INTERVALS
@@ -196,12 +197,8 @@ def check_refresher() -> int:
 
     host = socket.gethostname()
     horizon = INTERVALS * float(settings.SONARWEB_REFRESH_SECONDS)
-    last = (
-        RefresherBeat.objects.filter(host=host[:255], last_pass_at__isnull=False)
-        .order_by("-last_pass_at")
-        .values_list("last_pass_at", flat=True)
-        .first()
-    )
+    beats = RefresherBeat.objects.filter(host=host[:255])
+    last = beats.aggregate(last=Max("last_pass_at"))["last"]
     if last is None:
         say(f"No refresher on {host} has finished a pass yet.")
         return 1
