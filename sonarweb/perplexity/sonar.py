@@ -198,10 +198,6 @@ def _summary_fields(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_summary(raw: Any) -> JobSummary:
-    return JobSummary(**_summary_fields(as_dict(raw)))
-
-
 def parse_job(raw: Any) -> Job:
     data = as_dict(raw)
     if "requests" in data and "id" not in data:
@@ -220,7 +216,7 @@ def parse_page(raw: Any) -> JobPage:
     jobs: list[JobSummary] = []
     for item in data["requests"]:
         try:
-            jobs.append(parse_summary(item))
+            jobs.append(JobSummary(**_summary_fields(as_dict(item))))
         except PayloadError:
             continue
     token = as_str(data.get("next_token")) or None
