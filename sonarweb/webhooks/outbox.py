@@ -33,11 +33,6 @@ STATUS_EVENTS: dict[str, str] = {
 }
 
 
-def new_message_id() -> str:
-    """A ``webhook-id``: unique per message, the same for each of its attempts."""
-    return f"msg_{secrets.token_urlsafe(18)}"
-
-
 def enqueue_finished(tracked_id: int, status: str, now: datetime | None = None) -> int:
     """The event of a request that just finished with ``status`` (none for a status outside
     sonarweb's vocabulary). Returns how many deliveries were written."""
@@ -64,7 +59,8 @@ def enqueue(tracked_id: int, event: str, now: datetime | None = None) -> int:
             endpoint=endpoint,
             tracked_id=tracked.pk,
             event=event,
-            message_id=new_message_id(),
+            # The ``webhook-id``: unique per message, the same for each of its attempts.
+            message_id=f"msg_{secrets.token_urlsafe(18)}",
             payload=body,
             created=now,
             next_attempt_at=now,
