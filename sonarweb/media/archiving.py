@@ -60,21 +60,20 @@ class ArchiveReport:
 def record_refs(tracked: Answer, refs: Sequence[ImageRef]) -> None:
     """One row per image URL of the answer, created once."""
     tracked_id = answer_id(tracked)
-    rows = []
-    for position, ref in enumerate(refs):
-        rows.append(
-            AnswerImage(
-                tracked_id=tracked_id,
-                url=ref.url,
-                url_hash=url_hash(ref.url),
-                kind=ref.kind,
-                position=position,
-                caption=ref.caption[:2000],
-                origin_url=ref.origin_url,
-                width=ref.width if ref.width and ref.width > 0 else None,
-                height=ref.height if ref.height and ref.height > 0 else None,
-            )
+    rows = [
+        AnswerImage(
+            tracked_id=tracked_id,
+            url=ref.url,
+            url_hash=url_hash(ref.url),
+            kind=ref.kind,
+            position=position,
+            caption=ref.caption[:2000],
+            origin_url=ref.origin_url,
+            width=ref.width if ref.width and ref.width > 0 else None,
+            height=ref.height if ref.height and ref.height > 0 else None,
         )
+        for position, ref in enumerate(refs)
+    ]
     AnswerImage.objects.bulk_create(rows, ignore_conflicts=True)
 
 
