@@ -11,7 +11,7 @@ GROUP BY on the stored ``badge`` column that those indexes cover. Search goes th
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
-from .archive.search import Filters, Search, SearchTooSlow, Snippet
+from .archive.search import Filters, Search, SearchTooSlow
 from .models import TrackedRequest
 
 ROWS_PER_PAGE = 25
@@ -84,7 +84,6 @@ class Page:
     older: str | None = None
     number: int | None = None  # search pages only
     is_first: bool = True
-    snippets: dict[int, list[Snippet]] = field(default_factory=dict)
     # A search stopped at its time bound: the sentence to show, and a looser search to offer.
     too_slow: str = ""
     without_order: str | None = None
@@ -211,5 +210,4 @@ def search(text: str, filters: Filters, page: Any) -> Page:
         older=str(number + 1) if len(ids) > ROWS_PER_PAGE and number < MAX_SEARCH_PAGE else None,
         number=number,
         is_first=number == 1,
-        snippets=snippets,
     )

@@ -146,7 +146,6 @@ def _dashboard(request: HttpRequest, form: TrackForm, status: int = 200) -> Http
         "filtering": view.filtering,
         "page_obj": page,
         "rows": page.rows,
-        "snippets": page.snippets,
         "key": key,
         "editing": request.GET.get("edit", ""),
         "next_url": f"{home}?{back.urlencode()}" if back else home,
