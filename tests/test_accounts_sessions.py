@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from sonarweb.accounts import members
-from sonarweb.tracker.following import chores, refresher
+from sonarweb.tracker.following import chores
 from tests.conftest import PASSWORD
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -135,7 +135,7 @@ def test_expired_sessions_are_pruned_by_the_refresher_s_housekeeping(owner, monk
         expire_date=now - timedelta(seconds=1)
     )
     chores.forget_schedule()
-    refresher.housekeeping(now)
+    chores.run_due(now)
     assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
 
 

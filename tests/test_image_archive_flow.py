@@ -14,7 +14,7 @@ from django.test import Client
 from sonarweb.media.background import archive_due_images
 from sonarweb.media.models import AnswerBundle, AnswerImage, ImageStatus
 from sonarweb.tracker.archive.store import rerender_many
-from sonarweb.tracker.following.refresher import housekeeping
+from sonarweb.tracker.following.chores import run_due
 from sonarweb.tracker.models import AnswerArchive, ShareLink, TrackedRequest
 
 from .conftest import OWNER_KEY, poll
@@ -50,7 +50,7 @@ def test_images_are_archived_in_the_background_and_the_page_shows_the_copies(
     assert image_srcs(page) == [] and "Being archived" in page
     assert "3 being archived" in page and "Archive (.zip) being prepared" in page
 
-    housekeeping(timezone_now())
+    run_due(timezone_now())
     assert AnswerImage.objects.filter(tracked=tracked, status=ImageStatus.STORED).count() == 3
     page = owner_client.get(f"/r/{tracked.slug}/").content.decode()
     srcs = image_srcs(page)
@@ -84,8 +84,8 @@ def test_public_pages_serve_only_the_shared_answers_images(
 ):
     tracked = archived_with_images(simulator, owner, images=2)
     other = archived_with_images(simulator, owner, images=1)
-    housekeeping(timezone_now())
-    housekeeping(timezone_now())
+    run_due(timezone_now())
+    run_due(timezone_now())
     link = ShareLink.objects.create(tracked=tracked, created_by=owner)
     html = anon_client.get(f"/s/{link.token}/").content.decode()
     srcs = image_srcs(html)
@@ -119,7 +119,7 @@ def test_an_image_that_cannot_be_archived_says_why_and_staff_can_retry(
     tracked = poll(TrackedRequest.objects.create(request_id=job_id, added_by=owner))
     for _ in range(4):  # it is retried a few times before it counts as failed for good
         AnswerImage.objects.filter(tracked=tracked).update(claimed_until=None)
-        housekeeping(timezone_now())
+        run_due(timezone_now())
     row = AnswerImage.objects.get(tracked=tracked)
     assert row.status == ImageStatus.FAILED and row.reason
     page = owner_client.get(f"/r/{tracked.slug}/").content.decode()
@@ -142,7 +142,7 @@ def test_staff_page_shows_refreshers_and_archive_disk_use(sim_server, simulator,
     from sonarweb.tracker.models import RefresherBeat
 
     archived_with_images(simulator, owner, images=1)
-    housekeeping(timezone_now())
+    run_due(timezone_now())
     RefresherBeat.objects.create(token="t" * 32, host="web-1", pid=42, last_pass_at=timezone_now())
     owner.is_staff = True
     owner.save(update_fields=["is_staff"])
@@ -168,7 +168,7 @@ def test_an_open_permalink_gets_the_pictures_once_they_are_kept(
     assert f'hx-get="/r/{tracked.slug}/answer/"' in page
     poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
     assert poll.status_code == 204, "nothing to swap while they are fetched"
-    housekeeping(timezone_now())
+    run_due(timezone_now())
     poll = owner_client.get(f"/r/{tracked.slug}/answer/", HTTP_HX_REQUEST="true")
     html = poll.content.decode()
     assert poll.status_code == 200
@@ -213,7 +213,7 @@ def test_answer_md_names_only_the_archives_copies(sim_server, simulator, owner, 
     tracked = poll(TrackedRequest.objects.create(request_id=job_id, added_by=owner))
     for _ in range(4):
         AnswerImage.objects.filter(tracked=tracked).update(claimed_until=None)
-        housekeeping(timezone_now())
+        run_due(timezone_now())
     text = owner_client.get(f"/r/{tracked.slug}/answer.md").content.decode()
     assert re.search(r"!\[kept\]\(http://testserver/images/[0-9a-f]{64}\.webp\)", text)
     # Not archived: a link to it, which no Markdown viewer loads by itself.
@@ -232,7 +232,7 @@ def test_an_answer_with_inline_images_gets_its_whole_section_again(
     job_id = simulator.add_job(OWNER_KEY, queue_seconds=0, run_seconds=0, completion=completion)
     tracked = poll(TrackedRequest.objects.create(request_id=job_id, added_by=owner))
     assert owner_client.get(f"/r/{tracked.slug}/answer/").status_code == 204
-    housekeeping(timezone_now())
+    run_due(timezone_now())
     html = owner_client.get(f"/r/{tracked.slug}/answer/").content.decode()
     section = re.search(r'<section id="answer" class="answer-section"[^>]*>', html)
     assert section is not None and 'hx-swap-oob="true"' in section.group(0)

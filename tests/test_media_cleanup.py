@@ -22,7 +22,7 @@ from sonarweb.media.models import AnswerBundle, AnswerImage, ArchivedImage, Imag
 from sonarweb.media.refs import ImageRef
 from sonarweb.simulator.server import serve
 from sonarweb.tracker.archive.images import build_and_store, sweep_media
-from sonarweb.tracker.following import refresher
+from sonarweb.tracker.following import chores
 from sonarweb.tracker.models import TrackedRequest
 
 from .conftest import archived_request
@@ -151,14 +151,14 @@ def test_the_sweep_runs_from_the_refresher_once_an_hour(owner, host, media_root,
     tracked = answer(owner, "hourly", host, "/own.png")
     tracked.delete()
     now = timezone.now() + LATER
-    refresher.housekeeping(now)
+    chores.run_due(now)
     assert ArchivedImage.objects.count() == 0 and stored_files(media_root) == set()
 
     again = answer(owner, "hourly-2", host, "/again.png")
     again.delete()
-    refresher.housekeeping(now + timedelta(minutes=30))
+    chores.run_due(now + timedelta(minutes=30))
     assert ArchivedImage.objects.count() == 1  # not yet: the last sweep was half an hour ago
-    refresher.housekeeping(now + cleanup.SWEEP_EVERY)
+    chores.run_due(now + cleanup.SWEEP_EVERY)
     assert ArchivedImage.objects.count() == 0
 
 

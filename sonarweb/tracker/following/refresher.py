@@ -268,28 +268,17 @@ def work_key(
                 fetch_job(tracked, key, api, clock())
 
 
-# -- chores ------------------------------------------------------------------------------------
-
-
-def housekeeping(now: datetime) -> None:
-    """The periodic chores that are due (chores.py): images, renders, bundles, expiries,
-    pruning and the media sweep. Never a call upstream, and never raises: a chore that fails
-    is logged and runs again next time."""
-    chores.run_due(now)
-
-
 # -- one pass, for `--once`, cron and tests -----------------------------------------------------
 
 
-def run_once(now: datetime | None = None, stop: threading.Event | None = None) -> PassStats:
-    """One pass over every key with due requests, in this thread. ``now`` pins the clock."""
+def run_once(now: datetime | None = None) -> PassStats:
+    """One pass over every key with due requests, in this thread, then the chores that are
+    due (chores.py). ``now`` pins the clock."""
     clock: Callable[[], datetime] = (lambda: now) if now is not None else timezone.now
     holder = secrets.token_hex(16)
     stats = PassStats()
     stop_orphans(clock())
     for key in keys_with_due_requests(clock()):
-        if stop is not None and stop.is_set():
-            break
         lease = lease_key(key, clock(), holder, seconds=claim_seconds() * 2)
         if lease is None:
             continue
@@ -297,14 +286,14 @@ def run_once(now: datetime | None = None, stop: threading.Event | None = None) -
         try:
             # The row as it is now: the member may have replaced the key since the pass began.
             key.refresh_from_db()
-            work_key(key, clock, stats, stop, holder)
+            work_key(key, clock, stats, holder=holder)
         except Exception:
             # One key's trouble must not cost the other keys their pass.
             log.exception("refreshing the requests of key %s failed", key.mask)
             stats.errors.append("unexpected")
         finally:
             release_key(key, lease)
-    housekeeping(clock())
+    chores.run_due(clock())
     return stats
 
 
@@ -446,7 +435,9 @@ class Refresher:
     def _housekeeping(self) -> None:
         close_old_connections()
         try:
-            housekeeping(timezone.now())
+            # Never a call upstream, and never raises: a chore that fails is logged and
+            # runs again next time.
+            chores.run_due(timezone.now())
         finally:
             connection.close()
 
