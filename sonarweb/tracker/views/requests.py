@@ -197,16 +197,6 @@ def gallery_inside(tracked_id: int) -> str:
     return sanitize(html)
 
 
-def _rendered_with_its_images(tracked_id: int) -> bool:
-    """Whether the stored rendering is newer than the last image kept or given up."""
-    latest = AnswerImage.objects.filter(tracked_id=tracked_id).aggregate(at=Max("fetched_at"))
-    if latest["at"] is None:
-        return True
-    return AnswerArchive.objects.filter(
-        tracked_id=tracked_id, rendered_at__gte=latest["at"]
-    ).exists()
-
-
 @require_safe
 def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
     """Polled while an answer's images are being archived: nothing (204) until they are.
@@ -220,9 +210,12 @@ def answer_section(request: HttpRequest, slug: str) -> HttpResponse:
     images = context.get("images")
     if not tracked.has_answer or (images is not None and images.pending):
         return HttpResponse(status=204)
-    if not _rendered_with_its_images(tracked.pk):
-        # Kept, but the refresher has yet to render the answer again with them: swapping in
-        # the old placeholders now would also end the polling that brings the pictures.
+    kept = AnswerImage.objects.filter(tracked=tracked).aggregate(at=Max("fetched_at"))["at"]
+    archive = AnswerArchive.objects.filter(tracked=tracked)
+    if kept is not None and not archive.filter(rendered_at__gte=kept).exists():
+        # Kept, but the refresher has yet to render the answer again with them (the stored
+        # rendering is older than the last image kept or given up): swapping in the old
+        # placeholders now would also end the polling that brings the pictures.
         return HttpResponse(status=204)
     inside = "" if has_inline_images(tracked.pk) else gallery_inside(tracked.pk)
     if not inside:
