@@ -100,12 +100,8 @@ def refusal_code(tracked: TrackedRequest) -> str:
 def _refusal(tracked: TrackedRequest) -> str:
     """Why this row cannot be cancelled now ("" when it can)."""
     code = refusal_code(tracked)
-    if not code:
-        return ""
-    if code == "finished":
-        return FINISHED
-    if code == "already":
-        return ALREADY
+    if code != "not_cancellable":
+        return {"finished": FINISHED, "already": ALREADY}.get(code, "")
     if not can_cancel(tracked.request_id):
         return "Only Agent API runs can be cancelled; the Sonar API had no way to cancel a job."
     return f"This run cannot be cancelled from here. {tracked.status_sentence}"
