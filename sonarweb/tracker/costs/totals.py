@@ -297,31 +297,25 @@ def _per_member() -> tuple[dict[str, dict[str, Cell]], datetime | None, datetime
     return per_member, first, last
 
 
-def _per_month(first: datetime, last: datetime) -> dict[date, dict[str, Cell]]:
-    """The sums per month (its first day) and model."""
-    rows = (
-        _with_cost()
-        .values("model", month=incurred_month(first, last))
-        .annotate(micros=_micros(), n=Count("pk"))
-    )
-    per_month: dict[date, dict[str, Cell]] = {}
-    for row in rows:
-        _add(per_month, row["month"], row)
-    return per_month
-
-
 def team_costs() -> Costs:
     """The team's costs per month and per member, by model, and the chart: two queries, the
     sums per member (which give the range of months), then the sums per month."""
     per_member, first, last = _per_member()
     if first is None or last is None:
         return Costs()
-    per_month = _per_month(first, last)
+    # The sums per month (its first day) and model.
+    per_month: dict[date, dict[str, Cell]] = {}
+    for row in (
+        _with_cost()
+        .values("model", month=incurred_month(first, last))
+        .annotate(micros=_micros(), n=Count("pk"))
+    ):
+        _add(per_month, row["month"], row)
+    if not per_month:
+        return Costs()
     model_sums: Counter[str] = Counter()
     for groups in per_month.values():
         model_sums.update({model: cost for model, (cost, _n) in groups.items()})
-    if not per_month:
-        return Costs()
     # The most expensive model first, so the chart's bottom segments are the big ones.
     names = sorted(model_sums, key=lambda m: (-model_sums[m], m))
     series = [Series(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(names)]
