@@ -507,23 +507,17 @@ def _unknown(request: HttpRequest, rest: str = "") -> HttpResponse:
     )
 
 
-def _public(patterns: list[URLPattern | URLResolver]) -> list[URLPattern | URLResolver]:
-    """The API needs no session: its operations check a bearer token instead, and its docs
-    are public. So the login-required middleware lets every one of them through."""
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            _public(pattern.url_patterns)
-        else:
-            login_not_required(pattern.callback)
-    return patterns
-
-
 def urls() -> tuple[list[URLPattern | URLResolver], str, str]:
-    """The API's URL configuration, for ``path("api/v1/", ...)`` in sonarweb/urls.py."""
+    """The API's URL configuration, for ``path("api/v1/", ...)`` in sonarweb/urls.py.
+
+    The API needs no session: its operations check a bearer token instead, and its docs are
+    public. So the login-required middleware lets every one of them through."""
     patterns, app_name, namespace = api.urls
     patterns = [
         path("", _index, name="index"),
         *patterns,
         re_path(r"^(?P<rest>.*)$", _unknown, name="unknown"),
     ]
-    return _public(patterns), app_name, namespace
+    for pattern in patterns:
+        login_not_required(pattern.callback)
+    return patterns, app_name, namespace
