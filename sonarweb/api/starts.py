@@ -126,8 +126,8 @@ def fingerprint(form: NewResearchForm) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def checked_key(value: str | None) -> str:
-    value = (value or "").strip()
+def checked_key(value: str) -> str:
+    value = value.strip()
     if not value:
         raise Problem(400, "idempotency-key-required", KEY_REQUIRED)
     if len(value) > MAX_KEY_CHARS or not value.isascii() or not value.isprintable():
@@ -204,8 +204,10 @@ def _settle(user: AbstractBaseUser, record: IdempotencyRecord) -> bool:
 # -- the start --------------------------------------------------------------------------------
 
 
-def start(user: AbstractBaseUser, key: str, form: NewResearchForm) -> Started:
-    """The request for this member's start with ``key``: made now, or made before."""
+def start(user: AbstractBaseUser, idempotency_key: str, body: ResearchIn) -> Started:
+    """The request for this member's start with ``idempotency_key``: made now, or made before."""
+    key = checked_key(idempotency_key)
+    form = validated_form(body)
     digest = fingerprint(form)
     _forget_old(user)
     give_up = time.monotonic() + in_flight_seconds() + 30

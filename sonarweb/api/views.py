@@ -226,10 +226,7 @@ def start_research(
     the new request, or 200 with the request an earlier start with the same Idempotency-Key
     made (waiting for it while it is still starting); 409 when that key came with another
     body."""
-    user = request.auth.user
-    key = starts.checked_key(idempotency_key)
-    form = starts.validated_form(body)
-    started = starts.start(user, key, form)
+    started = starts.start(request.auth.user, idempotency_key, body)
     response["Location"] = request.build_absolute_uri(_detail_url(started.tracked))
     if started.replayed:
         response["Idempotent-Replayed"] = "true"

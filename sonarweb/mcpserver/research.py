@@ -154,9 +154,7 @@ def start(
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
         raise ToolError(f"Not a valid start: check {fields}.") from exc
     with problems_as_tool_errors():
-        key = starts.checked_key(idempotency_key)
-        form = starts.validated_form(body)
-        started = starts.start(caller.user, key, form)
+        started = starts.start(caller.user, idempotency_key, body)
     out = research_out(caller, started.tracked)
     out["replayed"] = started.replayed
     out["next"] = _next_step(started.tracked, out["poll_after_seconds"])
