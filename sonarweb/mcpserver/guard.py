@@ -31,6 +31,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.authentication import AuthCredentials
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sonarweb.api import problems, tokens
@@ -100,20 +101,31 @@ def _access_token(token: ApiToken) -> AccessToken:
     )
 
 
-async def _send_json(send: Send, status: int, body: dict[str, object], headers: dict) -> None:
-    payload = json.dumps(body, ensure_ascii=False).encode()
-    raw = [
-        (b"content-type", problems.CONTENT_TYPE.encode()),
-        (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-        *((k.lower().encode(), str(v).encode()) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
+def _problem_response(status: int, body: dict[str, object], headers: dict[str, str]) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        status,
+        {"Cache-Control": "no-store", **headers},
+        problems.CONTENT_TYPE,
+    )
 
 
-async def _refuse(send: Send, request: ASGIRequest, problem: Problem) -> None:
-    await _send_json(send, problem.status, problems.document(request, problem), problem.headers)
+async def _caller(request: ASGIRequest) -> Caller:
+    """The request's caller, once its origin and token pass; the Problem to refuse it with
+    otherwise."""
+    origin = request.headers.get("Origin")
+    if origin and not _origin_allowed(origin):
+        log.warning("MCP request refused: Origin is not in DJANGO_ALLOWED_HOSTS")
+        raise Problem(403, "forbidden", "Requests from that origin are refused.")
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    credentials = credentials.strip()
+    token = None
+    refuse_unusable(request, kept_by="logs")
+    if scheme.lower() == "bearer" and credentials:
+        token = await db(tokens.authenticate, credentials)
+    if token is None:
+        raise problems.unauthorized(NOT_WORKING if credentials else "")
+    return Caller(token=token, request=request)
 
 
 class Guard:
@@ -132,27 +144,19 @@ class Guard:
             request.get_host()
         except DisallowedHost:
             log.warning("MCP request refused: Host is not in DJANGO_ALLOWED_HOSTS")
-            await _send_json(
-                send,
-                421,
-                {
-                    "type": "about:blank",
-                    "title": "Misdirected Request",
-                    "status": 421,
-                    "detail": "This server does not answer to that host name.",
-                },
-                {},
-            )
+            body = {
+                "type": "about:blank",
+                "title": "Misdirected Request",
+                "status": 421,
+                "detail": "This server does not answer to that host name.",
+            }
+            await _problem_response(421, body, {})(scope, receive, send)
             return
-        origin = request.headers.get("Origin")
-        if origin and not _origin_allowed(origin):
-            log.warning("MCP request refused: Origin is not in DJANGO_ALLOWED_HOSTS")
-            await _refuse(
-                send, request, Problem(403, "forbidden", "Requests from that origin are refused.")
-            )
-            return
-        caller = await self._caller(request, send)
-        if caller is None:
+        try:
+            caller = await _caller(request)
+        except Problem as problem:
+            body = problems.document(request, problem)
+            await _problem_response(problem.status, body, problem.headers)(scope, receive, send)
             return
         scope["user"] = AuthenticatedUser(_access_token(caller.token))
         scope["auth"] = AuthCredentials(scope["user"].scopes)
@@ -161,19 +165,3 @@ class Guard:
             await self.app(scope, receive, send)
         finally:
             CALLER.reset(reset)
-
-    async def _caller(self, request: ASGIRequest, send: Send) -> Caller | None:
-        """The request's token, or None once the refusal is sent."""
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        credentials = credentials.strip()
-        token = None
-        try:
-            refuse_unusable(request, kept_by="logs")
-            if scheme.lower() == "bearer" and credentials:
-                token = await db(tokens.authenticate, credentials)
-            if token is None:
-                raise problems.unauthorized(NOT_WORKING if credentials else "")
-        except Problem as problem:
-            await _refuse(send, request, problem)
-            return None
-        return Caller(token=token, request=request)
