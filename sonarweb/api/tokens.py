@@ -50,10 +50,6 @@ LAST_USE_STEP = timedelta(seconds=60)
 MAX_ACTIVE_TOKENS = 25
 
 
-class TokensOff(ImproperlyConfigured):
-    """SONARWEB_TOKEN_SECRET is not set: no token can be made or checked."""
-
-
 def _configured_or_kept() -> str:
     """SONARWEB_TOKEN_SECRET, or the key kept in the data directory (made there the first
     time), or "" when neither can be had (a read-only data directory)."""
@@ -74,19 +70,15 @@ def enabled() -> bool:
     return bool(_configured_or_kept())
 
 
-def _secret() -> bytes:
+def digest(token: str) -> str:
+    """The stored form of a token: its HMAC-SHA256 under the API's own secret."""
     secret = _configured_or_kept()
     if not secret:
-        raise TokensOff(
+        raise ImproperlyConfigured(
             "SONARWEB_TOKEN_SECRET is not set and the data directory cannot keep one, so API "
             "tokens are turned off."
         )
-    return secret.encode()
-
-
-def digest(token: str) -> str:
-    """The stored form of a token: its HMAC-SHA256 under the API's own secret."""
-    return hmac.new(_secret(), token.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 def create_token(

@@ -99,19 +99,13 @@ def _back(request: HttpRequest) -> str:
     return reverse("api_tokens")
 
 
-def _may_revoke(user: Any, token: ApiToken) -> None:
-    if token.user_id == user.pk:
-        return
-    if not user.is_staff:
-        # Another member's token is none of this member's business: not even its existence.
-        raise Http404("No such token.")
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks first (the Revoke button without JavaScript); POST revokes."""
     token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk)
-    _may_revoke(request.user, token)
+    if token.user_id != request.user.pk and not request.user.is_staff:
+        # Another member's token is none of this member's business: not even its existence.
+        raise Http404("No such token.")
     back = _back(request)
     if request.method != "POST":
         whose = "" if token.user_id == request.user.pk else f" of {token.user.get_username()}"
