@@ -272,7 +272,7 @@ AXES_ENABLED = True
 AXES_HANDLER = "sonarweb.accounts.throttle.TeamSignInHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = "sonarweb.accounts.throttle.failure_limit"
-AXES_COOLOFF_TIME = "sonarweb.accounts.throttle.lockout_window"
+AXES_COOLOFF_TIME = "sonarweb.accounts.signin.window"
 AXES_LOCKOUT_CALLABLE = "sonarweb.accounts.throttle.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # Attempts refused during a lockout are not counted, so the lock ends on time.

@@ -42,8 +42,7 @@ _SCOPE_LENGTH = SignInAllowance._meta.get_field("scope").max_length
 
 
 def window(request: HttpRequest | None = None) -> timedelta:
-    """AXES_COOLOFF_TIME (as throttle.lockout_window): both how long failures are remembered
-    and how long a lock holds."""
+    """AXES_COOLOFF_TIME: both how long failures are remembered and how long a lock holds."""
     return timedelta(minutes=settings.SONARWEB_LOGIN_LOCKOUT_MINUTES)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -91,9 +90,6 @@ def failure_limit(request: HttpRequest | None = None, credentials: Any = None) -
     return settings.SONARWEB_LOGIN_FAILURES_PER_USER
 
 
-lockout_window = signin.window
-
-
 def _count(attempts: QuerySet) -> int:
     return attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
 
@@ -136,11 +132,14 @@ class TeamSignInHandler(AxesDatabaseHandler):
         signin.succeeded(request)
 
 
-def locked_until(request: HttpRequest, credentials: Any = None) -> datetime:
-    """When the lock on this username or address has surely ended."""
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: a page like the others, answered with 429 and Retry-After, that
+    says when the lock on this username or address has surely ended."""
     username = get_client_username(request, credentials)
     address = getattr(request, "axes_ip_address", None)
-    window = lockout_window(request)
+    window = signin.window()
     now = timezone.now()
     last = AccessAttempt.objects.filter(
         Q(username=username) | Q(ip_address=address), attempt_time__gte=now - window
@@ -149,18 +148,11 @@ def locked_until(request: HttpRequest, credentials: Any = None) -> datetime:
     reserved = SignInAllowance.objects.filter(signin.full_scopes(username, address, now)).aggregate(
         last=Max("last_at")
     )["last"]
-    return max(filter(None, [last, reserved]), default=now) + window
-
-
-def lockout_response(
-    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
-) -> HttpResponse:
-    """AXES_LOCKOUT_CALLABLE: a page like the others, answered with 429 and Retry-After."""
-    until = locked_until(request, credentials)
-    seconds = max(math.ceil((until - timezone.now()).total_seconds()), 1)
+    until = max(filter(None, [last, reserved]), default=now) + window
+    seconds = max(math.ceil((until - now).total_seconds()), 1)
     log.warning(
         "sign-in refused: locked out username=%r address=%s until %s",
-        get_client_username(request, credentials),
+        username,
         getattr(request, "axes_ip_address", "-"),
         until.isoformat(timespec="seconds"),
     )
