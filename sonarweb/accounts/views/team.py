@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -20,10 +20,6 @@ from .access import check_may_change_member, staff_required
 User = get_user_model()
 
 
-def _flag(condition: Q) -> ExpressionWrapper:
-    return ExpressionWrapper(condition, output_field=BooleanField())
-
-
 def _team(
     request: HttpRequest, form: InviteForm | None = None, new_link: str = "", status: int = 200
 ) -> HttpResponse:
@@ -33,8 +29,8 @@ def _team(
         # relations to the member ("tracked_requests", "api_key"), never imported.
         "members": User.objects.order_by("username").annotate(
             n_requests=Count("tracked_requests"),
-            has_key=_flag(Q(api_key__isnull=False)),
-            key_rejected=_flag(Q(api_key__invalid_since__isnull=False)),
+            has_key=Q(api_key__isnull=False),
+            key_rejected=Q(api_key__invalid_since__isnull=False),
         ),
         "is_staff": staff,
         # Invitations may carry an email address: staff only.
