@@ -153,11 +153,6 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 _SECRET_FIELD = re.compile(r"(^|_)(api_?key|key|token|secret|authorization|bearer)$|^pplx")
 
 
-def _where(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "header", "path")]
-    return ".".join(parts) or "body"
-
-
 @api.exception_handler(ValidationError)
 def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors = []
@@ -166,7 +161,8 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         if loc and loc[0] == "header" and error.get("type") == "missing":
             missing = Problem(400, "idempotency-key-required", starts.KEY_REQUIRED)
             return problems.response(request, missing)
-        field = _where(loc)
+        parts = [str(p) for p in loc if p not in ("body", "payload", "query", "header", "path")]
+        field = ".".join(parts) or "body"
         secret = _SECRET_FIELD.search(field.rsplit(".", 1)[-1].lower())
         if error.get("type") == "extra_forbidden" and secret:
             return problems.response(
