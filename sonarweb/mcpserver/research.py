@@ -280,11 +280,6 @@ def answer_markdown(caller: Caller, value: str) -> str:
     return _archive(tracked).markdown or ""
 
 
-def _plain(marked: str) -> str:
-    """A search snippet without its <mark> tags (it is shown to a model, not a browser)."""
-    return html.unescape(strip_tags(marked))
-
-
 def search(caller: Caller, query: str, limit: int) -> dict[str, Any]:
     """The team's archive, best matches first."""
     text = (query or "").strip()
@@ -302,8 +297,10 @@ def search(caller: Caller, query: str, limit: int) -> dict[str, Any]:
         if pk not in rows:
             continue
         item = _brief(caller, rows[pk])
+        # Snippets without their <mark> tags: they are shown to a model, not a browser.
         item["matches"] = [
-            {"field": s.field, "text": _plain(str(s.html))} for s in snippets.get(pk, [])
+            {"field": s.field, "text": html.unescape(strip_tags(str(s.html)))}
+            for s in snippets.get(pk, [])
         ]
         items.append(item)
     return {"query": text, "count": len(items), "items": items}
