@@ -42,16 +42,6 @@ def host_of(bind: str) -> str:
     return host or "0.0.0.0"  # noqa: S104 - gunicorn's own default for ":PORT"
 
 
-def _wait(pid: int) -> int | None:
-    """Wait for the process to end; its exit code, or None when gunicorn's master reaped it
-    first (it reaps every child that ends)."""
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return None
-    return os.waitstatus_to_exitcode(status)
-
-
 class Sidecar:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -94,7 +84,10 @@ class Sidecar:
             pid = self._spawn()
             if pid is None:
                 return
-            code = _wait(pid)
+            try:
+                code: int | None = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            except ChildProcessError:
+                code = None  # gunicorn's master reaped it first (it reaps every child that ends)
             with self._lock:
                 self.pid = None
             if self._stopping.is_set():
