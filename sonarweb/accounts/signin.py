@@ -19,7 +19,6 @@ passed (``prune``, from the refresher's housekeeping).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -103,27 +102,6 @@ def give_back(scope: str) -> None:
     SignInAllowance.objects.filter(scope=scope, used__gt=0).update(used=F("used") - 1)
 
 
-def record_failures(scopes: Iterable[str], at: datetime | None = None) -> None:
-    """A checked password was wrong: each scope's window now runs from ``at``, the time axes
-    gives the failure (when the sign-in arrived), unless a later failure has already moved
-    it further."""
-    now = at or timezone.now()
-    for scope in scopes:
-        rows = SignInAllowance.objects.filter(scope=scope)
-        if rows.update(last_at=Greatest(F("last_at"), Value(now, output_field=DateTimeField()))):
-            continue
-        # Deleted meanwhile by a successful sign-in: the failure still counts, as in axes.
-        try:
-            with transaction.atomic():
-                SignInAllowance.objects.create(scope=scope, used=1, last_at=now)
-        except IntegrityError:
-            rows.filter(last_at__lt=now).update(last_at=now)
-
-
-def forget_user(username: str) -> None:
-    SignInAllowance.objects.filter(scope=user_scope(username)).delete()
-
-
 def full_scopes(username: str | None, address: str | None, now: datetime) -> Q:
     """The rows that refuse this username or address now (for the lockout page's time)."""
     open_rows = Q(last_at__gte=now - window())
@@ -148,7 +126,20 @@ def prune(now: datetime | None = None) -> int:
 
 
 def failed(request: HttpRequest) -> None:
-    record_failures(getattr(request, RESERVED, ()), getattr(request, "axes_attempt_time", None))
+    """A checked password was wrong: each scope the sign-in reserved now has its window run
+    from the time axes gives the failure (when the sign-in arrived), unless a later failure
+    has already moved it further."""
+    now = getattr(request, "axes_attempt_time", None) or timezone.now()
+    for scope in getattr(request, RESERVED, ()):
+        rows = SignInAllowance.objects.filter(scope=scope)
+        if rows.update(last_at=Greatest(F("last_at"), Value(now, output_field=DateTimeField()))):
+            continue
+        # Deleted meanwhile by a successful sign-in: the failure still counts, as in axes.
+        try:
+            with transaction.atomic():
+                SignInAllowance.objects.create(scope=scope, used=1, last_at=now)
+        except IntegrityError:
+            rows.filter(last_at__lt=now).update(last_at=now)
 
 
 def succeeded(request: HttpRequest) -> None:

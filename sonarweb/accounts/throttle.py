@@ -117,7 +117,7 @@ class TeamSignInHandler(AxesDatabaseHandler):
         round of guesses at a colleague's."""
         username = get_client_username(request, credentials)
         deleted, _ = AccessAttempt.objects.filter(username=username).delete()
-        signin.forget_user(username)
+        SignInAllowance.objects.filter(scope=signin.user_scope(username)).delete()
         return deleted
 
     def user_login_failed(
