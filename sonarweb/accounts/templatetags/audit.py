@@ -25,7 +25,7 @@ def audit_trail(context: template.Context, tracked: Added) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not may_manage(user, tracked):
         return {"show": False}
-    events = AuditEvent.objects.filter(tracked_id=tracked.pk).order_by("-at", "-id")[:SHOWN]
+    events = AuditEvent.objects.filter(tracked_id=tracked.pk)[:SHOWN]
     return {"show": True, "tracked": tracked, "events": list(events)}
 
 
@@ -36,7 +36,6 @@ def moved_from(tracked: Model) -> dict[str, Any]:
     event = (
         AuditEvent.objects.filter(tracked_id=tracked.pk, action=AuditAction.CLAIMED)
         .only("at", "detail")
-        .order_by("-at", "-id")
         .first()
     )
     return {"event": event}
@@ -58,7 +57,6 @@ def link_activity() -> dict[str, Any]:
             "tracked__title",
             "tracked__question",
             "tracked__request_id",
-        )
-        .order_by("-at", "-id")[:SHOWN]
+        )[:SHOWN]
     )
     return {"events": list(events)}
