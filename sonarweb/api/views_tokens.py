@@ -90,15 +90,6 @@ def token_list(request: HttpRequest) -> HttpResponse:
     return _page(request, new_token=plaintext, created=token, status=201)
 
 
-def _back(request: HttpRequest) -> str:
-    source = request.POST.get("from", request.GET.get("from"))
-    if source == "team" and request.user.is_staff:
-        return reverse("team_api_tokens")
-    if source == "settings":
-        return reverse("settings")
-    return reverse("api_tokens")
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks first (the Revoke button without JavaScript); POST revokes."""
@@ -106,10 +97,13 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
     if token.user_id != request.user.pk and not request.user.is_staff:
         # Another member's token is none of this member's business: not even its existence.
         raise Http404("No such token.")
-    back = _back(request)
+    source = request.POST.get("from", request.GET.get("from", ""))
+    if source == "team" and request.user.is_staff:
+        back = reverse("team_api_tokens")
+    else:
+        back = reverse("settings" if source == "settings" else "api_tokens")
     if request.method != "POST":
         whose = "" if token.user_id == request.user.pk else f" of {token.user.get_username()}"
-        source = request.GET.get("from", "")
         return render(
             request,
             "tracker/confirm.html",
