@@ -20,7 +20,6 @@ class TokenForm(forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=100,
-        strip=True,
         help_text="What uses it, such as “nightly report script” or “Claude Code”.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
         error_messages={"required": "Name the token, so that you can tell it apart later."},

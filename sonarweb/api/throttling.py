@@ -32,8 +32,7 @@ def take_write(token: ApiToken, now: datetime | None = None) -> None:
     )
     if fresh:
         return
-    limit = WRITES_PER_MINUTE
-    spent = rows.filter(window_start__gt=now - WINDOW, window_calls__lt=limit).update(
+    spent = rows.filter(window_start__gt=now - WINDOW, window_calls__lt=WRITES_PER_MINUTE).update(
         window_calls=F("window_calls") + 1
     )
     if spent:
@@ -43,6 +42,6 @@ def take_write(token: ApiToken, now: datetime | None = None) -> None:
     raise retry_after(
         429,
         "rate-limited",
-        f"This token may make {limit} write calls a minute; try again in {wait} s.",
+        f"This token may make {WRITES_PER_MINUTE} write calls a minute; try again in {wait} s.",
         wait,
     )

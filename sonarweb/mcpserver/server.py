@@ -90,10 +90,9 @@ async def start_research(
     """Start deep research with your saved Perplexity key. Returns at once with the request's
     id, permalink and poll_after_seconds; the research runs for minutes. Then call
     wait_for_research. Needs a token with the write scope."""
-    caller = current()
     return await db(
         research.start,
-        caller,
+        current(),
         question=question,
         preset=preset,
         filters=filters,
