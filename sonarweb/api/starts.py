@@ -142,16 +142,6 @@ def checked_key(value: str) -> str:
 # -- the records ------------------------------------------------------------------------------
 
 
-def _reserve(user: AbstractBaseUser, key: str, digest: str) -> IdempotencyRecord | None:
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(
-                user=user, key=key, body_hash=digest, form_key=str(uuid.uuid4())
-            )
-    except IntegrityError:
-        return None
-
-
 def _complete(record: IdempotencyRecord, tracked: TrackedRequest | None) -> None:
     IdempotencyRecord.objects.filter(pk=record.pk, completed_at__isnull=True).update(
         tracked=tracked, completed_at=timezone.now()
@@ -162,18 +152,8 @@ def _release(record: IdempotencyRecord) -> None:
     IdempotencyRecord.objects.filter(pk=record.pk, completed_at__isnull=True).delete()
 
 
-def _forget_old(user: AbstractBaseUser) -> None:
-    IdempotencyRecord.objects.filter(
-        user=user, created__lt=timezone.now() - KEEP_RECORDS, completed_at__isnull=False
-    ).delete()
-
-
 def _replay(record: IdempotencyRecord) -> Started:
-    tracked = (
-        TrackedRequest.objects.select_related("added_by").filter(pk=record.tracked_id).first()
-        if record.tracked_id
-        else None
-    )
+    tracked = TrackedRequest.objects.select_related("added_by").filter(pk=record.tracked_id).first()
     if tracked is None:
         raise Problem(
             410,
@@ -182,12 +162,6 @@ def _replay(record: IdempotencyRecord) -> Started:
             "key to start the research again.",
         )
     return Started(tracked, replayed=True)
-
-
-def _abandoned(record: IdempotencyRecord) -> bool:
-    """Older than any start can take: its process died before completing it."""
-    age = (timezone.now() - record.created).total_seconds()
-    return age > in_flight_seconds() + 5
 
 
 def _settle(user: AbstractBaseUser, record: IdempotencyRecord) -> bool:
@@ -209,7 +183,9 @@ def start(user: AbstractBaseUser, idempotency_key: str, body: ResearchIn) -> Sta
     key = checked_key(idempotency_key)
     form = validated_form(body)
     digest = fingerprint(form)
-    _forget_old(user)
+    IdempotencyRecord.objects.filter(
+        user=user, created__lt=timezone.now() - KEEP_RECORDS, completed_at__isnull=False
+    ).delete()
     give_up = time.monotonic() + in_flight_seconds() + 30
     while True:
         if time.monotonic() > give_up:  # pragma: no cover - every start above is bounded
@@ -219,8 +195,14 @@ def start(user: AbstractBaseUser, idempotency_key: str, body: ResearchIn) -> Sta
                 "The start with this Idempotency-Key is still in progress; send it again.",
                 5,
             )
-        record = _reserve(user, key, digest)
-        if record is not None:
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    user=user, key=key, body_hash=digest, form_key=str(uuid.uuid4())
+                )
+        except IntegrityError:
+            pass  # the key has a record already: see below what it says
+        else:
             return _run(user, record, form)
         existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
         if existing is None:
@@ -234,7 +216,8 @@ def start(user: AbstractBaseUser, idempotency_key: str, body: ResearchIn) -> Sta
             )
         if existing.completed_at is not None:
             return _replay(existing)
-        if _abandoned(existing):
+        # Older than any start can take: its process died before completing it.
+        if (timezone.now() - existing.created).total_seconds() > in_flight_seconds() + 5:
             if _settle(user, existing):
                 log.warning("idempotency record %s completed after its start died", existing.pk)
             continue
@@ -294,10 +277,7 @@ def _refused(refusal: StartRefused, key: ApiKey) -> Problem:
         return retry_after(
             503, "upstream-unavailable", "The start clashed with another; send it again.", 2
         )
-    return _failed(refusal.error, key)
-
-
-def _failed(exc: upstream.UpstreamError, key: ApiKey) -> Problem:
+    exc = refusal.error
     if isinstance(exc, KeyUnreadable):
         return Problem(422, "no-api-key", f"{exc.note} Nothing was started.")
     if isinstance(exc, upstream.Unauthorized):
