@@ -36,7 +36,7 @@ from sonarweb.tracker.forms import STATUS_FILTER_CHOICES
 from sonarweb.tracker.ids import RUN_ID, InvalidRequestId, extract_request_id
 from sonarweb.tracker.listing import decode_cursor, encode_cursor, filtered
 from sonarweb.tracker.models import AnswerArchive, ApiKey, ShareLink, TrackedRequest
-from sonarweb.tracker.views.cancel import CancelResult, cancel_as
+from sonarweb.tracker.views.cancel import cancel_as
 from sonarweb.tracker.views.importing import PasteReport, track_ids
 from sonarweb.tracker.views.messages_upstream import retry_seconds
 
@@ -328,25 +328,6 @@ def get_request(request: HttpRequest, id: str) -> dict[str, Any]:
     return request_out(request, _tracked(id))
 
 
-def _not_answered(tracked: TrackedRequest) -> Problem:
-    wait = poll_after_seconds(tracked)
-    if wait is not None:
-        return Problem(
-            409,
-            "not-finished",
-            f"The research is still running ({tracked.status_label}); ask again after {wait} s.",
-            headers={"Retry-After": str(wait)},
-            poll_after_seconds=wait,
-            status_of_request=tracked.badge_status,
-        )
-    return Problem(
-        404,
-        "no-answer",
-        f"This request has no archived answer. {tracked.status_sentence}".strip(),
-        status_of_request=tracked.badge_status,
-    )
-
-
 @_operation("GET", "/requests/{id}/answer", READ, {200: AnswerOut}, "Read the answer", "requests")
 def get_answer(
     request: HttpRequest,
@@ -360,8 +341,23 @@ def get_answer(
     (``?page=N&page_size=K``) at a time; without either, an answer of up to 60,000 characters
     comes whole and a longer one as its first page."""
     tracked = _tracked(id)
+    wait = poll_after_seconds(tracked)
+    if not tracked.has_answer and wait is not None:
+        raise Problem(
+            409,
+            "not-finished",
+            f"The research is still running ({tracked.status_label}); ask again after {wait} s.",
+            headers={"Retry-After": str(wait)},
+            poll_after_seconds=wait,
+            status_of_request=tracked.badge_status,
+        )
     if not tracked.has_answer:
-        raise _not_answered(tracked)
+        raise Problem(
+            404,
+            "no-answer",
+            f"This request has no archived answer. {tracked.status_sentence}".strip(),
+            status_of_request=tracked.badge_status,
+        )
     archive = get_object_or_404(AnswerArchive.objects.only("markdown", "raw_json"), pk=tracked.pk)
     markdown = archive.markdown or ""
     sections = split_sections(markdown)
@@ -399,26 +395,6 @@ def get_answer(
 # -- cancel and share -------------------------------------------------------------------------
 
 
-def _cancel_problem(result: CancelResult) -> Problem:
-    if result.outcome == "refused":
-        detail = {
-            "finished": "This request has already finished.",
-            "not_cancellable": "This request cannot be cancelled: it is not a run in progress.",
-        }.get(result.refusal, "This request cannot be cancelled.")
-        return Problem(409, "not-cancellable", detail)
-    if result.outcome == "no_key":
-        return Problem(422, "no-api-key", result.sentence)
-    exc = result.error
-    if isinstance(exc, upstream.Rejected | upstream.NotFound):
-        return Problem(409, "not-cancellable", result.sentence)
-    if isinstance(exc, upstream.Unauthorized):
-        return Problem(422, "no-api-key", result.sentence)
-    if isinstance(exc, upstream.RateLimited):
-        seconds = retry_seconds(exc) or 60
-        return retry_after(429, "upstream-rate-limited", result.sentence, seconds)
-    return retry_after(503, "upstream-unavailable", result.sentence, 5)
-
-
 @_operation(
     "POST",
     "/requests/{id}/cancel",
@@ -437,9 +413,22 @@ def cancel_request(request: HttpRequest, id: str) -> Status[dict[str, Any]]:
             403, "forbidden", "Only staff and the member who added a request can cancel it."
         )
     result = cancel_as(user, tracked)
-    if result.outcome != "sent" and result.refusal != "already":
-        raise _cancel_problem(result)
-    return Status(202, request_out(request, _tracked(tracked.slug)))
+    exc = result.error
+    if result.outcome == "sent" or result.refusal == "already":
+        return Status(202, request_out(request, _tracked(tracked.slug)))
+    if result.outcome == "refused":
+        detail = {
+            "finished": "This request has already finished.",
+            "not_cancellable": "This request cannot be cancelled: it is not a run in progress.",
+        }.get(result.refusal, "This request cannot be cancelled.")
+        raise Problem(409, "not-cancellable", detail)
+    if result.outcome == "no_key" or isinstance(exc, upstream.Unauthorized):
+        raise Problem(422, "no-api-key", result.sentence)
+    if isinstance(exc, upstream.Rejected | upstream.NotFound):
+        raise Problem(409, "not-cancellable", result.sentence)
+    if isinstance(exc, upstream.RateLimited):
+        raise retry_after(429, "upstream-rate-limited", result.sentence, retry_seconds(exc) or 60)
+    raise retry_after(503, "upstream-unavailable", result.sentence, 5)
 
 
 @_operation("POST", "/requests/{id}/share", WRITE, {201: ShareOut}, "Make a public link", "sharing")
