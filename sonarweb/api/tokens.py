@@ -129,12 +129,7 @@ def authenticate(plaintext: str, now: datetime | None = None) -> ApiToken | None
         return None
     if not token.user.is_active:
         return None
-    _note_use(token, now)
-    return token
-
-
-def _note_use(token: ApiToken, now: datetime) -> None:
-    """Record the token's last use (at most once a minute), and its first use once."""
+    # Its last use is recorded at most once a minute, and its first use once.
     if token.last_used_at is None:
         first = ApiToken.objects.filter(pk=token.pk, last_used_at__isnull=True).update(
             last_used_at=now
@@ -142,12 +137,12 @@ def _note_use(token: ApiToken, now: datetime) -> None:
         if first:
             audit.record(token.user, AuditAction.TOKEN_FIRST_USED, detail=describe(token))
         token.last_used_at = now
-        return
-    if now - token.last_used_at >= LAST_USE_STEP:
+    elif now - token.last_used_at >= LAST_USE_STEP:
         ApiToken.objects.filter(pk=token.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USE_STEP)
         ).update(last_used_at=now)
         token.last_used_at = now
+    return token
 
 
 def revoke(token: ApiToken, by: Any) -> bool:
