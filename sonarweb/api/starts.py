@@ -224,31 +224,21 @@ def start(user: AbstractBaseUser, idempotency_key: str, body: ResearchIn) -> Sta
         time.sleep(WAIT_STEP_SECONDS)
 
 
-def _usable_key(user: AbstractBaseUser) -> ApiKey:
-    key = ApiKey.objects.filter(user_id=user.pk).first()
-    if key is None:
-        raise Problem(
-            422,
-            "no-api-key",
-            "Save your Perplexity API key in sonarweb's Settings first: research starts with "
-            "it. (The API never takes the key itself.)",
-        )
-    if key.is_invalid:
-        raise Problem(
-            422,
-            "no-api-key",
-            "Perplexity rejected your saved API key earlier: replace it in Settings, then "
-            "start again.",
-        )
-    return key
-
-
 def _run(user: AbstractBaseUser, record: IdempotencyRecord, form: NewResearchForm) -> Started:
-    try:
-        key = _usable_key(user)
-    except Problem:
+    key = ApiKey.objects.filter(user_id=user.pk).first()
+    if key is None or key.is_invalid:
         _release(record)
-        raise
+        if key is None:
+            detail = (
+                "Save your Perplexity API key in sonarweb's Settings first: research starts "
+                "with it. (The API never takes the key itself.)"
+            )
+        else:
+            detail = (
+                "Perplexity rejected your saved API key earlier: replace it in Settings, then "
+                "start again."
+            )
+        raise Problem(422, "no-api-key", detail)
     try:
         made = start_research(user, key, StartOptions.from_form(form, form_key=record.form_key))
     except StartRefused as refusal:
